@@ -1,0 +1,370 @@
+"""Metrics of an embedding space: pure functions over arrays, scikit-learn style.
+
+Every function takes numpy arrays or torch tensors, validates them, and either
+returns a float or raises :class:`MetricUndefined` whose message says why the
+metric has no value for this input (degenerate input never gives a made-up
+number). Definitions follow Xu, Lowe & Trappenberg (2024), "Label-free
+Monitoring of Self-Supervised Learning Progress", and the papers cited per
+function. Logarithms are natural (entropies in nats).
+
+Notation: ``Z`` (n, d) embeddings, ``Z3`` (n, 3) their UMAP projection,
+``C1``/``C2`` spherical k-means labels of Z3 with k1 and k2 = 2 k1 clusters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+import warnings
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import adjusted_mutual_info_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+ArrayLike = Union[np.ndarray, torch.Tensor, list]
+
+
+class MetricUndefined(ValueError):
+    """The metric has no value for this input; the message is the reason."""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """What a metric key means and how to rank by it.
+
+    ``better`` is ``"higher"``, ``"lower"`` or ``"target"`` (closest to
+    ``target`` is best).
+    """
+
+    name: str
+    better: Literal["higher", "lower", "target"]
+    needs_labels: bool
+    summary: str
+    target: float | None = None
+
+    def sort_key(self, value: float) -> float:
+        """A number that is smaller for a better value (for ascending sorts)."""
+        if self.better == "higher":
+            return -value
+        if self.better == "lower":
+            return value
+        return abs(value - (self.target if self.target is not None else 0.0))
+
+
+METRICS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in [
+        MetricSpec("ami_c1_c2", "higher", False, "clustering agreement AMI(C1;C2) of k-means on Z3 with k1 and 2*k1 clusters"),
+        MetricSpec("silhouette_c1", "higher", False, "S1: silhouette of C1 on the raw embeddings Z, Euclidean"),
+        MetricSpec("entropy_z3", "lower", False, "H(Z3): entropy (nats) of the 3-d histogram of Z3, bin width = factor * std"),
+        MetricSpec("rankme", "higher", False, "RankMe: exp(entropy of the normalised singular values of Z)"),
+        MetricSpec("alpha_req", "target", False, "alpha-ReQ: power-law decay exponent of the covariance eigenspectrum (best near 1)", 1.0),
+        MetricSpec("l2_std", "higher", False, "collapse check: mean per-dimension std of L2-normalised Z (0 = collapsed, ~1/sqrt(d) = spread)"),
+        MetricSpec("ami_c1_gt", "higher", True, "AMI(C1;C_GT): agreement of C1 with the ground-truth classes"),
+        MetricSpec("silhouette_gt", "higher", True, "S_GT: silhouette of the ground-truth classes on Z, Euclidean"),
+        MetricSpec("knn_acc", "higher", True, "kNN accuracy: cosine similarity, k=20, exp(sim/0.07)-weighted votes"),
+        MetricSpec("lp_acc", "higher", True, "linear-probe accuracy: logistic regression on frozen standardised features"),
+    ]
+}
+LABEL_FREE = [name for name, spec in METRICS.items() if not spec.needs_labels]
+LABEL_BASED = [name for name, spec in METRICS.items() if spec.needs_labels]
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 2) -> np.ndarray:
+    """Return ``Z`` as a float64 (n, d) array, or raise MetricUndefined.
+
+    Rejects non-2-D input, fewer than ``min_samples`` rows, and NaN/Inf values.
+    """
+    if isinstance(Z, torch.Tensor):
+        Z = Z.detach().cpu().numpy()
+    Z = np.asarray(Z, dtype=np.float64)
+    if Z.ndim != 2:
+        raise MetricUndefined(f"{name} must be 2-D (n, d), got shape {Z.shape}")
+    if Z.shape[0] < min_samples:
+        raise MetricUndefined(f"{name} has {Z.shape[0]} rows, needs at least {min_samples}")
+    if not np.isfinite(Z).all():
+        bad = int((~np.isfinite(Z)).any(axis=1).sum())
+        raise MetricUndefined(f"{name} contain NaN or Inf ({bad} of {Z.shape[0]} rows)")
+    return Z
+
+
+def check_labels(labels: ArrayLike, n: int, name: str = "labels", min_classes: int = 2) -> np.ndarray:
+    """Return ``labels`` as a 1-D array of length ``n`` with >= ``min_classes`` values."""
+    if isinstance(labels, torch.Tensor):
+        labels = labels.detach().cpu().numpy()
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.shape[0] != n:
+        raise MetricUndefined(f"{name} must have shape ({n},), got {labels.shape}")
+    n_classes = len(np.unique(labels))
+    if n_classes < min_classes:
+        raise MetricUndefined(f"{name} have {n_classes} distinct value(s), need at least {min_classes}")
+    return labels
+
+
+def l2_normalize(Z: np.ndarray) -> np.ndarray:
+    """Rows divided by their Euclidean norm (rows of norm 0 stay 0)."""
+    norms = np.linalg.norm(Z, axis=1, keepdims=True)
+    return Z / np.maximum(norms, 1e-12)
+
+
+# --------------------------------------------------------------------------- intermediates
+
+
+def umap_3d(Z: ArrayLike, n_neighbors: int = 50, seed: int | None = 0) -> np.ndarray:
+    """Z3: UMAP projection of Z to 3 dimensions (Euclidean, ``n_neighbors`` neighbours).
+
+    With a seed, UMAP runs single-threaded and is reproducible.
+    """
+    Z = check_embeddings(Z, min_samples=n_neighbors + 1)
+    if len(np.unique(Z, axis=0)) <= n_neighbors:
+        raise MetricUndefined(f"UMAP needs more than n_neighbors={n_neighbors} distinct embeddings")
+    import umap  # deferred: importing umap-learn costs seconds (numba)
+
+    reducer = umap.UMAP(n_components=3, n_neighbors=n_neighbors, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # n_jobs overridden by random_state; spectral init notes
+        Z3 = reducer.fit_transform(Z.astype(np.float32))
+    return np.asarray(Z3, dtype=np.float64)
+
+
+def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int = 10) -> np.ndarray:
+    """Cluster labels of k-means with the cosine metric: L2-normalise rows, then k-means.
+
+    Raises MetricUndefined when there are fewer distinct directions than ``k``
+    or k-means ends with a single cluster.
+    """
+    X = l2_normalize(check_embeddings(X, "points"))
+    if k < 2:
+        raise MetricUndefined(f"k={k}: k-means needs k >= 2")
+    distinct = len(np.unique(np.round(X, 12), axis=0))
+    if distinct < k:
+        raise MetricUndefined(f"only {distinct} distinct points for k={k} clusters")
+    labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(X)
+    if len(np.unique(labels)) < 2:
+        raise MetricUndefined(f"k-means with k={k} found a single cluster")
+    return labels
+
+
+# --------------------------------------------------------------------------- clustering metrics
+
+
+def silhouette(Z: ArrayLike, labels: ArrayLike, chunk_bytes: int = 2**28, device: str | torch.device = "cpu") -> float:
+    """Mean silhouette coefficient (Rousseeuw 1987), Euclidean distance on Z.
+
+    s_i = (b_i - a_i) / max(a_i, b_i), a_i the mean distance from i to the other
+    members of its cluster, b_i the smallest mean distance from i to another
+    cluster; s_i = 0 for members of singleton clusters. Same definition as
+    ``sklearn.metrics.silhouette_score``, but computed in row chunks of at most
+    ``chunk_bytes`` of distances (never the n x n matrix), in float64, on
+    ``device``. Unitless, in [-1, 1].
+    """
+    Z = check_embeddings(Z)
+    n = Z.shape[0]
+    labels = check_labels(labels, n)
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if len(counts) >= n:
+        raise MetricUndefined(f"silhouette needs fewer clusters than samples ({len(counts)} clusters for {n} samples)")
+    dev = torch.device(device)
+    dtype = torch.float64 if dev.type != "mps" else torch.float32
+    Zt = torch.as_tensor(Z, dtype=dtype, device=dev)
+    inv = torch.as_tensor(inverse, device=dev)
+    cnt = torch.as_tensor(counts, dtype=dtype, device=dev)
+    onehot = torch.zeros(n, len(counts), dtype=dtype, device=dev)
+    onehot[torch.arange(n, device=dev), inv] = 1.0
+    rows = max(1, chunk_bytes // (8 * n))
+    total = torch.zeros((), dtype=dtype, device=dev)
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        dist = torch.cdist(Zt[start:stop], Zt)
+        idx = torch.arange(stop - start, device=dev)
+        dist[idx, idx + start] = 0.0  # exact zeros on the diagonal, as scikit-learn does
+        sums = dist @ onehot  # (chunk, k): summed distance to each cluster
+        own = inv[start:stop]
+        own_count = cnt[own]
+        a = sums[idx, own] / torch.clamp(own_count - 1, min=1)
+        means = sums / cnt
+        means[idx, own] = torch.inf
+        b = means.min(dim=1).values
+        s = (b - a) / torch.maximum(a, b)
+        s = torch.where((own_count > 1) & torch.isfinite(s), s, torch.zeros_like(s))
+        total += s.sum()
+    return float(total / n)
+
+
+def silhouette_c1(Z: ArrayLike, C1: ArrayLike, **kwargs) -> float:
+    """S1: silhouette of the k-means clusters C1 measured on the raw embeddings Z."""
+    return silhouette(Z, C1, **kwargs)
+
+
+def silhouette_gt(Z: ArrayLike, labels: ArrayLike, **kwargs) -> float:
+    """S_GT: silhouette of the ground-truth classes measured on the raw embeddings Z."""
+    return silhouette(Z, labels, **kwargs)
+
+
+def _ami(a: ArrayLike, b: ArrayLike, name_a: str, name_b: str) -> float:
+    """Adjusted mutual information, arithmetic normalisation (scikit-learn)."""
+    a = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a)
+    a = check_labels(a, len(a), name_a)
+    b = check_labels(b, len(a), name_b)
+    return float(adjusted_mutual_info_score(a, b, average_method="arithmetic"))
+
+
+def ami_c1_c2(C1: ArrayLike, C2: ArrayLike) -> float:
+    """AMI(C1;C2): clustering agreement between k-means with k1 and k2 = 2 k1 clusters.
+
+    AMI = (I - E[I]) / (mean(H(C1), H(C2)) - E[I]) with E[I] under the
+    hypergeometric model; 0 = chance agreement, 1 = identical partitions.
+    """
+    return _ami(C1, C2, "C1", "C2")
+
+
+def ami_c1_gt(C1: ArrayLike, labels: ArrayLike) -> float:
+    """AMI(C1;C_GT): how much the k-means clusters C1 tell about the true classes."""
+    return _ami(C1, labels, "C1", "labels")
+
+
+# --------------------------------------------------------------------------- distribution metrics
+
+
+def entropy_z3(Z3: ArrayLike, bin_factor: float = 0.4) -> float:
+    """H(Z3): Shannon entropy, in nats, of the histogram of Z3.
+
+    Along each dimension i the bin width is ``bin_factor * sigma_i`` (sigma_i the
+    population std of Z3[:, i]), bins start at the minimum; p = count / n over
+    the occupied bins; H = -sum p ln p. The paper uses 0.4 for SSL encoders and
+    0.8 for supervised ImageNet models. Works for any number of dimensions.
+    """
+    Z3 = check_embeddings(Z3, "Z3")
+    if bin_factor <= 0:
+        raise MetricUndefined(f"bin_factor must be > 0, got {bin_factor}")
+    sigma = Z3.std(axis=0)
+    if (sigma == 0).any():
+        raise MetricUndefined(f"Z3 has zero spread along dimension(s) {np.flatnonzero(sigma == 0).tolist()}")
+    bins = np.floor((Z3 - Z3.min(axis=0)) / (bin_factor * sigma)).astype(np.int64)
+    _, counts = np.unique(bins, axis=0, return_counts=True)
+    p = counts / Z3.shape[0]
+    return float(-(p * np.log(p)).sum())
+
+
+def rankme(Z: ArrayLike, eps: float = 1e-7) -> float:
+    """RankMe (Garrido et al., 2023): effective rank of the uncentred embedding matrix.
+
+    s_k the singular values of Z, p_k = s_k / sum(s) + eps,
+    RankMe = exp(-sum_k p_k ln p_k). Between 1 and min(n, d).
+    """
+    Z = check_embeddings(Z)
+    s = np.linalg.svd(Z, compute_uv=False)
+    if s.sum() <= 0:
+        raise MetricUndefined("all embeddings are zero")
+    p = s / s.sum() + eps
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def alpha_req(Z: ArrayLike, rel_tol: float = 1e-10) -> float:
+    """alpha-ReQ (Agrawal et al., 2022): decay exponent of the covariance eigenspectrum.
+
+    lambda_1 >= lambda_2 >= ... are the eigenvalues of the covariance of Z
+    (centred, divided by n - 1). Least squares fit of ln lambda_i = c - alpha ln i
+    over the fitted range i = 1..r, where r counts the eigenvalues above
+    ``rel_tol * lambda_1`` (numerically non-zero; at most min(n - 1, d)).
+    alpha near 1 is the regime the paper links to good generalisation; much
+    larger alpha means dimensional collapse, much smaller a noise-like spectrum.
+    """
+    Z = check_embeddings(Z, min_samples=4)
+    s = np.linalg.svd(Z - Z.mean(axis=0), compute_uv=False)
+    lam = s**2 / (Z.shape[0] - 1)
+    if lam[0] <= 0:
+        raise MetricUndefined("embeddings have zero variance")
+    lam = lam[lam > rel_tol * lam[0]]
+    if len(lam) < 3:
+        raise MetricUndefined(f"only {len(lam)} non-zero covariance eigenvalue(s); the fit needs 3")
+    x = np.log(np.arange(1, len(lam) + 1))
+    slope = np.polyfit(x, np.log(lam), 1)[0]
+    return float(-slope)
+
+
+def l2_std(Z: ArrayLike) -> float:
+    """Collapse check (as in lightly): mean over dimensions of the std of L2-normalised rows.
+
+    0 means every embedding points the same way (collapse); about 1/sqrt(d)
+    means directions spread evenly over the sphere. Unitless.
+    """
+    Z = check_embeddings(Z)
+    return float(l2_normalize(Z).std(axis=0).mean())
+
+
+# --------------------------------------------------------------------------- label-based probes
+
+
+def knn_acc(
+    Z_train: ArrayLike,
+    y_train: ArrayLike,
+    Z_test: ArrayLike,
+    y_test: ArrayLike,
+    k: int = 20,
+    temperature: float = 0.07,
+    chunk: int = 1024,
+    device: str | torch.device = "cpu",
+) -> float:
+    """Weighted kNN accuracy (Wu et al., 2018), a fraction in [0, 1].
+
+    Each test embedding takes its k most cosine-similar train embeddings; each
+    neighbour votes for its class with weight exp(sim / temperature); the class
+    with the largest summed vote (lowest class index on ties) is the prediction.
+    """
+    Z_train = check_embeddings(Z_train, "train embeddings")
+    Z_test = check_embeddings(Z_test, "test embeddings", min_samples=1)
+    y_train = check_labels(y_train, Z_train.shape[0], "train labels")
+    y_test = check_labels(y_test, Z_test.shape[0], "test labels", min_classes=1)
+    if Z_train.shape[1] != Z_test.shape[1]:
+        raise MetricUndefined(f"train and test dimensions differ ({Z_train.shape[1]} vs {Z_test.shape[1]})")
+    if k > Z_train.shape[0]:
+        raise MetricUndefined(f"k={k} exceeds the {Z_train.shape[0]} train samples")
+    classes, y_idx = np.unique(y_train, return_inverse=True)
+    dev = torch.device(device)
+    train = torch.as_tensor(l2_normalize(Z_train), dtype=torch.float32, device=dev)
+    test = torch.as_tensor(l2_normalize(Z_test), dtype=torch.float32, device=dev)
+    y_t = torch.as_tensor(y_idx, device=dev)
+    preds = []
+    for start in range(0, test.shape[0], chunk):
+        sim = test[start : start + chunk] @ train.T
+        top_sim, top_idx = sim.topk(k, dim=1)
+        weights = torch.exp(top_sim.double() / temperature)
+        votes = torch.zeros(sim.shape[0], len(classes), dtype=torch.float64, device=dev)
+        votes.scatter_add_(1, y_t[top_idx], weights)
+        preds.append(votes.argmax(dim=1).cpu().numpy())
+    predicted = classes[np.concatenate(preds)]
+    return float((predicted == y_test).mean())
+
+
+def lp_acc(
+    Z_train: ArrayLike,
+    y_train: ArrayLike,
+    Z_test: ArrayLike,
+    y_test: ArrayLike,
+    seed: int | None = 0,
+    max_iter: int = 1000,
+) -> float:
+    """Linear-probe accuracy, a fraction in [0, 1].
+
+    The fast variant: a multinomial logistic regression (L2, C = 1, lbfgs) on
+    standardised frozen features of the train split, without augmentation,
+    scored on the test split. (The paper's probe trains with Adam and
+    AutoAugment for 20 epochs; numbers from the two are not interchangeable.)
+    """
+    Z_train = check_embeddings(Z_train, "train embeddings")
+    Z_test = check_embeddings(Z_test, "test embeddings", min_samples=1)
+    y_train = check_labels(y_train, Z_train.shape[0], "train labels")
+    y_test = check_labels(y_test, Z_test.shape[0], "test labels", min_classes=1)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter: the score is still the probe's
+        probe.fit(Z_train, y_train)
+    return float(probe.score(Z_test, y_test))

@@ -1,0 +1,90 @@
+"""Render a :class:`~sslmon.results.Run` as a Rich table, JSON, JSON Lines or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Literal
+
+from rich.console import Console
+from rich.table import Table
+
+from sslmon.metrics import METRICS
+from sslmon.results import Run
+
+Format = Literal["table", "json", "jsonl", "csv"]
+ARROWS = {"higher": "↑", "lower": "↓", "target": "→1"}
+
+
+def _metric_columns(run: Run) -> list[str]:
+    """Metric keys that at least one result has a value or a reason for, in registry order."""
+    present = {m for r in run.results for m in r.metrics}
+    return [m for m in METRICS if m in present and any(r.metrics.get(m) is not None for r in run.results)]
+
+
+def to_json(run: Run, rank_by: str) -> str:
+    """One JSON document (see README: JSON output), keys in a fixed order."""
+    return json.dumps(run.to_dict(rank_by), indent=2, allow_nan=False) + "\n"
+
+
+def to_jsonl(run: Run, rank_by: str) -> str:
+    """One JSON object per result in rank order, then one per failure (``"failed": true``)."""
+    doc = run.to_dict(rank_by)
+    lines = [json.dumps(r, allow_nan=False) for r in doc["results"]]
+    lines += [json.dumps({"failed": True, **f}) for f in doc["failures"]]
+    return "".join(line + "\n" for line in lines)
+
+
+def to_csv(run: Run, rank_by: str) -> str:
+    """One row per result in rank order: rank, name, path, epoch, n, d, k, metrics, errors."""
+    doc = run.to_dict(rank_by)
+    metric_keys = list(METRICS)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["rank", "name", "path", "epoch", "n_samples", "dim", "k", *metric_keys, "errors"])
+    for r in doc["results"]:
+        errors = "; ".join(f"{m}: {why}" for m, why in r["errors"].items())
+        values = ["" if r["metrics"].get(m) is None else repr(r["metrics"][m]) for m in metric_keys]
+        writer.writerow([r["rank"] or "", r["name"], r["path"] or "", r["epoch"] if r["epoch"] is not None else "",
+                         r["n_samples"], r["dim"], r["k"] or "", *values, errors])
+    return buf.getvalue()
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+
+
+def render_table(run: Run, rank_by: str, console: Console) -> None:
+    """Print the ranked table, then one line per undefined metric (failed inputs go to stderr)."""
+    columns = _metric_columns(run)
+    if rank_by not in columns:
+        columns = [rank_by, *columns]
+    show_epoch = any(r.epoch is not None for r in run.results)
+    table = Table(title=f"sslmon: ranked by {rank_by} ({METRICS[rank_by].better} is better)", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("name", overflow="fold")
+    if show_epoch:
+        table.add_column("epoch", justify="right")
+    for m in columns:
+        header = f"{m} {ARROWS[METRICS[m].better]}"
+        table.add_column(header, justify="right", style="bold" if m == rank_by else None)
+    for rank, r in enumerate(run.ranked(rank_by), start=1):
+        row = [str(rank) if r.metrics.get(rank_by) is not None else "—", r.name]
+        if show_epoch:
+            row.append("" if r.epoch is None else str(r.epoch))
+        row += [_fmt(r.metrics.get(m)) for m in columns]
+        table.add_row(*row)
+    console.print(table)
+    for r in run.results:
+        for m, why in r.errors.items():
+            console.print(f"[dim]{r.name}: {m} undefined: {why}[/dim]", highlight=False)
+        if r.reference:
+            console.print(f"[dim]{r.name}: knn_acc/lp_acc fitted on {r.reference}[/dim]", highlight=False)
+
+
+def render(run: Run, rank_by: str, fmt: Format) -> str:
+    """The run in a machine format (``json``, ``jsonl`` or ``csv``)."""
+    return {"json": to_json, "jsonl": to_jsonl, "csv": to_csv}[fmt](run, rank_by)
