@@ -1,0 +1,416 @@
+"""Image datasets for embedding evaluation.
+
+`load_dataset(spec)` returns an `ImageSet`: uint8 images (n, C, H, W) with C = 1 (grayscale) or 3 (RGB),
+optional integer labels, an optional labelled train split (for kNN / linear probes) and the per-channel
+mean/std of the evaluation images in [0, 1] units.
+
+Specs (scheme names are case-insensitive):
+  None, "default"        the Fashion-MNIST copy embedded in the package (10k test split + 10k stratified train subset)
+  "fashion-mnist[:DIR]"  the four Fashion-MNIST idx files (gzipped or not); without DIR the Debian folder
+                         /usr/share/datasets/fashion-mnist (package dataset-fashion-mnist)
+  "cifar10:DIR"          CIFAR-10 python batches; DIR holds `cifar-10-batches-py` or is that folder
+  "cifar100:DIR"         CIFAR-100 python pickles (fine labels); DIR holds `cifar-100-python` or is that folder
+  "imagefolder:DIR"      DIR/<class>/<image> (labelled) or DIR/<image> (unlabelled); no train split
+  "npz:FILE"             arrays `images` (+ optional `labels`, `train_images`, `train_labels`, `classes`)
+
+Security note: CIFAR batches are Python pickles and are read with `pickle.load`, which can execute code
+embedded in the file. They are data files the user points at explicitly; only load files you trust.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import zipfile
+import zlib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+
+class DatasetError(Exception):
+    """A dataset cannot be read; the one-line message names the file or folder and the problem."""
+
+
+@dataclass
+class ImageSet:
+    """Images to embed, with optional labels and an optional labelled train split.
+
+    `images`/`train_images` are uint8 tensors (n, C, H, W), C = 1 or 3, pixel values 0..255.
+    `labels`/`train_labels` are int64 arrays (n,) of class indices >= 0, or None when unknown.
+    `mean`/`std` are the per-channel mean and population standard deviation of `images` in [0, 1]
+    units, always 3 values (a grayscale channel is repeated): the fallback input normalisation.
+    """
+
+    name: str
+    images: torch.Tensor
+    labels: np.ndarray | None
+    train_images: torch.Tensor | None
+    train_labels: np.ndarray | None
+    classes: list[str] | None
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def num_classes(self) -> int | None:
+        """len(classes) when known, else 1 + the largest label of either split, else None (unlabelled)."""
+        if self.classes is not None:
+            return len(self.classes)
+        present = [y for y in (self.labels, self.train_labels) if y is not None and y.size]
+        return 1 + max(int(y.max()) for y in present) if present else None
+
+
+SCHEMES = ("default", "fashion-mnist", "cifar10", "cifar100", "imagefolder", "npz")
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = [
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+]
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+# idx type code (third magic byte) -> big-endian element dtype, per the MNIST/idx format description.
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+def load_dataset(
+    spec: str | None = None,
+    limit: int | None = None,
+    train_limit: int | None = None,
+    seed: int = 0,
+    image_size: int = 224,
+) -> ImageSet:
+    """Load the dataset named by `spec` (see the module docstring).
+
+    `limit`/`train_limit`: keep a seeded subset of that many evaluation/train items, stratified by label
+    when labelled (see `subset_indices`); None or >= the split size keeps everything.
+    `image_size`: side in pixels of the square images decoded from an image folder (shorter side resized
+    to it, then center-cropped); other sources keep their native size.
+    Raises DatasetError for unreadable or malformed data, ValueError for a limit < 1.
+    """
+    for value, what in ((limit, "limit"), (train_limit, "train_limit")):
+        if value is not None and value < 1:
+            raise ValueError(f"{what} must be >= 1, got {value}")
+    scheme, _, arg = ("default" if spec is None else spec.strip()).partition(":")
+    scheme = scheme.lower()
+    if scheme not in SCHEMES:
+        raise DatasetError(f"unknown dataset scheme {scheme!r} in {spec!r}; valid: {', '.join(SCHEMES)}")
+    if scheme == "default":
+        if arg:
+            raise DatasetError(f"dataset spec {spec!r}: 'default' takes no argument")
+        ref = resources.files("sslmon").joinpath("data/fashion_mnist.npz")
+        with resources.as_file(ref) as path:
+            return _load_npz(path, "fashion-mnist (embedded)", limit, train_limit, seed)
+    if scheme == "fashion-mnist" and not arg:
+        if not DEBIAN_FASHION_MNIST.is_dir():
+            raise DatasetError(
+                f"{DEBIAN_FASHION_MNIST}: folder not found; install the Debian package dataset-fashion-mnist "
+                "or pass fashion-mnist:DIR"
+            )
+        arg = str(DEBIAN_FASHION_MNIST)
+    if not arg:
+        raise DatasetError(f"dataset spec {spec!r}: {scheme} needs a path, e.g. {scheme}:/data/{scheme}")
+    path = Path(arg).expanduser()
+    name = f"{scheme}:{arg}"
+    if scheme == "npz":
+        return _load_npz(path, name, limit, train_limit, seed)
+    if scheme == "imagefolder":
+        return _load_imagefolder(path, name, limit, seed, image_size)
+    if scheme == "fashion-mnist":
+        splits = _read_fashion_mnist(path)
+    else:
+        splits = _read_cifar(path, scheme)
+    return _make_image_set(name, *splits, limit=limit, train_limit=train_limit, seed=seed)
+
+
+def subset_indices(n: int, labels: np.ndarray | None, size: int | None, seed: int) -> np.ndarray | None:
+    """Sorted indices of a seeded random subset of `size` out of `n` items; None when size is None or >= n.
+
+    With labels the subset is stratified: class k gets floor(size * n_k / n) items plus one for the
+    classes with the largest remainders (ties to the lower label) so the sizes add up to `size`, i.e.
+    every class proportion is kept to within one item (as sklearn's train_test_split(stratify=...)).
+    Items within a class are drawn without replacement by numpy's default_rng(seed): deterministic.
+    """
+    if size is None or size >= n:
+        return None
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.choice(n, size=size, replace=False))
+    classes, counts = np.unique(labels, return_counts=True)
+    quotas = counts * size / n
+    take = np.floor(quotas).astype(np.int64)
+    by_remainder = np.argsort(-(quotas - take), kind="stable")
+    take[by_remainder[: size - int(take.sum())]] += 1
+    chosen = [rng.choice(np.flatnonzero(labels == k), size=t, replace=False) for k, t in zip(classes, take)]
+    return np.sort(np.concatenate(chosen))
+
+
+def read_idx(path: str | Path) -> np.ndarray:
+    """Read an idx file (the MNIST format), gzipped or not (detected by content), into a native-endian array.
+
+    Layout: 2 zero bytes, a type code (0x08 uint8 ... 0x0E float64), the number of dimensions d,
+    d big-endian uint32 sizes, then the elements big-endian in row-major order; the size must match exactly.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == _GZIP_MAGIC:
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DatasetError(f"{path}: cannot read idx file ({_one_line(e)})") from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
+        raise DatasetError(f"{path}: not an idx file (bad magic number {raw[:4].hex() or 'empty'})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DatasetError(f"{path}: truncated idx header")
+    shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    dtype = np.dtype(_IDX_DTYPES[raw[2]])
+    expected = header + int(np.prod(shape)) * dtype.itemsize
+    if len(raw) != expected:
+        raise DatasetError(f"{path}: idx file has {len(raw)} bytes, its header {shape} implies {expected}")
+    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+_Split = tuple[np.ndarray, np.ndarray | None]
+
+
+def _read_fashion_mnist(folder: Path) -> tuple[_Split, _Split, list[str]]:
+    """(test images (n,28,28), labels), (train images, labels), class names from the idx files in `folder`."""
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: fashion-mnist folder not found")
+
+    def split(prefix: str) -> _Split:
+        images = read_idx(_idx_file(folder, f"{prefix}-images-idx3-ubyte"))
+        labels_file = _idx_file(folder, f"{prefix}-labels-idx1-ubyte")
+        labels = read_idx(labels_file)
+        if images.dtype != np.uint8 or images.ndim != 3 or labels.ndim != 1 or len(labels) != len(images):
+            raise DatasetError(
+                f"{labels_file}: expected uint8 images (n,H,W) and n labels, got images {images.dtype}"
+                f"{images.shape} and labels {labels.shape}"
+            )
+        return images, _check_labels(labels, labels_file)
+
+    return split("t10k"), split("train"), FASHION_MNIST_CLASSES
+
+
+def _idx_file(folder: Path, stem: str) -> Path:
+    """`folder/stem.gz` or `folder/stem`, whichever exists."""
+    for path in (folder / f"{stem}.gz", folder / stem):
+        if path.is_file():
+            return path
+    raise DatasetError(f"{folder / stem}: idx file not found (.gz or uncompressed)")
+
+
+def _read_cifar(root: Path, scheme: str) -> tuple[_Split, _Split, list[str] | None]:
+    """(test, train) splits with images (n,3,32,32) and class names (None without the meta file).
+
+    Each pickle holds b"data", a uint8 array (n, 3072) whose rows are the R, G and B planes of a
+    32x32 image, each plane row-major, and b"labels" (CIFAR-10) or b"fine_labels" (CIFAR-100).
+    """
+    sub, train_files, test_file, meta_file, label_key, names_key = {
+        "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch",
+                    "batches.meta", b"labels", b"label_names"),
+        "cifar100": ("cifar-100-python", ["train"], "test", "meta", b"fine_labels", b"fine_label_names"),
+    }[scheme]
+    if not root.is_dir():
+        raise DatasetError(f"{root}: {scheme} folder not found")
+    folder = root / sub if (root / sub).is_dir() else root
+    if not (folder / test_file).is_file():
+        raise DatasetError(f"{folder}: no {scheme} batches found (expected {sub}/{test_file} or {test_file})")
+
+    def split(files: list[str]) -> _Split:
+        parts = [_read_cifar_batch(folder / f, label_key) for f in files]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+    classes = None
+    if (folder / meta_file).is_file():
+        names = _unpickle(folder / meta_file).get(names_key)
+        if not isinstance(names, list):
+            raise DatasetError(f"{folder / meta_file}: no {names_key!r} list")
+        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return split([test_file]), split(train_files), classes
+
+
+def _read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """Images (n,3,32,32) uint8 and int64 labels of one CIFAR pickle."""
+    batch = _unpickle(path)
+    data, labels = batch.get(b"data"), batch.get(label_key)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        got = f"{data.dtype}{data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DatasetError(f"{path}: b'data' must be a uint8 array (n, 3072), got {got}")
+    if labels is None or len(labels) != len(data):
+        raise DatasetError(f"{path}: {label_key!r} missing or not one label per row of b'data'")
+    return data.reshape(-1, 3, 32, 32), _check_labels(np.asarray(labels), path)
+
+
+def _unpickle(path: Path) -> dict:
+    """The dict in a CIFAR pickle (byte-string keys); only for files the user pointed at (see module doc)."""
+    try:
+        with open(path, "rb") as f:
+            obj = pickle.load(f, encoding="bytes")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except Exception as e:  # a corrupt pickle can raise nearly any exception type
+        raise DatasetError(f"{path}: not a readable pickle ({type(e).__name__}: {_one_line(e)})") from None
+    if not isinstance(obj, dict):
+        raise DatasetError(f"{path}: pickle holds a {type(obj).__name__}, expected a dict")
+    return obj
+
+
+def _load_npz(path: Path, name: str, limit: int | None, train_limit: int | None, seed: int) -> ImageSet:
+    """An ImageSet from an .npz archive; see `_npz_images` for the accepted image layouts."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: npz file not found")
+    try:
+        z = np.load(path)
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise DatasetError(f"{path}: a single .npy array, expected an .npz archive")
+        with z:
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DatasetError(f"{path}: not a readable npz archive ({_one_line(e)})") from None
+    if "images" not in arrays:
+        raise DatasetError(f"{path}: no 'images' array (has: {', '.join(arrays) or 'nothing'})")
+    images = _npz_images(arrays["images"], path, "images")
+    labels = _npz_labels(arrays.get("labels"), len(images), path, "labels")
+    train = None
+    if "train_images" in arrays or "train_labels" in arrays:
+        if "train_images" not in arrays or "train_labels" not in arrays:
+            raise DatasetError(f"{path}: 'train_images' and 'train_labels' must come together")
+        train_images = _npz_images(arrays["train_images"], path, "train_images")
+        if train_images.shape[1:] != images.shape[1:]:
+            raise DatasetError(
+                f"{path}: train_images are {train_images.shape[1:]} per image but images are {images.shape[1:]}"
+            )
+        train = train_images, _npz_labels(arrays["train_labels"], len(train_images), path, "train_labels")
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
+    return _make_image_set(name, (images, labels), train, classes, limit, train_limit, seed)
+
+
+def _npz_images(x: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """uint8 (n, C, H, W) from (n,H,W), (n,H,W,C) or (n,C,H,W) with C in {1, 3}; floats must lie in [0, 1].
+
+    When both axis 1 and axis 3 could be channels, (n, C, H, W) is assumed.
+    """
+    if np.issubdtype(x.dtype, np.floating) and x.size:
+        if not (x.min() >= 0.0 and x.max() <= 1.0):  # also rejects NaN
+            raise DatasetError(f"{path}: float {key!r} must lie in [0, 1], got [{x.min()}, {x.max()}]")
+        x = np.rint(x * 255.0).astype(np.uint8)
+    if x.dtype != np.uint8:
+        raise DatasetError(f"{path}: {key!r} must be uint8 or float in [0, 1], got {x.dtype}")
+    if x.ndim == 3:
+        x = x[:, None]
+    elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[3] in (1, 3):
+        x = x.transpose(0, 3, 1, 2)
+    if x.ndim != 4 or x.shape[1] not in (1, 3) or len(x) == 0:
+        raise DatasetError(f"{path}: {key!r} has shape {x.shape}, expected non-empty (n,H,W), (n,H,W,C) "
+                           "or (n,C,H,W) with C = 1 or 3")
+    return np.ascontiguousarray(x)
+
+
+def _npz_labels(y: np.ndarray | None, n: int, path: Path, key: str) -> np.ndarray | None:
+    """int64 (n,) labels from an npz array, or None when absent."""
+    if y is None:
+        return None
+    if y.shape != (n,):
+        raise DatasetError(f"{path}: {key!r} has shape {y.shape}, expected ({n},)")
+    return _check_labels(y, path)
+
+
+def _check_labels(y: np.ndarray, path: Path) -> np.ndarray:
+    """`y` as int64 after checking it holds integers >= 0."""
+    if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        raise DatasetError(f"{path}: labels must be integers >= 0, got {y.dtype}")
+    return y.astype(np.int64)
+
+
+def _load_imagefolder(folder: Path, name: str, limit: int | None, seed: int, image_size: int) -> ImageSet:
+    """Images of DIR/<class>/**/<image> (labels: sorted class folders) or, without class folders,
+    DIR/<image> (unlabelled), as RGB image_size x image_size (shorter side resized, center-cropped).
+
+    The subset for `limit` is drawn from the file list before decoding, so only kept images are read.
+    """
+    if not folder.is_dir():
+        raise DatasetError(f"{folder}: image folder not found")
+    class_dirs = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    per_class = [(d.name, sorted(p for p in d.rglob("*") if _is_image(p))) for d in class_dirs]
+    per_class = [(c, files) for c, files in per_class if files]
+    if per_class:
+        classes: list[str] | None = [c for c, _ in per_class]
+        files = [f for _, fs in per_class for f in fs]
+        labels: np.ndarray | None = np.repeat(np.arange(len(per_class)), [len(fs) for _, fs in per_class])
+    else:
+        classes, labels = None, None
+        files = sorted(p for p in folder.iterdir() if _is_image(p))
+    if not files:
+        raise DatasetError(f"{folder}: no images ({', '.join(IMAGE_EXTENSIONS)}) in it or its class sub-folders")
+    keep = subset_indices(len(files), labels, limit, seed)
+    if keep is not None:
+        files = [files[i] for i in keep]
+        labels = labels[keep] if labels is not None else None
+    # torchvision's import costs seconds; only image folders need it.
+    import torchvision.transforms.v2.functional as F
+
+    images = torch.empty((len(files), 3, image_size, image_size), dtype=torch.uint8)
+    for i, path in enumerate(files):
+        try:
+            with Image.open(path) as im:
+                rgb = im.convert("RGB")
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            raise DatasetError(f"{path}: cannot decode image ({_one_line(e)})") from None
+        square = F.center_crop(F.resize(rgb, [image_size]), [image_size, image_size])
+        images[i] = F.pil_to_tensor(square)
+    return ImageSet(name, images, labels, None, None, classes, *_mean_std(images))
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _make_image_set(
+    name: str,
+    test: _Split,
+    train: _Split | None,
+    classes: list[str] | None,
+    limit: int | None,
+    train_limit: int | None,
+    seed: int,
+) -> ImageSet:
+    """Subset both splits, convert images to (n, C, H, W) uint8 tensors and compute mean/std."""
+
+    def take(split: _Split, size: int | None) -> tuple[torch.Tensor, np.ndarray | None]:
+        x, y = split
+        keep = subset_indices(len(x), y, size, seed)
+        if keep is not None:
+            x, y = x[keep], (y[keep] if y is not None else None)
+        x = x[:, None] if x.ndim == 3 else x
+        return torch.from_numpy(np.ascontiguousarray(x)), y
+
+    images, labels = take(test, limit)
+    train_images, train_labels = take(train, train_limit) if train is not None else (None, None)
+    return ImageSet(name, images, labels, train_images, train_labels, classes, *_mean_std(images))
+
+
+def _mean_std(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per-channel mean and population std of uint8 (n, C, H, W) images in [0, 1] units, repeated to
+    3 channels when C = 1; exact, from a 256-bin histogram per channel (no float copy of the images)."""
+    values = torch.arange(256, dtype=torch.float64) / 255.0
+    mean, std = [], []
+    for c in range(images.shape[1]):
+        counts = sum(torch.bincount(chunk[:, c].flatten(), minlength=256) for chunk in images.split(4096))
+        p = counts.double() / counts.sum()
+        m = float((p * values).sum())
+        mean.append(m)
+        std.append(float((p * (values - m) ** 2).sum().sqrt()))
+    if len(mean) == 1:
+        mean, std = mean * 3, std * 3
+    return (mean[0], mean[1], mean[2]), (std[0], std[1], std[2])
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__

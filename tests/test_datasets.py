@@ -1,0 +1,383 @@
+"""Tests of sslmon.datasets on small files written here in the real formats, plus the real Fashion-MNIST."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sslmon import datasets
+from sslmon.datasets import DatasetError, load_dataset, read_idx, subset_indices
+
+DEBIAN = datasets.DEBIAN_FASHION_MNIST
+needs_debian = pytest.mark.skipif(
+    not DEBIAN.is_dir(), reason=f"{DEBIAN} absent (Debian package dataset-fashion-mnist not installed)"
+)
+
+
+def write_idx(path: Path, array: np.ndarray, gz: bool) -> Path:
+    """Write `array` in the idx format (type code from its dtype), gzipped when gz."""
+    code = {np.dtype(np.uint8): 0x08, np.dtype(">i4"): 0x0C}[array.dtype]
+    raw = bytes([0, 0, code, array.ndim]) + np.array(array.shape, ">u4").tobytes() + array.tobytes()
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+def write_pickle(path: Path, obj: object) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f)
+
+
+def cifar_rows(images: np.ndarray) -> np.ndarray:
+    """(n, 3, 32, 32) -> (n, 3072) rows as distributed: the R plane, then G, then B, each row-major."""
+    return np.concatenate([images[:, c].reshape(len(images), 1024) for c in range(3)], axis=1)
+
+
+def write_cifar(root: Path, scheme: str, per_batch: int = 20) -> tuple[np.ndarray, ...]:
+    """Write a small CIFAR-10/100 folder under root; return test images/labels, train images/labels."""
+    rng = np.random.default_rng(1)
+    if scheme == "cifar10":
+        folder, test_file, label_key = root / "cifar-10-batches-py", "test_batch", b"labels"
+        train_files = [f"data_batch_{i}" for i in range(1, 6)]
+        n_classes, meta = 10, ("batches.meta", {b"label_names": [f"c{i}".encode() for i in range(10)]})
+    else:
+        folder, test_file, label_key = root / "cifar-100-python", "test", b"fine_labels"
+        train_files = ["train"]
+        n_classes, meta = 100, ("meta", {b"fine_label_names": [f"c{i}".encode() for i in range(100)]})
+    folder.mkdir(parents=True)
+    out = []
+    for files in ([test_file], train_files):
+        imgs = rng.integers(0, 256, (len(files) * per_batch, 3, 32, 32), dtype=np.uint8)
+        labels = rng.integers(0, n_classes, len(imgs))
+        for i, name in enumerate(files):
+            sl = slice(i * per_batch, (i + 1) * per_batch)
+            batch = {b"batch_label": b"x", b"data": cifar_rows(imgs[sl]), label_key: labels[sl].tolist(),
+                     b"filenames": [b"f.png"] * per_batch}
+            if scheme == "cifar100":
+                batch[b"coarse_labels"] = [0] * per_batch
+            write_pickle(folder / name, batch)
+        out += [imgs, labels]
+    write_pickle(folder / meta[0], meta[1])
+    return tuple(out)
+
+
+# ---- idx reader and Fashion-MNIST -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gz", [True, False])
+@pytest.mark.parametrize("dtype", ["uint8", ">i4"])
+def test_read_idx_roundtrip(tmp_path: Path, gz: bool, dtype: str) -> None:
+    array = np.arange(2 * 3 * 4).reshape(2, 3, 4).astype(dtype)
+    got = read_idx(write_idx(tmp_path / "a-idx3", array, gz))
+    assert got.shape == (2, 3, 4) and got.dtype.isnative
+    np.testing.assert_array_equal(got, array)
+
+
+@needs_debian
+def test_read_idx_real_fashion_mnist() -> None:
+    images = read_idx(DEBIAN / "t10k-images-idx3-ubyte.gz")
+    labels = read_idx(DEBIAN / "t10k-labels-idx1-ubyte.gz")
+    assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [1000] * 10
+
+
+def test_fashion_mnist_folder(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    expected = {}
+    for i, prefix in enumerate(["t10k", "train"]):
+        x = rng.integers(0, 256, (30, 28, 28), dtype=np.uint8)
+        y = np.tile(np.arange(10, dtype=np.uint8), 3)
+        write_idx(tmp_path / f"{prefix}-images-idx3-ubyte", x, gz=i == 0)  # one gzipped, one raw
+        write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte", y, gz=i == 1)
+        expected[prefix] = x, y
+    ds = load_dataset(f"fashion-mnist:{tmp_path}")
+    assert ds.name == f"fashion-mnist:{tmp_path}" and ds.num_classes == 10 and ds.classes[0] == "T-shirt/top"
+    assert ds.images.dtype == torch.uint8 and ds.images.shape == (30, 1, 28, 28)
+    np.testing.assert_array_equal(ds.images[:, 0].numpy(), expected["t10k"][0])
+    np.testing.assert_array_equal(ds.train_images[:, 0].numpy(), expected["train"][0])
+    assert ds.labels.dtype == np.int64 and (ds.train_labels == expected["train"][1]).all()
+    m = expected["t10k"][0] / 255.0
+    np.testing.assert_allclose(ds.mean, [m.mean()] * 3, rtol=1e-12)
+    np.testing.assert_allclose(ds.std, [m.std()] * 3, rtol=1e-12)
+
+
+def test_default_embedded() -> None:
+    ds = load_dataset()
+    assert ds.name == "fashion-mnist (embedded)" and len(ds.classes) == 10
+    assert ds.images.shape == (10000, 1, 28, 28) and ds.train_images.shape == (10000, 1, 28, 28)
+    assert ds.images.dtype == ds.train_images.dtype == torch.uint8
+    assert np.bincount(ds.labels).tolist() == [1000] * 10 == np.bincount(ds.train_labels).tolist()
+    assert 0.2 < ds.mean[0] < 0.4 and ds.mean[0] == ds.mean[2] and 0.2 < ds.std[0] < 0.5
+
+
+@needs_debian
+def test_default_embedded_equals_debian() -> None:
+    """The embedded file is what scripts/make_embedded_dataset.py builds: the test split and train_limit=10k, seed 0."""
+    embedded = load_dataset("default")
+    debian = load_dataset("fashion-mnist", train_limit=10000, seed=0)
+    assert debian.name == f"fashion-mnist:{DEBIAN}" and debian.classes == embedded.classes
+    assert torch.equal(embedded.images, debian.images) and torch.equal(embedded.train_images, debian.train_images)
+    assert (embedded.labels == debian.labels).all() and (embedded.train_labels == debian.train_labels).all()
+    assert embedded.mean == debian.mean
+
+
+# ---- CIFAR ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scheme", ["cifar10", "cifar100"])
+@pytest.mark.parametrize("point_at_subfolder", [False, True])
+def test_cifar(tmp_path: Path, scheme: str, point_at_subfolder: bool) -> None:
+    test_x, test_y, train_x, train_y = write_cifar(tmp_path, scheme)
+    root = next(tmp_path.iterdir()) if point_at_subfolder else tmp_path
+    ds = load_dataset(f"{scheme}:{root}")
+    assert ds.images.shape == (20, 3, 32, 32) and ds.train_images.shape == (len(train_x), 3, 32, 32)
+    assert torch.equal(ds.images, torch.from_numpy(test_x)) and torch.equal(ds.train_images, torch.from_numpy(train_x))
+    assert (ds.labels == test_y).all() and (ds.train_labels == train_y).all() and ds.labels.dtype == np.int64
+    assert ds.num_classes == (10 if scheme == "cifar10" else 100) and ds.classes[3] == "c3"
+
+
+def test_cifar_plane_layout(tmp_path: Path) -> None:
+    """Row element 1024 + 5*32 + 7 is the G plane at row 5, column 7."""
+    write_cifar(tmp_path, "cifar10")
+    batch_file = tmp_path / "cifar-10-batches-py" / "test_batch"
+    batch = pickle.loads(batch_file.read_bytes())
+    batch[b"data"][:] = 0
+    batch[b"data"][0, 1024 + 5 * 32 + 7] = 200
+    write_pickle(batch_file, batch)
+    images = load_dataset(f"cifar10:{tmp_path}").images
+    assert images[0, 1, 5, 7] == 200 and int(images.sum()) == 200
+
+
+# ---- image folders ----------------------------------------------------------------------------------
+
+
+def save_png(path: Path, size: tuple[int, int], color: int | tuple[int, int, int], mode: str = "RGB") -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color).save(path)
+
+
+def test_imagefolder_with_classes(tmp_path: Path) -> None:
+    save_png(tmp_path / "cat" / "a.png", (40, 30), (255, 0, 0))
+    save_png(tmp_path / "cat" / "nested" / "b.png", (30, 40), (0, 255, 0))
+    save_png(tmp_path / "dog" / "c.PNG", (20, 20), 128, mode="L")  # grayscale -> RGB
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    (tmp_path / "empty").mkdir()
+    ds = load_dataset(f"imagefolder:{tmp_path}", image_size=16)
+    assert ds.classes == ["cat", "dog"] and ds.labels.tolist() == [0, 0, 1] and ds.num_classes == 2
+    assert ds.images.shape == (3, 3, 16, 16) and ds.train_images is None and ds.train_labels is None
+    assert ds.images[0, :, 8, 8].tolist() == [255, 0, 0] and ds.images[1, :, 8, 8].tolist() == [0, 255, 0]
+    assert (ds.images[2] == 128).all()
+    np.testing.assert_allclose(ds.mean, [(255 + 128) / 3 / 255, (255 + 128) / 3 / 255, 128 / 3 / 255])
+
+
+def test_imagefolder_flat_with_limit(tmp_path: Path) -> None:
+    for i in range(5):
+        save_png(tmp_path / f"{i}.png", (10, 12), (i, i, i))
+    ds = load_dataset(f"imagefolder:{tmp_path}", image_size=8, limit=3, seed=4)
+    assert ds.labels is None and ds.classes is None and ds.num_classes is None
+    values = ds.images[:, 0, 0, 0].tolist()
+    assert ds.images.shape == (3, 3, 8, 8) and values == sorted(values) and len(set(values)) == 3
+
+
+# ---- npz ---------------------------------------------------------------------------------------------
+
+NCHW = np.random.default_rng(2).integers(0, 256, (4, 3, 5, 6), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        (NCHW[:, 0], NCHW[:, :1]),  # (n, H, W)
+        (NCHW.transpose(0, 2, 3, 1), NCHW),  # (n, H, W, C)
+        (NCHW[:, :1].transpose(0, 2, 3, 1), NCHW[:, :1]),  # (n, H, W, 1)
+        (NCHW, NCHW),  # (n, C, H, W)
+        (NCHW / 255.0, NCHW),  # float in [0, 1]
+    ],
+    ids=["nhw", "nhwc", "nhw1", "nchw", "float"],
+)
+def test_npz_layouts(tmp_path: Path, stored: np.ndarray, expected: np.ndarray) -> None:
+    labels = np.array([0, 1, 1, 0])
+    np.savez(tmp_path / "d.npz", images=stored, labels=labels, train_images=stored, train_labels=labels)
+    ds = load_dataset(f"npz:{tmp_path / 'd.npz'}")
+    assert ds.name == f"npz:{tmp_path / 'd.npz'}" and ds.classes is None and ds.num_classes == 2
+    assert torch.equal(ds.images, torch.from_numpy(expected)) and torch.equal(ds.train_images, ds.images)
+    assert ds.labels.dtype == np.int64 and ds.labels.tolist() == labels.tolist()
+
+
+# ---- stratified subsets -----------------------------------------------------------------------------
+
+
+def test_subset_indices_stratified() -> None:
+    labels = np.repeat([2, 0, 1], [60, 30, 10])
+    rng = np.random.default_rng(0)
+    labels = labels[rng.permutation(100)]
+    idx = subset_indices(100, labels, 50, seed=3)
+    assert (np.diff(idx) > 0).all() and np.bincount(labels[idx]).tolist() == [15, 5, 30]
+    assert (idx == subset_indices(100, labels, 50, seed=3)).all()
+    assert not np.array_equal(idx, subset_indices(100, labels, 50, seed=4))
+    # 7 of 100 -> quotas 4.2, 2.1, 0.7: floors 4, 2, 0 and the largest remainder (0.7) gets the last one.
+    assert sorted(np.bincount(labels[subset_indices(100, labels, 7, seed=0)], minlength=3)) == [1, 2, 4]
+    assert subset_indices(100, labels, 100, seed=0) is None and subset_indices(100, None, None, seed=0) is None
+    unlabelled = subset_indices(100, None, 10, seed=0)
+    assert len(set(unlabelled.tolist())) == 10 and (np.diff(unlabelled) > 0).all()
+
+
+def test_limit_through_load_dataset(tmp_path: Path) -> None:
+    """limit / train_limit keep class proportions, original order and pixel/label pairing; seed-deterministic."""
+    labels = np.repeat([0, 1, 2], [40, 20, 20])
+    images = np.broadcast_to(np.arange(80, dtype=np.uint8)[:, None, None], (80, 2, 2))  # pixel = index
+    np.savez(tmp_path / "d.npz", images=images, labels=labels, train_images=images, train_labels=labels)
+    spec = f"npz:{tmp_path / 'd.npz'}"
+    ds = load_dataset(spec, limit=20, train_limit=40, seed=7)
+    idx = ds.images[:, 0, 0, 0].numpy().astype(int)
+    assert (np.diff(idx) > 0).all() and (ds.labels == labels[idx]).all()
+    assert np.bincount(ds.labels).tolist() == [10, 5, 5] and np.bincount(ds.train_labels).tolist() == [20, 10, 10]
+    again = load_dataset(spec, limit=20, train_limit=40, seed=7)
+    assert torch.equal(ds.images, again.images) and torch.equal(ds.train_images, again.train_images)
+    assert len(load_dataset(spec, limit=1000).images) == 80
+    with pytest.raises(ValueError, match="limit"):
+        load_dataset(spec, limit=0)
+
+
+# ---- bad input --------------------------------------------------------------------------------------
+
+
+def _fashion_folder(tmp: Path, broken: str) -> Path:
+    """A Fashion-MNIST folder of 10 images whose `broken` file is corrupted; returns that file."""
+    files = {}
+    for prefix in ("t10k", "train"):
+        images, labels = np.zeros((10, 28, 28), np.uint8), np.zeros(10, np.uint8)
+        files[f"{prefix}-images"] = write_idx(tmp / f"{prefix}-images-idx3-ubyte.gz", images, gz=True)
+        files[f"{prefix}-labels"] = write_idx(tmp / f"{prefix}-labels-idx1-ubyte", labels, gz=False)
+    return files[broken]
+
+
+def bad_magic(tmp: Path) -> tuple[str, Path]:
+    path = _fashion_folder(tmp, "t10k-labels")
+    path.write_bytes(b"\x00\x00\x07\x01" + path.read_bytes()[4:])
+    return f"fashion-mnist:{tmp}", path
+
+
+def truncated_raw_idx(tmp: Path) -> tuple[str, Path]:
+    path = _fashion_folder(tmp, "train-labels")
+    path.write_bytes(path.read_bytes()[:-3])
+    return f"fashion-mnist:{tmp}", path
+
+
+def truncated_gz_idx(tmp: Path) -> tuple[str, Path]:
+    path = _fashion_folder(tmp, "t10k-images")
+    path.write_bytes(path.read_bytes()[:30])
+    return f"fashion-mnist:{tmp}", path
+
+
+def label_count_mismatch(tmp: Path) -> tuple[str, Path]:
+    path = _fashion_folder(tmp, "train-labels")
+    write_idx(path, np.zeros(9, np.uint8), False)
+    return f"fashion-mnist:{tmp}", path
+
+
+def missing_idx_file(tmp: Path) -> tuple[str, Path]:
+    _fashion_folder(tmp, "t10k-images").unlink()
+    return f"fashion-mnist:{tmp}", tmp / "t10k-images-idx3-ubyte"
+
+
+def missing_folder(scheme: str) -> Callable[[Path], tuple[str, Path]]:
+    return lambda tmp: (f"{scheme}:{tmp / 'nope'}", tmp / "nope")
+
+
+def cifar_without_data(tmp: Path) -> tuple[str, Path]:
+    write_cifar(tmp, "cifar10", per_batch=2)
+    path = tmp / "cifar-10-batches-py" / "data_batch_3"
+    write_pickle(path, {b"labels": [0, 1]})
+    return f"cifar10:{tmp}", path
+
+
+def cifar_not_a_pickle(tmp: Path) -> tuple[str, Path]:
+    write_cifar(tmp, "cifar100", per_batch=2)
+    path = tmp / "cifar-100-python" / "test"
+    path.write_bytes(b"garbage")
+    return f"cifar100:{tmp}", path
+
+
+def cifar_wrong_row_length(tmp: Path) -> tuple[str, Path]:
+    write_cifar(tmp, "cifar10", per_batch=2)
+    path = tmp / "cifar-10-batches-py" / "test_batch"
+    write_pickle(path, {b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]})
+    return f"cifar10:{tmp}", path
+
+
+def cifar_empty_folder(tmp: Path) -> tuple[str, Path]:
+    return f"cifar10:{tmp}", tmp
+
+
+def npz_without_images(tmp: Path) -> tuple[str, Path]:
+    np.savez(tmp / "d.npz", labels=np.zeros(3))
+    return f"npz:{tmp / 'd.npz'}", tmp / "d.npz"
+
+
+def npz_wrong_shape(tmp: Path) -> tuple[str, Path]:
+    np.savez(tmp / "d.npz", images=np.zeros((3, 8, 8, 5), np.uint8))
+    return f"npz:{tmp / 'd.npz'}", tmp / "d.npz"
+
+
+def npz_float_out_of_range(tmp: Path) -> tuple[str, Path]:
+    np.savez(tmp / "d.npz", images=np.full((3, 8, 8), 2.0))
+    return f"npz:{tmp / 'd.npz'}", tmp / "d.npz"
+
+
+def npz_label_mismatch(tmp: Path) -> tuple[str, Path]:
+    np.savez(tmp / "d.npz", images=np.zeros((3, 8, 8), np.uint8), labels=np.zeros(4, np.int64))
+    return f"npz:{tmp / 'd.npz'}", tmp / "d.npz"
+
+
+def npz_truncated(tmp: Path) -> tuple[str, Path]:
+    np.savez_compressed(tmp / "d.npz", images=np.zeros((3, 8, 8), np.uint8))
+    (tmp / "d.npz").write_bytes((tmp / "d.npz").read_bytes()[:100])
+    return f"npz:{tmp / 'd.npz'}", tmp / "d.npz"
+
+
+def imagefolder_corrupt_image(tmp: Path) -> tuple[str, Path]:
+    save_png(tmp / "a" / "ok.png", (4, 4), (1, 2, 3))
+    (tmp / "a" / "bad.png").write_bytes(b"not a png")
+    return f"imagefolder:{tmp}", tmp / "a" / "bad.png"
+
+
+def imagefolder_empty(tmp: Path) -> tuple[str, Path]:
+    (tmp / "a").mkdir()
+    return f"imagefolder:{tmp}", tmp
+
+
+def unknown_scheme(tmp: Path) -> tuple[str, Path]:
+    return f"mnist:{tmp}", Path("valid: default, fashion-mnist, cifar10, cifar100, imagefolder, npz")
+
+
+BAD_INPUTS = {
+    f.__name__: f
+    for f in (
+        bad_magic, truncated_raw_idx, truncated_gz_idx, label_count_mismatch, missing_idx_file,
+        cifar_without_data, cifar_not_a_pickle, cifar_wrong_row_length, cifar_empty_folder,
+        npz_without_images, npz_wrong_shape, npz_float_out_of_range, npz_label_mismatch, npz_truncated,
+        imagefolder_corrupt_image, imagefolder_empty, unknown_scheme,
+    )
+} | {f"missing_{s}": missing_folder(s) for s in ("fashion-mnist", "cifar10", "cifar100", "imagefolder", "npz")}
+
+
+@pytest.mark.parametrize("make", BAD_INPUTS.values(), ids=BAD_INPUTS.keys())
+def test_bad_input_names_the_file(tmp_path: Path, make: Callable[[Path], tuple[str, Path]]) -> None:
+    spec, named = make(tmp_path)
+    with pytest.raises(DatasetError) as err:
+        load_dataset(spec)
+    message = str(err.value)
+    assert str(named) in message and "\n" not in message, message
+
+
+def test_fashion_mnist_without_debian_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
+    with pytest.raises(DatasetError, match="dataset-fashion-mnist"):
+        load_dataset("fashion-mnist")
