@@ -1,0 +1,28 @@
+# Two commands set up everything on a fresh machine:
+#   make demo   create .venv, install sslmon, score the sample checkpoints on the embedded dataset
+#   make test   create .venv, install sslmon with test extras, run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SSLMON := $(VENV)/bin/sslmon
+
+.PHONY: install demo test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: install
+	$(SSLMON) score sample_checkpoints
+
+test: install
+	$(PY) -m pytest
+
+bench: install
+	$(PY) bench/bench_metrics.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,118 @@
+"""`sslmon score FILE...` on embedding files, end to end through the console script."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sslmon.cli import app
+from sslmon.datasets import load_dataset
+from sslmon.metrics import METRICS
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def fmnist_npz(tmp_path_factory) -> Path:
+    """Real data: 1000 Fashion-MNIST test images (stratified) as 784-d pixel 'embeddings'."""
+    ds = load_dataset(None, limit=1000, seed=0)
+    path = tmp_path_factory.mktemp("emb") / "fmnist_pixels.npz"
+    np.savez(path, embeddings=ds.images.reshape(len(ds.images), -1).numpy() / 255.0, labels=ds.labels)
+    return path
+
+
+def _sslmon(*args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-c", "from sslmon.cli import main; main()", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def _without_timings(text: str) -> str:
+    return re.sub(r'"timings": \{[^}]*\}', '"timings": {}', text)
+
+
+def test_json_on_real_data_has_every_key_and_is_reproducible(fmnist_npz):
+    first = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0")
+    assert first.returncode == 0, first.stderr
+    doc = json.loads(first.stdout)
+    assert set(doc) == {"sslmon_version", "config", "results", "failures"}
+    (record,) = doc["results"]
+    assert {"name", "path", "metrics", "errors", "timings"} <= set(record)
+    assert set(record["metrics"]) == set(METRICS)
+    assert record["errors"] == {}
+    assert all(isinstance(v, float) for v in record["metrics"].values())
+    # chance level of AMI is 0: pixel clusters of Fashion-MNIST carry real class information
+    assert record["metrics"]["ami_c1_gt"] > 0.3
+    assert record["metrics"]["knn_acc"] > 0.6
+    second = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0")
+    # byte-identical apart from the timings blocks
+    assert _without_timings(first.stdout) == _without_timings(second.stdout)
+
+
+def test_bad_files_are_reported_in_one_line_and_others_still_scored(tmp_path):
+    good = tmp_path / "good.npz"
+    rng = np.random.default_rng(0)
+    np.savez(good, embeddings=rng.normal(size=(80, 4)), labels=rng.integers(0, 2, 80))
+    (tmp_path / "corrupt.npz").write_bytes(b"not numpy at all")
+    np.savez(tmp_path / "noemb.npz", features=np.zeros((3, 3)))
+    np.save(tmp_path / "wrongshape.npy", np.zeros(10))
+    np.savez(tmp_path / "badlabels.npz", embeddings=np.zeros((5, 2)), labels=np.zeros(4))
+    paths = [tmp_path / n for n in ["corrupt.npz", "good.npz", "noemb.npz", "wrongshape.npy", "missing.npz", "badlabels.npz"]]
+    proc = _sslmon("score", *map(str, paths), "--format", "json", "--metrics", "rankme,knn_acc", "-q")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == 5
+    for name, line in zip(["corrupt.npz", "noemb.npz", "wrongshape.npy", "missing.npz", "badlabels.npz"], errors):
+        assert line.startswith(f"error: {tmp_path / name}: ")
+    doc = json.loads(proc.stdout)
+    assert [r["name"] for r in doc["results"]] == ["good"]
+    assert len(doc["failures"]) == 5
+
+
+def test_k_is_required_without_labels(tmp_path):
+    path = tmp_path / "z.npy"
+    np.save(path, np.random.default_rng(0).normal(size=(60, 3)))
+    result = runner.invoke(app, ["score", str(path), "--metrics", "rankme"])
+    assert result.exit_code == 2
+    assert "pass --k" in result.output
+    ok = runner.invoke(app, ["score", str(path), "--metrics", "rankme", "--k", "3", "--format", "csv", "-q"])
+    assert ok.exit_code == 0, ok.output
+    (row,) = list(csv.DictReader(io.StringIO(ok.stdout)))
+    assert float(row["rankme"]) > 1 and row["name"] == "z"
+
+
+def test_ranking_output_file_and_formats(tmp_path):
+    rng = np.random.default_rng(0)
+    collapsed = rng.normal(size=(100, 1)) @ rng.normal(size=(1, 16)) + 1e-3 * rng.normal(size=(100, 16))
+    spread = rng.normal(size=(100, 16))
+    np.save(tmp_path / "collapsed.npy", collapsed)
+    np.save(tmp_path / "spread.npy", spread)
+    out = tmp_path / "res.csv"
+    args = ["score", str(tmp_path / "collapsed.npy"), str(tmp_path / "spread.npy"), "--k", "2", "--metrics", "rankme,l2_std", "-q"]
+    result = runner.invoke(app, [*args, "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "ranked by rankme" in result.stdout
+    rows = list(csv.DictReader(out.open()))
+    assert [r["name"] for r in rows] == ["spread", "collapsed"]  # higher RankMe first
+    assert [r["rank"] for r in rows] == ["1", "2"]
+    jsonl = runner.invoke(app, [*args, "--format", "jsonl", "--rank-by", "l2_std"])
+    lines = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert [r["name"] for r in lines] == ["spread", "collapsed"]
+
+
+def test_usage_errors_and_help():
+    assert runner.invoke(app, ["score", "x.npz", "--rank-by", "nonsense"]).exit_code == 2
+    assert runner.invoke(app, ["score", "x.npz", "--metrics", "rankme,bogus"]).exit_code == 2
+    helptext = runner.invoke(app, ["score", "--help"])
+    assert helptext.exit_code == 0 and "--rank-by" in helptext.stdout
+    listing = runner.invoke(app, ["metrics"])
+    assert listing.exit_code == 0 and all(m in listing.stdout for m in METRICS)

@@ -1,0 +1,109 @@
+"""The evaluation pipeline: shared intermediates, label handling, degenerate input never crashes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
+
+from sslmon.evaluate import EvalConfig, evaluate_embeddings, reference_split
+from sslmon.metrics import LABEL_BASED, METRICS
+
+
+@pytest.fixture(scope="module")
+def blob_eval():
+    X, y = make_blobs(n_samples=300, n_features=8, centers=4, cluster_std=1.0, random_state=3)
+    return X, y, evaluate_embeddings(X, y, config=EvalConfig(seed=0))
+
+
+def test_all_metrics_present_and_consistent_with_intermediates(blob_eval):
+    X, y, ev = blob_eval
+    assert set(ev.metrics) == set(METRICS)
+    assert ev.errors == {}
+    assert ev.k == 4 and ev.Z3.shape == (300, 3)
+    # the reported clustering metrics are those of the returned C1/C2, recomputed by scikit-learn
+    assert ev.metrics["silhouette_c1"] == pytest.approx(silhouette_score(X, ev.C1), abs=1e-6)
+    assert ev.metrics["ami_c1_c2"] == pytest.approx(adjusted_mutual_info_score(ev.C1, ev.C2))
+    assert len(np.unique(ev.C2)) == 8
+    # C1 is spherical k-means of Z3
+    unit = ev.Z3 / np.linalg.norm(ev.Z3, axis=1, keepdims=True)
+    assert adjusted_mutual_info_score(ev.C1, KMeans(4, n_init=10, random_state=0).fit_predict(unit)) == pytest.approx(1.0)
+    # well-separated blobs: clusters recover the classes, kNN and the probe are near perfect
+    assert ev.metrics["ami_c1_gt"] > 0.9
+    assert ev.metrics["knn_acc"] > 0.95 and ev.metrics["lp_acc"] > 0.95
+    assert ev.reference.startswith("stratified half split")
+
+
+def test_same_seed_same_numbers(blob_eval):
+    X, y, ev = blob_eval
+    again = evaluate_embeddings(X, y, config=EvalConfig(seed=0))
+    assert again.metrics == ev.metrics
+
+
+def test_without_labels_label_metrics_are_null_with_reason():
+    X, _ = make_blobs(n_samples=120, n_features=5, centers=3, random_state=0)
+    ev = evaluate_embeddings(X, config=EvalConfig(k=3), metrics=["rankme", "l2_std", "ami_c1_gt", "knn_acc", "lp_acc", "silhouette_gt"])
+    assert ev.metrics["rankme"] > 1 and ev.metrics["l2_std"] > 0
+    for m in ["ami_c1_gt", "knn_acc", "lp_acc", "silhouette_gt"]:
+        assert ev.metrics[m] is None and ev.errors[m] == "no labels given"
+
+
+def test_unknown_k_makes_clustering_metrics_null():
+    X, _ = make_blobs(n_samples=80, n_features=5, centers=3, random_state=0)
+    ev = evaluate_embeddings(X, metrics=["entropy_z3", "silhouette_c1", "ami_c1_c2"], config=EvalConfig(n_neighbors=10))
+    assert ev.metrics["entropy_z3"] is not None
+    assert ev.metrics["silhouette_c1"] is None and "k is unknown" in ev.errors["silhouette_c1"]
+
+
+def test_train_arrays_are_used_when_given():
+    X, y = make_blobs(n_samples=200, n_features=6, centers=3, random_state=1)
+    ev = evaluate_embeddings(X[:100], y[:100], X[100:], y[100:], metrics=["knn_acc", "lp_acc"])
+    assert ev.reference == "train arrays"
+    assert ev.metrics["knn_acc"] > 0.9
+
+
+def test_reference_split_is_stratified_and_deterministic():
+    y = np.repeat(np.arange(4), 50)
+    fit, score = reference_split(y, seed=0)
+    assert len(fit) == len(score) == 100 and not set(fit) & set(score)
+    assert np.bincount(y[fit]).tolist() == [25, 25, 25, 25]
+    assert np.array_equal(fit, reference_split(y, seed=0)[0])
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["nan", "identical", "few_distinct", "one_class"],
+)
+def test_degenerate_inputs_give_null_and_reason_never_a_crash(case):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(100, 6))
+    y = rng.integers(0, 3, 100)
+    if case == "nan":
+        X[5, 2] = np.nan
+    elif case == "identical":
+        X[:] = 1.5
+    elif case == "few_distinct":
+        X = np.repeat(rng.normal(size=(2, 6)), 50, axis=0)
+    elif case == "one_class":
+        y[:] = 0
+    ev = evaluate_embeddings(X, y, config=EvalConfig(k=3, n_neighbors=10))
+    assert set(ev.metrics) == set(METRICS)
+    for name, value in ev.metrics.items():
+        assert (value is None) == (name in ev.errors), name
+        if value is not None:
+            assert np.isfinite(value), name
+    if case == "nan":
+        assert all(v is None for v in ev.metrics.values())
+        assert all("NaN or Inf" in why for why in ev.errors.values())
+    if case in ("identical", "few_distinct"):
+        for m in ["ami_c1_c2", "silhouette_c1", "entropy_z3", "ami_c1_gt"]:
+            assert ev.metrics[m] is None
+    if case == "identical":
+        assert ev.metrics["l2_std"] == pytest.approx(0.0)  # collapse is measured, not hidden
+        assert ev.metrics["alpha_req"] is None
+    if case == "one_class":
+        assert ev.metrics["silhouette_gt"] is None and ev.metrics["rankme"] is not None
+        assert all(ev.metrics[m] is None for m in ["knn_acc", "lp_acc"])
+    assert set(LABEL_BASED) <= set(ev.metrics)
