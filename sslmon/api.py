@@ -1,14 +1,25 @@
 """The Python API behind the CLI: score inputs into a :class:`~sslmon.results.Run`.
 
 A training loop can call :func:`score_embeddings` on arrays directly; the CLI
-calls :func:`score_embedding_files`.
+calls :func:`score_embedding_files` for embedding files and :func:`score_sources`
+with :func:`checkpoint_sources` or :func:`torchvision_sources` for encoders.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+import time
 from typing import Any, Callable, Iterable
 
+import torch
+from rich.progress import Progress
+
+from sslmon.cache import ResultCache, array_digest, file_digest
+from sslmon.datasets import ImageSet
+from sslmon.embed import embed_images, resolve_device
+from sslmon.encoders import CheckpointError, Encoder, find_checkpoints, load_checkpoint, load_torchvision
 from sslmon.evaluate import EvalConfig, evaluate_embeddings
 from sslmon.inputs import InputError, load_embeddings
 from sslmon.results import Failure, Result, Run
@@ -79,3 +90,129 @@ def score_embedding_files(
             )
         )
     return run
+
+
+# --------------------------------------------------------------------------- encoders on images
+
+
+@dataclass
+class Source:
+    """One encoder to score: how to load it and what identifies its content for the cache."""
+
+    name: str
+    path: str | None
+    load: Callable[[], Encoder]
+    content: Callable[[], str]
+
+
+def _score_source(
+    source: Source,
+    data: ImageSet,
+    config: EvalConfig,
+    metrics: list[str] | None,
+    batch_size: int,
+    device: torch.device,
+    progress: Progress | None,
+) -> Result:
+    """Load, embed the evaluation (and train) images, evaluate. Raises CheckpointError or RuntimeError."""
+    t0 = time.perf_counter()
+    enc = source.load()
+    t_load = time.perf_counter() - t0
+    mean, std = enc.mean or data.mean, enc.std or data.std
+    n_train = 0 if data.train_images is None else len(data.train_images)
+    task = progress.add_task(f"embedding {source.name}", total=len(data.images) + n_train) if progress else None
+    advance = (lambda k: progress.advance(task, k)) if progress else None
+    t0 = time.perf_counter()
+    try:
+        Z = embed_images(enc.model, data.images, mean, std, enc.input_size, batch_size, device, advance)
+        Z_train = None
+        if data.train_images is not None and data.train_labels is not None:
+            Z_train = embed_images(enc.model, data.train_images, mean, std, enc.input_size, batch_size, device, advance)
+    except (RuntimeError, ValueError) as exc:
+        raise CheckpointError(f"{source.path or source.name}: embedding failed ({_one_line(exc)})") from None
+    finally:
+        if progress:
+            progress.remove_task(task)
+    t_embed = time.perf_counter() - t0
+    result = score_embeddings(
+        Z, data.labels, Z_train, data.train_labels if Z_train is not None else None, config, metrics,
+        name=source.name, path=source.path, epoch=enc.epoch,
+        source={"arch": enc.arch, "notes": enc.notes, "normalization": {"mean": list(mean), "std": list(std)},
+                "input_size": enc.input_size},
+    )
+    result.timings = {"load": round(t_load, 4), "embed": round(t_embed, 4), **result.timings}
+    return result
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def score_sources(
+    sources: list[Source],
+    data: ImageSet,
+    config: EvalConfig = EvalConfig(),
+    metrics: list[str] | None = None,
+    batch_size: int = 256,
+    device: str = "auto",
+    cache: ResultCache | None = None,
+    progress: Progress | None = None,
+    log: Log | None = None,
+    run_config: dict[str, Any] | None = None,
+) -> Run:
+    """Score each source in order; a source that fails becomes a failure and the others go on."""
+    dev = resolve_device(device)
+    if config.k is None:
+        if data.num_classes is None:
+            raise ValueError(f"dataset {data.name} has no labels: pass --k (the number of clusters k1)")
+        config = replace(config, k=data.num_classes)
+    config = replace(config, device=dev.type if dev.type != "mps" else "cpu")
+    run = Run(config={**config.as_dict(), "metrics": metrics, "dataset": data.name,
+                      "n_samples": len(data.images), "n_train": None if data.train_images is None else len(data.train_images),
+                      "batch_size": batch_size, "device": dev.type, **(run_config or {})})
+    dataset_digest = array_digest(data.images, data.labels, data.train_images, data.train_labels) if cache else ""
+    settings = {**run.config, "metrics": metrics}
+    overall = progress.add_task("encoders", total=len(sources)) if progress else None
+    for source in sources:
+        try:
+            key = cache.key(source.content(), dataset_digest, settings) if cache else None
+            result = cache.get(key) if cache else None
+            if result is not None:
+                if log:
+                    log(f"cached: {source.name} (same file, dataset and settings; --no-cache recomputes)")
+            else:
+                if log:
+                    log(f"scoring {source.name}")
+                result = _score_source(source, data, config, metrics, batch_size, dev, progress)
+                if cache:
+                    cache.put(key, result)
+            run.results.append(result)
+        except Exception as exc:  # one bad encoder never loses the results of the others
+            where = source.path or source.name
+            message = str(exc) if isinstance(exc, CheckpointError) else f"{where}: {type(exc).__name__}: {_one_line(exc)}"
+            run.failures.append(Failure(source.path or source.name, message))
+            if log:
+                log(f"error: {message}")
+        if progress:
+            progress.advance(overall)
+    return run
+
+
+def checkpoint_sources(paths: Iterable[str | Path], arch: str = "auto", trust: bool = False) -> list[Source]:
+    """Sources for checkpoint files and folders (folders expand to their checkpoints, epoch order)."""
+    sources = []
+    for path in map(Path, paths):
+        files = find_checkpoints(path) if path.is_dir() else [path]
+        for f in files:
+            sources.append(Source(f.name, str(f), partial(load_checkpoint, f, arch=arch, trust=trust), partial(file_digest, f)))
+    return sources
+
+
+def torchvision_sources(names: Iterable[str], weights: str = "default", seed: int = 0) -> list[Source]:
+    """Sources for torchvision models by name, with their default pretrained weights or ``none`` (seeded random init)."""
+
+    def load(name: str) -> Encoder:
+        torch.manual_seed(seed)
+        return load_torchvision(name, weights=weights)
+
+    return [Source(n, None, partial(load, n), lambda n=n: f"torchvision:{n}:{weights}:{seed}") for n in names]

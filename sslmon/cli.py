@@ -1,34 +1,38 @@
 """The ``sslmon`` command line: a thin layer over :mod:`sslmon.api`.
 
 Exit codes: 0 success; 1 a ``--fail-if`` condition held; 2 some input failed
-(the others are still reported) or a usage error.
+(the others are still reported and written) or a usage error.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sslmon import __version__
-from sslmon.api import score_embedding_files
+from sslmon.conditions import Condition, judge as judge_results, parse_condition
 from sslmon.evaluate import EvalConfig
+from sslmon.inputs import EMBEDDING_SUFFIXES
 from sslmon.metrics import METRICS
 from sslmon.report import render, render_table
 from sslmon.results import Run
 
 app = typer.Typer(
     name="sslmon",
-    help="Label-free monitoring of self-supervised encoders: rank embeddings by the quality of their space.",
+    help="Label-free monitoring of self-supervised encoders: rank checkpoints by the quality of their embedding space.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
+FOLDER_CONFIG = "sslmon.yaml"
 
 
 class OutputFormat(str, Enum):
@@ -36,6 +40,12 @@ class OutputFormat(str, Enum):
     json = "json"
     jsonl = "jsonl"
     csv = "csv"
+
+
+class Judge(str, Enum):
+    latest = "latest"
+    best = "best"
+    each = "each"
 
 
 def _version(value: bool) -> None:
@@ -46,19 +56,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: Optional[bool] = typer.Option(None, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
 ) -> None:
     """sslmon ranks encoders by label-free metrics (Xu, Lowe & Trappenberg 2024)."""
-
-
-def _metric_list(value: Optional[str]) -> Optional[list[str]]:
-    if value is None:
-        return None
-    names = [m.strip() for m in value.split(",") if m.strip()]
-    unknown = [m for m in names if m not in METRICS]
-    if unknown:
-        raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(METRICS)}")
-    return names
 
 
 def _rank_by(value: str) -> str:
@@ -67,14 +67,75 @@ def _rank_by(value: str) -> str:
     return value
 
 
-def _logger(quiet: bool):
+# Options shared by `score` and `compare` (one definition each).
+K = Annotated[Optional[int], typer.Option("--k", min=2, help="k1, the number of k-means clusters (k2 = 2*k1). Default: the number of classes; required without labels.")]
+Seed = Annotated[int, typer.Option(help="Seed for UMAP, k-means, subsets and random init; the same seed gives the same JSON (timings aside).")]
+RankBy = Annotated[str, typer.Option("--rank-by", callback=_rank_by, help="Metric to rank by (see `sslmon metrics`).")]
+Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
+BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
+Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
+Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results to this file (.json, .jsonl or .csv; format from --format when given).")]
+Device = Annotated[str, typer.Option(help="Torch device: auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors are still printed).")]
+Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images to embed: default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:FILE.")]
+Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="Stratified subset of N evaluation images (and of N train images unless --train-limit).")]
+TrainLimit = Annotated[Optional[int], typer.Option("--train-limit", min=1, help="Stratified subset of N train images (for knn_acc and lp_acc).")]
+ImageSize = Annotated[int, typer.Option("--image-size", min=8, help="imagefolder only: images are resized and centre-cropped to this size.")]
+BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
+NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when the results cache has this checkpoint, dataset and settings.")]
+FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8" holds for the judged result (repeatable).')]
+JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too; the command line wins.")]
+
+
+def _metric_list(value: Optional[str], rank_by: str) -> Optional[list[str]]:
+    if value is None:
+        return None
+    names = [m.strip() for m in value.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(METRICS)}", param_hint="--metrics")
+    return names if rank_by in names else [*names, rank_by]
+
+
+def _logger(quiet: bool) -> Callable[[str], None]:
     """Progress lines to stderr unless quiet; error lines (``error: ...``) always, never wrapped."""
 
     def log(msg: str) -> None:
         if not quiet or msg.startswith("error:"):
-            err.print(msg, highlight=False, soft_wrap=True)
+            err.print(msg, highlight=False, soft_wrap=True, markup=False)
 
     return log
+
+
+def _progress(quiet: bool) -> Progress | None:
+    """Rich progress bars on stderr, only when stderr is a terminal and not --quiet."""
+    if quiet or not err.is_terminal:
+        return None
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+
+
+def _apply_yaml(ctx: typer.Context, files: list[Path]) -> None:
+    """Fill options the user did not give on the command line from YAML files (earlier files win)."""
+    import yaml
+
+    params = {p.name: p for p in ctx.command.params}
+    for path in files:
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise typer.BadParameter(f"{path}: cannot read YAML ({' '.join(str(exc).split())})", param_hint="--config")
+        if not isinstance(data, dict):
+            raise typer.BadParameter(f"{path}: expected a mapping of option names to values", param_hint="--config")
+        for key, value in data.items():
+            name = str(key).replace("-", "_")
+            if name not in params or name in ("paths", "names", "config"):
+                raise typer.BadParameter(f"{path}: unknown option '{key}'", param_hint="--config")
+            if ctx.get_parameter_source(name).name == "DEFAULT":
+                try:
+                    ctx.params[name] = params[name].process_value(ctx, value)  # type coercion, bounds, callback
+                except Exception as exc:
+                    raise typer.BadParameter(f"{path}: option '{key}': {' '.join(str(exc).split())}", param_hint="--config")
 
 
 def _emit(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path]) -> None:
@@ -84,38 +145,159 @@ def _emit(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path]) -> 
         file_fmt = fmt.value if fmt != OutputFormat.table else (suffix if suffix in {"json", "jsonl", "csv"} else "json")
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(render(run, rank_by, file_fmt))
-        err.print(f"wrote {output} ({file_fmt})", highlight=False)
+        err.print(f"wrote {output} ({file_fmt})", highlight=False, soft_wrap=True)
         if fmt != OutputFormat.table:
             return
     if fmt == OutputFormat.table:
-        render_table(run, rank_by, Console())
+        out = Console()
+        render_table(run, rank_by, out if out.is_terminal else Console(width=1000))
     else:
         typer.echo(render(run, rank_by, fmt.value), nl=False)
 
 
-@app.command()
-def score(
-    paths: list[Path] = typer.Argument(..., help="Embedding files: .npz (embeddings, optional labels, train_embeddings, train_labels) or .npy."),
-    k: Optional[int] = typer.Option(None, "--k", min=2, help="k1, the number of k-means clusters (k2 = 2*k1). Default: the number of label classes; required without labels."),
-    seed: int = typer.Option(0, help="Seed for UMAP, k-means and the reference split; the same seed gives the same JSON."),
-    rank_by: str = typer.Option("rankme", "--rank-by", callback=_rank_by, help="Metric to rank by (see `sslmon metrics`)."),
-    metrics: Optional[str] = typer.Option(None, "--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow)."),
-    bin_factor: float = typer.Option(0.4, "--bin-factor", min=0.01, help="Entropy bin width in standard deviations of Z3 (paper: 0.4 SSL, 0.8 supervised)."),
-    fmt: OutputFormat = typer.Option(OutputFormat.table, "--format", "-f", help="Output format on stdout."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Also write the results to this file (.json, .jsonl or .csv; format from --format when given)."),
-    device: str = typer.Option("cpu", help="Torch device for the silhouette and kNN kernels (cpu, cuda, mps)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress messages on stderr."),
-) -> None:
-    """Score embedding files and print them ranked by a label-free metric."""
-    wanted = _metric_list(metrics)
-    if wanted is not None and rank_by not in wanted:
-        wanted.append(rank_by)
-    config = EvalConfig(k=k, seed=seed, bin_factor=bin_factor, device=device)
-    run = score_embedding_files(paths, config, wanted, log=_logger(quiet))
+def _finish(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path], conditions: list[Condition], which: Judge) -> None:
+    """Emit the results, then exit 2 if some input failed, 1 if a --fail-if condition held, else 0."""
     run.config["rank_by"] = rank_by
     _emit(run, rank_by, fmt, output)
+    tripped = judge_results(run, conditions, which.value, rank_by) if conditions else []
+    for message in tripped:
+        err.print(f"fail-if: {message}", highlight=False, soft_wrap=True, markup=False)
     if run.failures:
         raise typer.Exit(2)
+    if tripped:
+        raise typer.Exit(1)
+
+
+def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
+    try:
+        return [parse_condition(c) for c in fail_if or []]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fail-if")
+
+
+def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_factor: float, run_config: dict[str, Any]) -> Run:
+    """Load the dataset once and score each encoder source; bad dataset or empty source list is a usage error."""
+    from sslmon.api import score_sources
+    from sslmon.cache import ResultCache
+    from sslmon.datasets import DatasetError, load_dataset
+
+    log = _logger(opts["quiet"])
+    try:
+        with err.status("decoding dataset") if not opts["quiet"] and err.is_terminal else nullcontext():
+            data = load_dataset(opts["dataset"], limit=opts["limit"], train_limit=opts["train_limit"] or opts["limit"],
+                                seed=opts["seed"], image_size=opts["image_size"])
+    except DatasetError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(2)
+    sources = sources_fn()
+    if not sources:
+        raise typer.BadParameter("no checkpoint files (.pt .pth .ckpt .bin .safetensors) found", param_hint="PATHS")
+    log(f"dataset {data.name}: {len(data.images)} images" + (f", {len(data.train_images)} train" if data.train_images is not None else ""))
+    config = EvalConfig(k=opts["k"], seed=opts["seed"], bin_factor=bin_factor)
+    progress = _progress(opts["quiet"])
+    try:
+        with progress or nullcontext():
+            run = score_sources(sources, data, config, opts["metrics"], opts["batch_size"], opts["device"],
+                                cache=None if opts["no_cache"] else ResultCache(), progress=progress, log=log, run_config=run_config)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc))
+    return run
+
+
+@app.command()
+def score(
+    ctx: typer.Context,
+    paths: Annotated[list[Path], typer.Argument(help="Checkpoint folders or files (.pt .pth .ckpt .bin .safetensors, TorchScript), or embedding files (.npz, .npy).")],
+    dataset: Dataset = None,
+    limit: Limit = None,
+    train_limit: TrainLimit = None,
+    image_size: ImageSize = 224,
+    arch: Annotated[str, typer.Option("--arch", help="Architecture of the checkpoints (see `sslmon archs`); auto matches keys and shapes.")] = "auto",
+    trust_checkpoints: Annotated[bool, typer.Option("--trust-checkpoints", help="Allow checkpoints that need full unpickling (can run code: only for files you trust).")] = False,
+    k: K = None,
+    seed: Seed = 0,
+    rank_by: RankBy = "rankme",
+    metrics: Metrics = None,
+    bin_factor: BinFactor = None,
+    fmt: Fmt = OutputFormat.table,
+    output: Output = None,
+    device: Device = "auto",
+    batch_size: BatchSize = 256,
+    no_cache: NoCache = False,
+    fail_if: FailIf = None,
+    judge: JudgeOpt = Judge.latest,
+    config: ConfigFile = None,
+    quiet: Quiet = False,
+) -> None:
+    """Score checkpoints (or embedding files) and print them ranked by a label-free metric."""
+    folder_configs = [p / FOLDER_CONFIG for p in paths if p.is_dir() and (p / FOLDER_CONFIG).is_file()]
+    _apply_yaml(ctx, ([config] if config else []) + folder_configs)
+    opts = ctx.params
+    rank_by = opts["rank_by"]
+    opts["metrics"] = _metric_list(opts["metrics"], rank_by)
+    conditions = _conditions(opts["fail_if"])
+    bin_factor = opts["bin_factor"] or 0.4
+    embedding_files = [p for p in paths if p.suffix in EMBEDDING_SUFFIXES]
+    if embedding_files and len(embedding_files) != len(paths):
+        raise typer.BadParameter("give either embedding files (.npz/.npy) or checkpoints, not both", param_hint="PATHS")
+    if embedding_files:
+        from sslmon.api import score_embedding_files
+
+        device = "cpu" if opts["device"] == "auto" else opts["device"]
+        cfg = EvalConfig(k=opts["k"], seed=opts["seed"], bin_factor=bin_factor, device=device)
+        run = score_embedding_files(paths, cfg, opts["metrics"], log=_logger(opts["quiet"]))
+    else:
+        from sslmon.api import checkpoint_sources
+
+        run = _score_encoders(lambda: checkpoint_sources(paths, opts["arch"], opts["trust_checkpoints"]), opts, bin_factor,
+                              {"arch": opts["arch"], "limit": opts["limit"]})
+    _finish(run, rank_by, opts["fmt"], opts["output"], conditions, opts["judge"])
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="torchvision model names, e.g. resnet18 densenet121 efficientnet_b0 (see `sslmon archs`).")],
+    weights: Annotated[str, typer.Option("--weights", help="default: torchvision's default pretrained weights (from the TORCH_HOME cache); none: seeded random init.")] = "default",
+    dataset: Dataset = None,
+    limit: Limit = None,
+    train_limit: TrainLimit = None,
+    image_size: ImageSize = 224,
+    k: K = None,
+    seed: Seed = 0,
+    rank_by: RankBy = "rankme",
+    metrics: Metrics = None,
+    bin_factor: BinFactor = None,
+    fmt: Fmt = OutputFormat.table,
+    output: Output = None,
+    device: Device = "auto",
+    batch_size: BatchSize = 64,
+    no_cache: NoCache = False,
+    fail_if: FailIf = None,
+    judge: JudgeOpt = Judge.best,
+    config: ConfigFile = None,
+    quiet: Quiet = False,
+) -> None:
+    """Score torchvision models on the same images; images are resized to each model's weights resolution."""
+    _apply_yaml(ctx, [config] if config else [])
+    opts = ctx.params
+    if opts["weights"] not in ("default", "none"):
+        raise typer.BadParameter("must be 'default' or 'none'", param_hint="--weights")
+    from sslmon.archs import check_arch
+
+    for name in names:
+        try:
+            check_arch(name)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="NAMES")
+    rank_by = opts["rank_by"]
+    opts["metrics"] = _metric_list(opts["metrics"], rank_by)
+    conditions = _conditions(opts["fail_if"])
+    from sslmon.api import torchvision_sources
+
+    run = _score_encoders(lambda: torchvision_sources(names, opts["weights"], opts["seed"]), opts,
+                          opts["bin_factor"] or 0.8, {"weights": opts["weights"], "limit": opts["limit"]})
+    _finish(run, rank_by, opts["fmt"], opts["output"], conditions, opts["judge"])
 
 
 @app.command("metrics")
@@ -126,6 +308,14 @@ def list_metrics() -> None:
         better = spec.better if spec.target is None else f"closest to {spec.target:g}"
         table.add_row(spec.name, better, "yes" if spec.needs_labels else "no", spec.summary)
     Console().print(table)
+
+
+@app.command("archs")
+def list_archs_cmd() -> None:
+    """List the architecture names accepted by --arch and compare."""
+    from sslmon.archs import list_archs
+
+    typer.echo("\n".join(list_archs()))
 
 
 def main() -> None:

@@ -65,12 +65,13 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
     show_epoch = any(r.epoch is not None for r in run.results)
     table = Table(title=f"sslmon: ranked by {rank_by} ({METRICS[rank_by].better} is better)", title_justify="left")
     table.add_column("#", justify="right")
-    table.add_column("name", overflow="fold")
+    table.add_column("name", no_wrap=True)
     if show_epoch:
         table.add_column("epoch", justify="right")
     for m in columns:
-        header = f"{m} {ARROWS[METRICS[m].better]}"
-        table.add_column(header, justify="right", style="bold" if m == rank_by else None)
+        head, _, tail = m.partition("_")
+        header = f"{head}\n{tail} {ARROWS[METRICS[m].better]}"
+        table.add_column(header, justify="right", style="bold" if m == rank_by else None, no_wrap=True)
     for rank, r in enumerate(run.ranked(rank_by), start=1):
         row = [str(rank) if r.metrics.get(rank_by) is not None else "—", r.name]
         if show_epoch:
@@ -78,11 +79,11 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
         row += [_fmt(r.metrics.get(m)) for m in columns]
         table.add_row(*row)
     console.print(table)
-    for r in run.results:
-        for m, why in r.errors.items():
-            console.print(f"[dim]{r.name}: {m} undefined: {why}[/dim]", highlight=False)
-        if r.reference:
-            console.print(f"[dim]{r.name}: knn_acc/lp_acc fitted on {r.reference}[/dim]", highlight=False)
+    notes = [f"{r.name}: {m} undefined: {why}" for r in run.results for m, why in r.errors.items()]
+    references = sorted({r.reference for r in run.results if r.reference})
+    notes += [f"knn_acc/lp_acc fitted on {ref}" for ref in references]
+    for note in notes:
+        console.print(note, style="dim", highlight=False, markup=False, soft_wrap=True)
 
 
 def render(run: Run, rank_by: str, fmt: Format) -> str:

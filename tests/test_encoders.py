@@ -1,0 +1,452 @@
+"""Encoder sources: checkpoint formats, key cleaning, arch detection, safety, torchvision cache."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import Tensor, nn
+
+from sslmon.archs import REGISTRY, arch_signature, torchvision_family
+from sslmon.encoders import (
+    CheckpointError,
+    build_arch,
+    find_checkpoints,
+    list_archs,
+    load_checkpoint,
+    load_torchvision,
+    parse_epoch,
+)
+
+
+def embed(model: nn.Module, images: Tensor) -> Tensor:
+    """Embeddings (n, d) of ``images`` in eval mode."""
+    with torch.no_grad():
+        return model.eval()(images)
+
+
+def source_model(arch: str = "convnet-small") -> nn.Module:
+    """Seeded backbone whose BatchNorm running statistics differ from their defaults."""
+    torch.manual_seed(0)
+    model = build_arch(arch)
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            module.num_batches_tracked.fill_(7)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def images() -> Tensor:
+    return torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="module")
+def model() -> nn.Module:
+    return source_model()
+
+
+@pytest.fixture(scope="module")
+def state(model: nn.Module) -> dict[str, Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def prefixed(prefix: str, state: dict[str, Tensor]) -> dict[str, Tensor]:
+    return {prefix + k: v for k, v in state.items()}
+
+
+# --------------------------------------------------------------------------- formats and wrappers
+
+WRAPPINGS = {
+    "raw.pt": lambda s: s,
+    "wrapped_state_dict.pth": lambda s: {"state_dict": s, "optimizer": {"lr": 0.1}},
+    "wrapped_model.ckpt": lambda s: {"model": s},
+    "wrapped_model_ema.bin": lambda s: {"model_ema": s},
+    "wrapped_state_dict_ema.pt": lambda s: {"state_dict_ema": prefixed("module.", s)},
+    "wrapped_encoder.pt": lambda s: {"encoder": s},
+    "wrapped_backbone.pt": lambda s: {"backbone": s},
+    "lightning.ckpt": lambda s: {
+        "state_dict": prefixed("model.", s),
+        "hyper_parameters": {"arch": "convnet-small", "lr": 0.5},
+        "epoch": 7,
+        "global_step": 700,
+    },
+    "dataparallel.pt": lambda s: prefixed("module.", s),
+    "compiled.pt": lambda s: prefixed("_orig_mod.", s),
+    "all_prefixes.pt": lambda s: {"model": prefixed("module._orig_mod.backbone.", s)},
+}
+
+
+@pytest.mark.parametrize("file_name", WRAPPINGS)
+def test_checkpoint_wrappings_load_identical_embeddings(file_name, tmp_path, model, state, images):
+    path = tmp_path / file_name
+    torch.save(WRAPPINGS[file_name](state), path)
+    encoder = load_checkpoint(path)
+    assert encoder.arch == "convnet-small"
+    assert encoder.name == file_name and encoder.path == str(path)
+    assert not encoder.model.training
+    assert torch.equal(embed(encoder.model, images), embed(model, images))
+    assert encoder.model.state_dict()["features.1.num_batches_tracked"].item() == 7
+
+
+def test_lightning_checkpoint_metadata(tmp_path, state):
+    path = tmp_path / "last.ckpt"
+    torch.save(WRAPPINGS["lightning.ckpt"](state), path)
+    encoder = load_checkpoint(path)
+    assert encoder.epoch == 7
+    assert "arch from checkpoint: convnet-small" in encoder.notes
+    assert "stripped key prefix 'model.'" in encoder.notes
+    assert encoder.mean is None and encoder.std is None and encoder.input_size is None
+
+
+def test_safetensors_loads_identical_embeddings(tmp_path, model, state, images):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "weights.safetensors"
+    save_file(prefixed("module.", state), str(path))
+    encoder = load_checkpoint(path)
+    assert encoder.arch == "convnet-small"
+    assert torch.equal(embed(encoder.model, images), embed(model, images))
+
+
+def test_safetensors_missing_package_names_extra(tmp_path, state, monkeypatch):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "weights.safetensors"
+    save_file(state, str(path))
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)  # makes the import fail
+    with pytest.raises(CheckpointError, match=r"pip install sslmon\[safetensors\]") as info:
+        load_checkpoint(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
+def test_torchscript_needs_trust_and_returns_module_output(tmp_path, model, images):
+    path = tmp_path / "scripted_epoch_3.pt"
+    torch.jit.save(torch.jit.script(model), str(path))
+    with pytest.raises(CheckpointError, match="--trust-checkpoints"):
+        load_checkpoint(path)
+    encoder = load_checkpoint(path, trust=True)
+    assert encoder.arch == "torchscript" and encoder.epoch == 3
+    assert torch.allclose(embed(encoder.model, images), embed(model, images), atol=1e-6)
+
+
+def test_pickled_module_loads_only_when_trusted(tmp_path, model, images):
+    path = tmp_path / "whole_model.pt"
+    torch.save(model, path)
+    with pytest.raises(CheckpointError, match=r"needs arbitrary unpickling \(sslmon\.archs\.SmallConvNet\)"):
+        load_checkpoint(path)
+    encoder = load_checkpoint(path, trust=True)
+    assert torch.equal(embed(encoder.model, images), embed(model, images))
+
+
+# --------------------------------------------------------------------------- key cleaning
+
+
+def test_training_parts_and_classifier_dropped_and_reported(tmp_path, model, state, images):
+    extra = {
+        "projector.0.weight": torch.zeros(8, 128), "projector.0.bias": torch.zeros(8),
+        "projection_head.layer.weight": torch.zeros(8, 8),
+        "predictor.0.weight": torch.zeros(8, 8),
+        "queue": torch.zeros(8, 16), "queue_ptr": torch.zeros(1, dtype=torch.long),
+        "momentum_encoder.features.0.weight": torch.zeros(32, 3, 3, 3),
+        "encoder_k.features.0.weight": torch.zeros(32, 3, 3, 3),
+        "teacher.features.0.weight": torch.zeros(32, 3, 3, 3),
+        "fc.weight": torch.zeros(10, 128), "fc.bias": torch.zeros(10),
+    }
+    path = tmp_path / "simclr.pt"
+    torch.save(prefixed("module.", {**prefixed("encoder.", state), **extra}), path)
+    encoder = load_checkpoint(path)
+    assert torch.equal(embed(encoder.model, images), embed(model, images))
+    assert "stripped key prefix 'module.encoder.'" in encoder.notes
+    dropped = next(n for n in encoder.notes if n.startswith("dropped 9 training-only keys"))
+    for part in ("projector: 2", "queue: 1", "queue_ptr: 1", "momentum_encoder: 1", "encoder_k: 1", "teacher: 1"):
+        assert part in dropped
+    assert "dropped 2 classifier-head keys (fc: 2)" in encoder.notes
+
+
+def test_vit_encoder_keys_are_not_mistaken_for_a_wrapper():
+    signature = arch_signature("vit_b_32")
+    assert "encoder.ln.weight" in signature and "class_token" in signature  # the keys the test relies on
+    state = {k: torch.empty(shape, device="meta") for k, shape in signature.items()}
+    from sslmon.encoders import _clean, _matches
+
+    notes: list[str] = []
+    cleaned = _clean(prefixed("module.", state), notes)
+    assert cleaned.keys() == state.keys() and notes == ["stripped key prefix 'module.'"]
+    assert _matches(cleaned, "vit_b_32")
+
+
+def test_missing_batchnorm_counters_are_tolerated(tmp_path, model, state, images):
+    path = tmp_path / "old_torch.pt"
+    torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}, path)
+    encoder = load_checkpoint(path)
+    assert encoder.arch == "convnet-small" and encoder.missing_keys == []
+    assert torch.equal(embed(encoder.model, images), embed(model, images))
+
+
+def test_missing_backbone_weight_is_an_error(tmp_path, state):
+    path = tmp_path / "missing.pt"
+    torch.save({k: v for k, v in state.items() if k != "features.4.weight"}, path)
+    with pytest.raises(CheckpointError, match=r"1 convnet-small backbone weights missing: features\.4\.weight"):
+        load_checkpoint(path, arch="convnet-small")
+    with pytest.raises(CheckpointError, match="no registry architecture matches .*pass --arch"):
+        load_checkpoint(path)
+
+
+def test_unexpected_key_is_an_error(tmp_path, state):
+    path = tmp_path / "foreign.pt"
+    torch.save({**state, "extra.weight": torch.zeros(3)}, path)
+    with pytest.raises(CheckpointError, match=r"1 keys not in convnet-small: extra\.weight"):
+        load_checkpoint(path, arch="convnet-small")
+
+
+def test_wrong_shape_is_an_error(tmp_path):
+    path = tmp_path / "imagenet_stem.pt"
+    torch.save(build_arch("resnet18").state_dict(), path)
+    with pytest.raises(CheckpointError, match=r"wrong shape for resnet18-cifar: conv1\.weight \(64, 3, 7, 7\) vs \(64, 3, 3, 3\)"):
+        load_checkpoint(path, arch="resnet18-cifar")
+
+
+def test_unknown_arch_is_a_value_error_with_suggestion(tmp_path):
+    with pytest.raises(ValueError, match="did you mean resnet18"):
+        build_arch("resnet-18")
+    with pytest.raises(ValueError, match="convnet-small"):
+        load_checkpoint(tmp_path / "any.pt", arch="convnet_small")
+
+
+# --------------------------------------------------------------------------- arch detection
+
+
+@pytest.mark.parametrize("arch", ["convnet-small", "resnet18-cifar", "resnet18"])
+def test_auto_detects_arch_from_keys_and_shapes(arch, tmp_path, images):
+    source = source_model(arch)
+    path = tmp_path / f"{arch}.pt"
+    torch.save(source.state_dict(), path)
+    encoder = load_checkpoint(path)
+    assert encoder.arch == arch
+    assert f"arch auto-detected: {arch}" in encoder.notes
+    assert torch.equal(embed(encoder.model, images), embed(source, images))
+
+
+def test_stored_arch_that_does_not_match_falls_back_to_detection(tmp_path):
+    path = tmp_path / "mislabelled.pt"
+    torch.save({"state_dict": build_arch("resnet18-cifar").state_dict(), "arch": "resnet18"}, path)
+    encoder = load_checkpoint(path)
+    assert encoder.arch == "resnet18-cifar"
+    assert "stored arch 'resnet18' does not match the weights; detecting from the weights" in encoder.notes
+
+
+@pytest.mark.parametrize("family", sorted({torchvision_family(n) for n in torchvision.models.list_models(module=torchvision.models)}))
+def test_prefilter_key_is_in_every_model_of_its_family(family):
+    members = [n for n in torchvision.models.list_models(module=torchvision.models) if torchvision_family(n) == family]
+    for name in {members[0], members[-1]}:  # all 80 models on the meta device would take ~10 s
+        key = REGISTRY[name].prefilter_key
+        assert key is None or key in arch_signature(name), name
+
+
+# --------------------------------------------------------------------------- safety and corrupt files
+
+
+class WritesMarker:
+    """Unpickling this runs ``open(marker, "w")``, i.e. code from the file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return open, (str(self.marker), "w")
+
+
+def test_code_running_pickle_is_refused_by_default(tmp_path, state):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"state_dict": state, "payload": WritesMarker(marker)}, path)
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: needs arbitrary unpickling (io.open), which can run code")
+    assert message.endswith("re-run with --trust-checkpoints if you trust this file")
+    assert not marker.exists()
+    load_checkpoint(path, trust=True)  # control: the payload is live
+    assert marker.exists()
+
+
+CORRUPTIONS = {
+    "random.pt": lambda good: os.urandom(4096),
+    "truncated.pt": lambda good: good[: len(good) // 2],
+    "empty.pth": lambda good: b"",
+    "text.ckpt": lambda good: b"not a checkpoint\n",
+    "bad.safetensors": lambda good: good[:100],
+}
+
+
+@pytest.mark.parametrize("file_name", CORRUPTIONS)
+def test_corrupt_file_is_a_one_line_error_naming_it(file_name, tmp_path, state):
+    good = tmp_path / "good.pt"
+    torch.save(state, good)
+    path = tmp_path / file_name
+    path.write_bytes(CORRUPTIONS[file_name](good.read_bytes()))
+    for trust in (False, True):
+        with pytest.raises(CheckpointError) as info:
+            load_checkpoint(path, trust=trust)
+        message = str(info.value)
+        assert message.startswith(f"{path}: ") and "\n" not in message
+
+
+def test_no_state_dict_is_an_error(tmp_path):
+    path = tmp_path / "stats.pt"
+    torch.save({"epoch": 3, "loss": 0.5}, path)
+    with pytest.raises(CheckpointError, match="no state dict found.*keys epoch, loss"):
+        load_checkpoint(path)
+
+
+# --------------------------------------------------------------------------- epochs and normalisation
+
+
+@pytest.mark.parametrize(
+    "name, epoch",
+    [
+        ("epoch=19-step=4000.ckpt", 19), ("epoch_19.pt", 19), ("simclr-ep20.pth", 20), ("EPOCH-005.pt", 5),
+        ("ckpt_0020.pt", 20), ("milestone-40.pt", 40), ("init.pt", 0), ("resnet18_initial.pth", 0),
+        ("untrained.safetensors", 0), ("simclr_100.pt", 100), ("step=500.ckpt", None), ("resnet18.pt", None),
+        ("last.ckpt", None), ("run_3_40.pt", None), ("run3_40.pt", 40),
+    ],
+)
+def test_parse_epoch_from_name(name, epoch):
+    assert parse_epoch(Path("runs") / name) == epoch
+
+
+def test_parse_epoch_prefers_checkpoint_entry():
+    assert parse_epoch("epoch_3.pt", {"epoch": 12}) == 12
+    assert parse_epoch("epoch_3.pt", {"epoch": True}) == 3
+    assert parse_epoch("last.ckpt", {"state_dict": {}}) is None
+
+
+def test_find_checkpoints_orders_by_epoch(tmp_path):
+    names = ["epoch_10.pt", "epoch_2.pth", "init.pt", "last.ckpt", "model.safetensors", "epoch=1-step=50.ckpt", "w.bin"]
+    for name in [*names, "notes.txt"]:
+        (tmp_path / name).write_bytes(b"")
+    (tmp_path / "sub.pt").mkdir()
+    order = [p.name for p in find_checkpoints(tmp_path)]
+    assert order == ["init.pt", "epoch=1-step=50.ckpt", "epoch_2.pth", "epoch_10.pt", "last.ckpt", "model.safetensors", "w.bin"]
+    with pytest.raises(CheckpointError, match="not a directory"):
+        find_checkpoints(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"mean": [0.5, 0.4, 0.3], "std": torch.tensor([0.2, 0.2, 0.1])},
+        {"normalization": {"mean": (0.5, 0.4, 0.3), "std": [0.2, 0.2, 0.1]}},
+    ],
+)
+def test_stored_normalisation_and_epoch(extra, tmp_path, state):
+    path = tmp_path / "epoch_4.pt"
+    torch.save({"state_dict": state, "epoch": 5, **extra}, path)
+    encoder = load_checkpoint(path)
+    assert encoder.epoch == 5
+    assert encoder.mean == pytest.approx((0.5, 0.4, 0.3)) and encoder.std == pytest.approx((0.2, 0.2, 0.1))
+
+
+# --------------------------------------------------------------------------- torchvision
+
+
+@pytest.fixture
+def torch_home(tmp_path, monkeypatch) -> Path:
+    """An empty TORCH_HOME; torch.hub's directory is restored afterwards."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "_hub_dir", None)  # restored by monkeypatch; then get_dir() follows TORCH_HOME
+    assert Path(torch.hub.get_dir()) == tmp_path / "hub"
+    return tmp_path
+
+
+def test_torchvision_weights_come_from_the_hub_cache(torch_home, images):
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    torch.manual_seed(3)
+    full = torchvision.models.resnet18()  # random weights standing in for the pretrained ones
+    cached = torch_home / "hub" / "checkpoints" / Path(weights.url).name
+    cached.parent.mkdir(parents=True)
+    # The name carries the real file's hash prefix (f37072fd) but the content differs: torch.hub
+    # verifies hashes only while downloading (check_hash), never for files already cached.
+    torch.save(full.state_dict(), cached)
+    encoder = load_torchvision("resnet18")
+    full.fc = nn.Identity()
+    assert torch.equal(embed(encoder.model, images), embed(full, images))
+    assert (encoder.name, encoder.arch, encoder.path, encoder.epoch) == ("resnet18", "resnet18", None, None)
+    assert encoder.mean == pytest.approx((0.485, 0.456, 0.406)) and encoder.std == pytest.approx((0.229, 0.224, 0.225))
+    assert encoder.input_size == 224
+
+
+def test_torchvision_cached_file_is_unpickled_weights_only(torch_home, state):
+    cached = torch_home / "hub" / "checkpoints" / Path(torchvision.models.ResNet18_Weights.DEFAULT.url).name
+    cached.parent.mkdir(parents=True)
+    marker = torch_home / "pwned"
+    torch.save({"payload": WritesMarker(marker)}, cached)
+    with pytest.raises(CheckpointError, match="not a plain weights file"):
+        load_torchvision("resnet18")
+    assert not marker.exists()
+
+
+def test_torchvision_weights_not_cached_fails_fast(torch_home):
+    start = time.perf_counter()
+    with pytest.raises(CheckpointError) as info:
+        load_torchvision("resnet18")
+    assert time.perf_counter() - start < 2.0
+    message = str(info.value)
+    assert message == (
+        "resnet18: pretrained weights not cached and cannot be downloaded; put resnet18-f37072fd.pth into "
+        f"{torch_home / 'hub' / 'checkpoints'}/ (from https://download.pytorch.org/models/resnet18-f37072fd.pth) "
+        "or use --weights none"
+    )
+
+
+def test_torchvision_random_init_uses_default_preprocessing(torch_home):
+    encoder = load_torchvision("mobilenet_v3_small", weights="none")
+    assert encoder.epoch == 0 and encoder.input_size == 224
+    assert encoder.mean == pytest.approx((0.485, 0.456, 0.406))
+    assert embed(encoder.model, torch.rand(2, 3, 32, 32)).shape == (2, 576)
+    with pytest.raises(ValueError, match="IMAGENET1K_V1"):
+        load_torchvision("mobilenet_v3_small", weights="imagenet")
+    with pytest.raises(ValueError, match="did you mean resnet18"):
+        load_torchvision("resnet-18")
+
+
+# --------------------------------------------------------------------------- registry
+
+
+def test_registry_lists_torchvision_and_own_archs():
+    names = list_archs()
+    assert names == sorted(names)
+    assert set(torchvision.models.list_models(module=torchvision.models)) <= set(names)
+    assert {"resnet18-cifar", "resnet50-cifar", "convnet-small"} <= set(names)
+
+
+@pytest.mark.parametrize("arch, dim", [("resnet18", 512), ("mobilenet_v3_small", 576), ("efficientnet_b0", 1280)])
+def test_head_replaced_real_forward(arch, dim, images):
+    assert embed(build_arch(arch), images).shape == (4, dim)
+
+
+@pytest.mark.parametrize(
+    "arch, dim, size",
+    [
+        ("densenet121", 1024, 32), ("convnext_tiny", 768, 32), ("squeezenet1_1", 512, 64), ("alexnet", 9216, 64),
+        ("googlenet", 1024, 64), ("inception_v3", 2048, 299), ("maxvit_t", 512, 224), ("vit_b_32", 768, 224),
+        ("swin_t", 768, 224), ("regnet_x_400mf", 400, 32),
+    ],
+)
+def test_head_replaced_shapes_on_meta(arch, dim, size):
+    model = build_arch(arch, device="meta")
+    assert embed(model, torch.empty(2, 3, size, size, device="meta")).shape == (2, dim)
+
+
+def test_head_keeps_normalisation_layers():
+    assert "classifier.0.weight" in arch_signature("convnext_tiny")  # LayerNorm2d before the Linear
+    assert "classifier.2.weight" in arch_signature("maxvit_t")  # LayerNorm after pool + flatten
+    assert not any(k.startswith(("fc.", "AuxLogits.")) for k in arch_signature("inception_v3"))
