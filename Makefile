@@ -16,7 +16,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: install
-	$(SSLMON) score sample_checkpoints
+	$(SSLMON) score sample_checkpoints --limit 2000
 
 test: install
 	$(PY) -m pytest

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Iterable
 
 import torch
+import torchvision
 from rich.progress import Progress
 
 from sslmon.cache import ResultCache, array_digest, file_digest
@@ -215,4 +216,5 @@ def torchvision_sources(names: Iterable[str], weights: str = "default", seed: in
         torch.manual_seed(seed)
         return load_torchvision(name, weights=weights)
 
-    return [Source(n, None, partial(load, n), lambda n=n: f"torchvision:{n}:{weights}:{seed}") for n in names]
+    version = f"torchvision {torchvision.__version__}"  # its default weights can change between releases
+    return [Source(n, None, partial(load, n), lambda n=n: f"{version}:{n}:{weights}:{seed}") for n in names]

@@ -1,0 +1,439 @@
+"""Self-supervised training (SimCLR, MoCo-v2, SimSiam) that writes milestones.
+
+Follows Xu, Lowe & Trappenberg (2024), section III-B: an encoder backbone plus
+method heads, trained with SGD (momentum 0.9) under a one-cycle learning-rate
+schedule with cyclic momentum 0.85-0.95. Every ``every`` epochs (and before
+training, and at the end) the backbone alone is written as a *milestone*
+``epoch_{e:04d}.pt``: a dict of tensors, ints, strs and lists that
+``torch.load(path, weights_only=True)`` reads.
+
+Augmentations run batched on the training device with per-sample random
+parameters (the SimCLR CIFAR stack; see :class:`AugmentConfig`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from sslmon.archs import build_arch, check_arch
+
+# --------------------------------------------------------------------------- losses
+
+
+def info_nce(z1: Tensor, z2: Tensor, temperature: float) -> Tensor:
+    """SimCLR NT-Xent loss over the 2N views, averaged over the 2N anchors.
+
+    With u = L2-normalised cat(z1, z2) and positive pairs (i, i+N), the loss of
+    anchor i is -log(exp(u_i.u_pos(i) / t) / sum_{k != i} exp(u_i.u_k / t)).
+    """
+    n = z1.shape[0]
+    u = F.normalize(torch.cat([z1, z2]), dim=1)
+    logits = (u @ u.T) / temperature
+    logits = logits.masked_fill(torch.eye(2 * n, dtype=torch.bool, device=u.device), float("-inf"))
+    positives = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(u.device)
+    return F.cross_entropy(logits, positives)
+
+
+def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor:
+    """MoCo InfoNCE: each query q_i against its positive key k_i and the K queued negatives.
+
+    Loss_i = -log(exp(q_i.k_i / t) / (exp(q_i.k_i / t) + sum_j exp(q_i.queue_j / t)))
+    on L2-normalised vectors; no gradient flows into ``k`` or ``queue``.
+    """
+    q = F.normalize(q, dim=1)
+    k = F.normalize(k.detach(), dim=1)
+    negatives = F.normalize(queue.detach(), dim=1)
+    logits = torch.cat([(q * k).sum(dim=1, keepdim=True), q @ negatives.T], dim=1) / temperature
+    return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
+
+
+def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
+    """Symmetric SimSiam loss -(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2, batch mean.
+
+    ``sg`` is stop-gradient (detach): gradients reach the projections only
+    through the predictions ``p``.
+    """
+    return -(
+        F.cosine_similarity(p1, z2.detach(), dim=1).mean() + F.cosine_similarity(p2, z1.detach(), dim=1).mean()
+    ) / 2
+
+
+# --------------------------------------------------------------------------- MoCo parts
+
+
+class MoCoQueue(nn.Module):
+    """Ring buffer of the K most recent keys (K x dim), first in first out.
+
+    ``keys`` holds the buffer in storage order (the loss does not care about
+    order); :meth:`ordered` gives it oldest first. It starts filled with random
+    unit vectors, like MoCo's.
+    """
+
+    def __init__(self, size: int, dim: int, generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.register_buffer("keys", F.normalize(torch.randn(size, dim, generator=generator), dim=1))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long))
+
+    def enqueue(self, keys: Tensor) -> Tensor:
+        """Append ``keys`` (n x dim, n <= K) as the newest entries; return the n dequeued oldest ones."""
+        size = self.keys.shape[0]
+        if keys.shape[0] > size:
+            raise ValueError(f"cannot enqueue {keys.shape[0]} keys into a queue of {size}")
+        idx = (self.ptr + torch.arange(keys.shape[0], device=self.keys.device)) % size
+        dequeued = self.keys[idx].clone()
+        self.keys[idx] = keys.detach().to(self.keys.dtype)
+        self.ptr.copy_((self.ptr + keys.shape[0]) % size)
+        return dequeued
+
+    def ordered(self) -> Tensor:
+        """The queued keys, oldest first."""
+        return torch.roll(self.keys, -int(self.ptr), dims=0)
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, source: nn.Module, m: float) -> None:
+    """Exponential moving average: every target parameter becomes m*target + (1-m)*source.
+
+    Buffers (BatchNorm running statistics and counters) are copied from the source.
+    """
+    for t, s in zip(target.parameters(), source.parameters(), strict=True):
+        t.mul_(m).add_(s.detach(), alpha=1 - m)
+    for t, s in zip(target.buffers(), source.buffers(), strict=True):
+        t.copy_(s)
+
+
+# --------------------------------------------------------------------------- heads and methods
+
+
+def mlp(dims: Sequence[int], last_bn: bool = False) -> nn.Sequential:
+    """MLP through ``dims``: Linear-BN-ReLU hidden layers, a linear output layer,
+    and, if ``last_bn``, an affine-free BatchNorm on the output (SimSiam's projector)."""
+    layers: list[nn.Module] = []
+    for din, dout in zip(dims[:-2], dims[1:-1]):
+        layers += [nn.Linear(din, dout, bias=False), nn.BatchNorm1d(dout), nn.ReLU(inplace=True)]
+    layers.append(nn.Linear(dims[-2], dims[-1], bias=not last_bn))
+    if last_bn:
+        layers.append(nn.BatchNorm1d(dims[-1], affine=False))
+    return nn.Sequential(*layers)
+
+
+class SSLMethod(nn.Module):
+    """A backbone plus the heads of one SSL method; :meth:`loss` maps two views to a scalar."""
+
+    def __init__(self, backbone: nn.Module) -> None:
+        super().__init__()
+        self.backbone = backbone
+
+    def loss(self, x1: Tensor, x2: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+class SimCLR(SSLMethod):
+    """SimCLR: 2-layer projector (embed -> width -> 128) and NT-Xent (:func:`info_nce`)."""
+
+    def __init__(self, backbone: nn.Module, embed_dim: int, width: int, temperature: float = 0.5) -> None:
+        super().__init__(backbone)
+        self.projector = mlp([embed_dim, width, 128])
+        self.temperature = temperature
+
+    def loss(self, x1: Tensor, x2: Tensor) -> Tensor:
+        z1, z2 = self.projector(self.backbone(torch.cat([x1, x2]))).chunk(2)
+        return info_nce(z1, z2, self.temperature)
+
+
+class MoCo(SSLMethod):
+    """MoCo-v2: query = backbone + SimCLR projector; key encoder = its EMA copy; a queue of negatives.
+
+    Each step first moves the key encoder towards the query encoder
+    (:func:`ema_update`), encodes view 2 as keys without gradient, scores view-1
+    queries with :func:`moco_loss`, then enqueues the keys.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        embed_dim: int,
+        width: int,
+        temperature: float = 0.1,
+        queue_size: int = 4096,
+        momentum: float = 0.99,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(backbone)
+        self.query_encoder = nn.Sequential(backbone, mlp([embed_dim, width, 128]))
+        self.key_encoder = copy.deepcopy(self.query_encoder).requires_grad_(False)
+        self.queue = MoCoQueue(queue_size, 128, generator)
+        self.temperature = temperature
+        self.momentum = momentum
+
+    def loss(self, x1: Tensor, x2: Tensor) -> Tensor:
+        q = self.query_encoder(x1)
+        with torch.no_grad():
+            ema_update(self.key_encoder, self.query_encoder, self.momentum)
+            k = F.normalize(self.key_encoder(x2), dim=1)
+        loss = moco_loss(q, k, self.queue.keys.clone(), self.temperature)
+        self.queue.enqueue(k)
+        return loss
+
+
+class SimSiam(SSLMethod):
+    """SimSiam: 3-layer projector (width throughout) and 2-layer predictor (bottleneck width/4)."""
+
+    def __init__(self, backbone: nn.Module, embed_dim: int, width: int) -> None:
+        super().__init__(backbone)
+        self.projector = mlp([embed_dim, width, width, width], last_bn=True)
+        self.predictor = mlp([width, width // 4, width])
+
+    def loss(self, x1: Tensor, x2: Tensor) -> Tensor:
+        z1, z2 = self.projector(self.backbone(torch.cat([x1, x2]))).chunk(2)
+        return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How to build a method from (backbone, embed_dim, head width, generator) and its paper optimiser settings."""
+
+    build: Callable[[nn.Module, int, int, torch.Generator], SSLMethod]
+    lr: float
+    weight_decay: float
+
+
+METHODS: dict[str, MethodSpec] = {
+    "simclr": MethodSpec(lambda bb, d, w, g: SimCLR(bb, d, w), lr=0.5, weight_decay=1e-4),
+    "moco": MethodSpec(lambda bb, d, w, g: MoCo(bb, d, w, generator=g), lr=0.06, weight_decay=5e-4),
+    "simsiam": MethodSpec(lambda bb, d, w, g: SimSiam(bb, d, w), lr=0.06, weight_decay=5e-4),
+}
+
+# --------------------------------------------------------------------------- augmentation
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """The SimCLR CIFAR-10 augmentation stack, each parameter drawn per sample.
+
+    RandomResizedCrop (area fraction ``crop_scale``, aspect ``crop_ratio``, back to
+    the input size), horizontal flip (``flip_p``), colour jitter with probability
+    ``jitter_p`` (brightness/contrast/saturation factors uniform in [1-s, 1+s],
+    hue shift uniform in [-hue, hue] turns), grayscale (``grayscale_p``).
+    Single-channel images get only brightness and contrast jitter.
+    """
+
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    brightness: float = 0.4
+    contrast: float = 0.4
+    saturation: float = 0.4
+    hue: float = 0.1
+    grayscale_p: float = 0.2
+
+
+def _uniform(n: int, low: float, high: float, generator: torch.Generator) -> Tensor:
+    return low + (high - low) * torch.rand(n, generator=generator)
+
+
+def _gray(x: Tensor) -> Tensor:
+    """ITU-R 601 luma (n, 1, H, W) of RGB images, as torchvision's rgb_to_grayscale."""
+    return (x * torch.tensor([0.2989, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, keepdim=True)
+
+
+def random_resized_crop(x: Tensor, cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """Per-sample random resized crop plus horizontal flip, by one ``affine_grid``/``grid_sample``.
+
+    Area fraction s ~ U(crop_scale), log aspect ~ U(log crop_ratio); crop sides
+    (fractions of W and H) are clamped to 1 instead of torchvision's re-draws.
+    """
+    n, _, h, w = x.shape
+    area = _uniform(n, *cfg.crop_scale, generator)
+    ratio = torch.exp(_uniform(n, math.log(cfg.crop_ratio[0]), math.log(cfg.crop_ratio[1]), generator))
+    sx = torch.sqrt(area * ratio * h / w).clamp(max=1.0)
+    sy = torch.sqrt(area / ratio * w / h).clamp(max=1.0)
+    cx = (1 - sx) * _uniform(n, -1.0, 1.0, generator)
+    cy = (1 - sy) * _uniform(n, -1.0, 1.0, generator)
+    flip = torch.where(torch.rand(n, generator=generator) < cfg.flip_p, -1.0, 1.0)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = sx * flip, cx, sy, cy
+    grid = F.affine_grid(theta.to(x.device), [n, x.shape[1], h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def colour_jitter(x: Tensor, cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """Per-sample brightness, contrast, saturation, hue jitter (that fixed order), then grayscale.
+
+    Brightness scales x; contrast and saturation blend with the mean luma and the
+    luma image (as torchvision); hue rotates chroma in YIQ space by 2*pi*h, a
+    linear stand-in for torchvision's HSV hue shift. Saturation, hue and
+    grayscale apply to RGB only. x is in [0, 1] and stays there.
+    """
+    n, c = x.shape[:2]
+    on = torch.rand(n, generator=generator) < cfg.jitter_p
+
+    def factor(strength: float) -> Tensor:
+        f = torch.where(on, _uniform(n, 1 - strength, 1 + strength, generator), 1.0)
+        return f.view(n, 1, 1, 1).to(x.device)
+
+    x = (x * factor(cfg.brightness)).clamp(0, 1)
+    luma = x if c == 1 else _gray(x)
+    x = torch.lerp(luma.mean(dim=(1, 2, 3), keepdim=True), x, factor(cfg.contrast)).clamp(0, 1)
+    if c == 1:
+        return x
+    x = torch.lerp(_gray(x), x, factor(cfg.saturation)).clamp(0, 1)
+    angle = 2 * math.pi * torch.where(on, _uniform(n, -cfg.hue, cfg.hue, generator), 0.0)
+    to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    rot = torch.zeros(n, 3, 3)
+    rot[:, 0, 0] = 1
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = angle.cos(), -angle.sin(), angle.sin(), angle.cos()
+    mats = (torch.linalg.inv(to_yiq) @ rot @ to_yiq).to(x.device)
+    x = torch.einsum("nij,njhw->nihw", mats, x).clamp(0, 1)
+    gray = (torch.rand(n, generator=generator) < cfg.grayscale_p).view(n, 1, 1, 1).to(x.device)
+    return torch.where(gray, _gray(x).expand_as(x), x)
+
+
+def augment(x: Tensor, cfg: AugmentConfig, generator: torch.Generator) -> Tensor:
+    """One random view of a float batch (n, C, H, W) in [0, 1]; same shape and dtype.
+
+    Random parameters come from the CPU ``generator`` (so a seed gives the
+    same views on any device) and differ per sample.
+    """
+    return colour_jitter(random_resized_crop(x, cfg, generator), cfg, generator)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def save_milestone(
+    path: Path,
+    backbone: nn.Module,
+    epoch: int,
+    arch: str,
+    method: str,
+    mean: Sequence[float],
+    std: Sequence[float],
+    half: bool = False,
+) -> None:
+    """Write the backbone weights (float16 if ``half``; integer buffers unchanged) and metadata."""
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+        for k, v in backbone.state_dict().items()
+    }
+    torch.save(
+        {
+            "state_dict": state,
+            "epoch": epoch,
+            "arch": arch,
+            "method": method,
+            "normalization": {"mean": [float(m) for m in mean], "std": [float(s) for s in std]},
+        },
+        path,
+    )
+
+
+def train(
+    method: str,
+    images: Tensor,
+    arch: str,
+    out_dir: str | Path,
+    epochs: int,
+    every: int,
+    batch_size: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    lr: float | None = None,
+    weight_decay: float | None = None,
+    head_width: int = 2048,
+    augment_cfg: AugmentConfig = AugmentConfig(),
+    half: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[Path]:
+    """Train backbone ``arch`` (a :func:`sslmon.archs.build_arch` name) with ``method``
+    ("simclr", "moco" for MoCo-v2, "simsiam") on uint8 ``images`` (n, C, H, W), C in {1, 3}.
+
+    Writes ``out_dir/epoch_{e:04d}.pt`` for e = 0 (untrained), every ``every``
+    epochs, and ``epochs``; returns their paths in order. One step = two
+    augmented views of ``batch_size`` images (``min(batch_size, n)``; the last
+    incomplete batch of an epoch is dropped). Grayscale views are repeated to
+    3 channels; all views are normalised by ``mean``/``std`` (3 values each,
+    [0, 1] units, e.g. ``ImageSet.mean``/``std``). ``lr`` and
+    ``weight_decay`` default to the paper's values for the method;
+    ``head_width`` is the projector/predictor width (paper: 2048). Seeded:
+    the same arguments give the same milestones on CPU.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
+    check_arch(arch)
+    if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must be uint8 (n, 1|3, H, W), got {images.dtype} {tuple(images.shape)}")
+    if epochs < 1 or every < 1 or batch_size < 2:
+        raise ValueError("need epochs >= 1, every >= 1 and batch_size >= 2")
+    if len(mean) != 3 or len(std) != 3:
+        raise ValueError(f"mean and std need 3 values each, got {list(mean)} and {list(std)}")
+    spec = METHODS[method]
+    device = torch.device(device)
+    norm_mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+    norm_std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
+
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    backbone = build_arch(arch)
+    with torch.no_grad():
+        embed_dim = backbone(torch.zeros(1, 3, *images.shape[2:])).shape[1]
+    model = spec.build(backbone.train(), embed_dim, head_width, generator).to(device)
+
+    n = images.shape[0]
+    batch = min(batch_size, n)
+    steps_per_epoch = n // batch
+    peak = spec.lr if lr is None else lr
+    optimizer = torch.optim.SGD(
+        [p for p in model.parameters() if p.requires_grad], lr=peak, momentum=0.9,
+        weight_decay=spec.weight_decay if weight_decay is None else weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=peak, total_steps=epochs * steps_per_epoch,
+        cycle_momentum=True, base_momentum=0.85, max_momentum=0.95,
+    )
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = images.to(device)
+
+    def milestone(epoch: int) -> Path:
+        path = out_dir / f"epoch_{epoch:04d}.pt"
+        save_milestone(path, model.backbone, epoch, arch, method, mean, std, half)
+        log(f"wrote {path}")
+        return path
+
+    def view(x: Tensor) -> Tensor:
+        x = augment(x, augment_cfg, generator)
+        return (x.expand(-1, 3, -1, -1) - norm_mean) / norm_std
+
+    paths = [milestone(0)]
+    for epoch in range(1, epochs + 1):
+        model.train()
+        start, total = time.perf_counter(), 0.0
+        order = torch.randperm(n, generator=generator)
+        for step in range(steps_per_epoch):
+            x = data[order[step * batch : (step + 1) * batch].to(device)].float() / 255
+            loss = model.loss(view(x), view(x))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item()
+        log(f"{method} epoch {epoch}/{epochs}: loss {total / steps_per_epoch:.4f}, "
+            f"lr {scheduler.get_last_lr()[0]:.4g}, {time.perf_counter() - start:.1f}s")
+        if epoch % every == 0 or epoch == epochs:
+            paths.append(milestone(epoch))
+    return paths

@@ -1,0 +1,138 @@
+"""Tests of sslmon.train: losses against their formulas, MoCo parts, augmentation, milestone files."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sslmon.archs import SmallConvNet
+from sslmon.train import AugmentConfig, MoCoQueue, augment, ema_update, info_nce, moco_loss, simsiam_loss, train
+
+MEAN, STD = [0.3, 0.3, 0.3], [0.35, 0.35, 0.35]
+
+
+def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.detach(), b.detach()
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+def test_info_nce_matches_explicit_formula() -> None:
+    g = torch.Generator().manual_seed(0)
+    n, t = 3, 0.5
+    z1, z2 = torch.randn(n, 4, generator=g), torch.randn(n, 4, generator=g)
+    u = torch.cat([z1, z2])
+    total = 0.0
+    for i in range(2 * n):
+        pos = (i + n) % (2 * n)
+        denom = sum(math.exp(_cos(u[i], u[k]) / t) for k in range(2 * n) if k != i)
+        total += -math.log(math.exp(_cos(u[i], u[pos]) / t) / denom)
+    assert info_nce(z1, z2, t).item() == pytest.approx(total / (2 * n), rel=1e-5)
+
+
+def test_moco_loss_matches_explicit_formula_and_stops_key_gradient() -> None:
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(2, 4, generator=g, requires_grad=True)
+    k = torch.randn(2, 4, generator=g, requires_grad=True)
+    queue, t = torch.randn(5, 4, generator=g), 0.1
+    total = 0.0
+    for i in range(2):
+        pos = math.exp(_cos(q[i], k[i]) / t)
+        total += -math.log(pos / (pos + sum(math.exp(_cos(q[i], queue[j]) / t) for j in range(5))))
+    loss = moco_loss(q, k, queue, t)
+    assert loss.item() == pytest.approx(total / 2, rel=1e-5)
+    loss.backward()
+    assert q.grad is not None and k.grad is None
+
+
+def test_simsiam_stop_gradient() -> None:
+    g = torch.Generator().manual_seed(2)
+    z1 = torch.randn(4, 8, generator=g, requires_grad=True)
+    z2 = torch.randn(4, 8, generator=g, requires_grad=True)
+    p1, p2 = torch.randn(4, 8, generator=g, requires_grad=True), torch.randn(4, 8, generator=g, requires_grad=True)
+    loss = simsiam_loss(p1, p2, z1, z2)
+    expected = -(torch.cosine_similarity(p1, z2).mean() + torch.cosine_similarity(p2, z1).mean()) / 2
+    assert loss.item() == pytest.approx(expected.item())
+    loss.backward()
+    assert z1.grad is None and z2.grad is None
+    assert p1.grad is not None and p1.grad.abs().sum() > 0
+    # through a predictor, gradient reaches z only via p
+    z = torch.randn(4, 8, generator=g, requires_grad=True)
+    pred = nn.Linear(8, 8)
+    simsiam_loss(pred(z), pred(z), z, z).backward()
+    via_p = torch.autograd.grad(simsiam_loss(pred(z), pred(z), z.detach(), z.detach()), z)[0]
+    assert torch.allclose(z.grad, via_p)
+
+
+def test_moco_queue_fifo_with_wraparound() -> None:
+    queue = MoCoQueue(size=5, dim=2, generator=torch.Generator().manual_seed(0))
+    initial = queue.ordered().clone()
+    batches = [torch.full((2, 2), float(v)) for v in (1, 2, 3)]
+    assert torch.equal(queue.enqueue(batches[0]), initial[:2])
+    assert torch.equal(queue.enqueue(batches[1]), initial[2:4])
+    # the third batch wraps: it evicts the last initial key and the first key of batch 1
+    evicted = queue.enqueue(batches[2])
+    assert torch.equal(evicted, torch.stack([initial[4], batches[0][0]]))
+    assert torch.equal(queue.ordered(), torch.tensor([[1.0, 1], [2, 2], [2, 2], [3, 3], [3, 3]]))
+    assert int(queue.ptr) == 1
+    with pytest.raises(ValueError):
+        queue.enqueue(torch.zeros(6, 2))
+
+
+def test_ema_update_formula_and_buffers() -> None:
+    torch.manual_seed(0)
+    source, target = nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2)), nn.Sequential(nn.Linear(3, 2), nn.BatchNorm1d(2))
+    source(torch.randn(8, 3))  # moves the source's running statistics
+    expected = [0.9 * t + 0.1 * s for t, s in zip(target.parameters(), source.parameters())]
+    ema_update(target, source, 0.9)
+    for p, e in zip(target.parameters(), expected):
+        assert torch.allclose(p, e)
+    for t, s in zip(target.buffers(), source.buffers()):
+        assert torch.equal(t, s)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_augment_is_per_sample_and_keeps_shape(channels: int) -> None:
+    x = torch.rand(1, channels, 28, 28, generator=torch.Generator().manual_seed(0)).expand(8, -1, -1, -1).contiguous()
+    y = augment(x, AugmentConfig(), torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert 0 <= y.min() and y.max() <= 1
+    assert not torch.allclose(y[0], y[1])
+    # crop and flip alone already differ per sample
+    crop_only = AugmentConfig(jitter_p=0.0, grayscale_p=0.0)
+    y = augment(x, crop_only, torch.Generator().manual_seed(1))
+    assert len({tuple(v.flatten()[:50].tolist()) for v in y}) == len(y)
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    return torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco", "simsiam"])
+def test_two_epoch_run_writes_loadable_milestones(method: str, images: torch.Tensor, tmp_path) -> None:
+    paths = train(method, images, "convnet-small", tmp_path, epochs=2, every=1, batch_size=32, seed=0,
+                  mean=MEAN, std=STD, head_width=64, half=method == "simclr", log=lambda s: None)
+    assert [p.name for p in paths] == ["epoch_0000.pt", "epoch_0001.pt", "epoch_0002.pt"]
+    states = []
+    for epoch, path in enumerate(paths):
+        ckpt = torch.load(path, weights_only=True)
+        assert (ckpt["epoch"], ckpt["arch"], ckpt["method"]) == (epoch, "convnet-small", method)
+        assert ckpt["normalization"] == {"mean": MEAN, "std": STD}
+        model = SmallConvNet()
+        model.load_state_dict(ckpt["state_dict"], strict=True)
+        assert all(p.dtype == torch.float32 for p in model.parameters())
+        states.append(model.state_dict())
+    assert not torch.equal(states[0]["features.0.weight"], states[2]["features.0.weight"])
+
+
+def test_training_is_deterministic(images: torch.Tensor, tmp_path) -> None:
+    runs = [
+        train("simclr", images[:32], "convnet-small", tmp_path / str(i), epochs=1, every=1, batch_size=16, seed=3,
+              mean=MEAN, std=STD, head_width=32, log=lambda s: None)[-1]
+        for i in range(2)
+    ]
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
