@@ -13,6 +13,7 @@ from pathlib import Path
 import time
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import torch
 import torchvision
 from rich.progress import Progress
@@ -39,9 +40,18 @@ def score_embeddings(
     path: str | None = None,
     epoch: int | None = None,
     source: dict[str, Any] | None = None,
+    z3_path: Path | None = None,
 ) -> Result:
-    """Evaluate one set of embeddings into a :class:`Result` (never raises for bad data)."""
+    """Evaluate one set of embeddings into a :class:`Result` (never raises for bad data).
+
+    With ``z3_path``, Z3 and the cluster labels C1/C2 (and the labels) are saved there as ``.npz``
+    (arrays ``z3``, ``c1``, ``c2``, ``labels``, ``epoch``) for plotting.
+    """
     ev = evaluate_embeddings(Z, labels, train_embeddings, train_labels, config, metrics)
+    if z3_path is not None and ev.Z3 is not None:
+        z3_path.parent.mkdir(parents=True, exist_ok=True)
+        extra = {key: arr for key, arr in (("c1", ev.C1), ("c2", ev.C2), ("labels", labels)) if arr is not None}
+        np.savez(z3_path, z3=ev.Z3, epoch=-1 if epoch is None else epoch, **extra)
     shape = getattr(Z, "shape", None)
     return Result(
         name=name,
@@ -114,6 +124,7 @@ def _score_source(
     batch_size: int,
     device: torch.device,
     progress: Progress | None,
+    z3_path: Path | None = None,
 ) -> Result:
     """Load, embed the evaluation (and train) images, evaluate. Raises CheckpointError or RuntimeError."""
     t0 = time.perf_counter()
@@ -140,6 +151,7 @@ def _score_source(
         name=source.name, path=source.path, epoch=enc.epoch,
         source={"arch": enc.arch, "notes": enc.notes, "normalization": {"mean": list(mean), "std": list(std)},
                 "input_size": enc.input_size},
+        z3_path=z3_path,
     )
     result.timings = {"load": round(t_load, 4), "embed": round(t_embed, 4), **result.timings}
     return result
@@ -160,8 +172,12 @@ def score_sources(
     progress: Progress | None = None,
     log: Log | None = None,
     run_config: dict[str, Any] | None = None,
+    save_z3: Path | None = None,
 ) -> Run:
-    """Score each source in order; a source that fails becomes a failure and the others go on."""
+    """Score each source in order; a source that fails becomes a failure and the others go on.
+
+    ``save_z3``: a folder that receives ``<name>.z3.npz`` per source (see :func:`score_embeddings`).
+    """
     dev = resolve_device(device)
     if config.k is None:
         if data.num_classes is None:
@@ -176,15 +192,17 @@ def score_sources(
     overall = progress.add_task("encoders", total=len(sources)) if progress else None
     for source in sources:
         try:
+            z3_path = save_z3 / f"{Path(source.name).stem}.z3.npz" if save_z3 is not None else None
             key = cache.key(source.content(), dataset_digest, settings) if cache else None
-            result = cache.get(key) if cache else None
+            reuse = cache is not None and (z3_path is None or z3_path.exists())
+            result = cache.get(key) if reuse else None
             if result is not None:
                 if log:
                     log(f"cached: {source.name} (same file, dataset and settings; --no-cache recomputes)")
             else:
                 if log:
                     log(f"scoring {source.name}")
-                result = _score_source(source, data, config, metrics, batch_size, dev, progress)
+                result = _score_source(source, data, config, metrics, batch_size, dev, progress, z3_path)
                 if cache:
                     cache.put(key, result)
             run.results.append(result)

@@ -85,6 +85,7 @@ BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per 
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when the results cache has this checkpoint, dataset and settings.")]
 FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8" holds for the judged result (repeatable).')]
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
+SaveZ3 = Annotated[Optional[Path], typer.Option("--save-z3", help="Folder to save each input's Z3 (UMAP 3-d), C1/C2 and labels as NAME.z3.npz, for `sslmon plot`.")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too; the command line wins.")]
 
 
@@ -198,7 +199,8 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
     try:
         with progress or nullcontext():
             run = score_sources(sources, data, config, opts["metrics"], opts["batch_size"], opts["device"],
-                                cache=None if opts["no_cache"] else ResultCache(), progress=progress, log=log, run_config=run_config)
+                                cache=None if opts["no_cache"] else ResultCache(), progress=progress, log=log,
+                                run_config=run_config, save_z3=opts["save_z3"])
     except ValueError as exc:
         raise typer.BadParameter(str(exc))
     return run
@@ -224,6 +226,7 @@ def score(
     device: Device = "auto",
     batch_size: BatchSize = 256,
     no_cache: NoCache = False,
+    save_z3: SaveZ3 = None,
     fail_if: FailIf = None,
     judge: JudgeOpt = Judge.latest,
     config: ConfigFile = None,
@@ -273,6 +276,7 @@ def compare(
     device: Device = "auto",
     batch_size: BatchSize = 64,
     no_cache: NoCache = False,
+    save_z3: SaveZ3 = None,
     fail_if: FailIf = None,
     judge: JudgeOpt = Judge.best,
     config: ConfigFile = None,
@@ -298,6 +302,57 @@ def compare(
     run = _score_encoders(lambda: torchvision_sources(names, opts["weights"], opts["seed"]), opts,
                           opts["bin_factor"] or 0.8, {"weights": opts["weights"], "limit": opts["limit"]})
     _finish(run, rank_by, opts["fmt"], opts["output"], conditions, opts["judge"])
+
+
+class Method(str, Enum):
+    simclr = "simclr"
+    moco = "moco"
+    simsiam = "simsiam"
+
+
+@app.command()
+def train(
+    method: Annotated[Method, typer.Argument(help="SSL method: simclr, moco (MoCo-v2) or simsiam, as in the paper.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the milestones epoch_NNNN.pt (created).")],
+    dataset: Dataset = None,
+    train_limit: TrainLimit = None,
+    image_size: ImageSize = 224,
+    arch: Annotated[str, typer.Option("--arch", help="Backbone (see `sslmon archs`): convnet-small for CPU runs, resnet18-cifar as in the paper.")] = "convnet-small",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 10,
+    every: Annotated[int, typer.Option("--every", min=1, help="Write a milestone every N epochs (the untrained one and the last are always written).")] = 1,
+    batch_size: BatchSize = 256,
+    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak one-cycle learning rate (default: the paper's for the method).")] = None,
+    head_width: Annotated[int, typer.Option("--head-width", min=8, help="Projector/predictor width (paper: 2048).")] = 2048,
+    seed: Seed = 0,
+    device: Device = "auto",
+    half: Annotated[bool, typer.Option("--half", help="Store milestone weights in float16 (half the size).")] = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train an encoder with SimCLR, MoCo-v2 or SimSiam and write milestones that `sslmon score` reads.
+
+    Trains on the dataset's train split (all images when it has none), normalised by the dataset's statistics.
+    """
+    from sslmon.archs import check_arch
+    from sslmon.datasets import DatasetError, load_dataset
+    from sslmon.embed import resolve_device
+    from sslmon.train import train as run_training
+
+    try:
+        check_arch(arch)
+        dev = resolve_device(device)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc))
+    try:
+        data = load_dataset(dataset, train_limit=train_limit, seed=seed, image_size=image_size)
+    except DatasetError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(2)
+    images = data.train_images if data.train_images is not None else data.images
+    log = _logger(quiet)
+    log(f"training {method.value} {arch} on {len(images)} images of {data.name} ({dev.type})")
+    paths = run_training(method.value, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,
+                         lr=lr, head_width=head_width, half=half, log=log)
+    log(f"wrote {len(paths)} milestones to {out}")
 
 
 @app.command("metrics")
