@@ -18,6 +18,7 @@ import torch
 import torchvision
 from rich.progress import Progress
 
+from sslmon._text import one_line
 from sslmon.cache import ResultCache, array_digest, file_digest
 from sslmon.datasets import ImageSet
 from sslmon.embed import embed_images, resolve_device
@@ -141,7 +142,7 @@ def _score_source(
         if data.train_images is not None and data.train_labels is not None:
             Z_train = embed_images(enc.model, data.train_images, mean, std, enc.input_size, batch_size, device, advance)
     except (RuntimeError, ValueError) as exc:
-        raise CheckpointError(f"{source.path or source.name}: embedding failed ({_one_line(exc)})") from None
+        raise CheckpointError(f"{source.path or source.name}: embedding failed ({one_line(exc)})") from None
     finally:
         if progress:
             progress.remove_task(task)
@@ -156,9 +157,6 @@ def _score_source(
     result.timings = {"load": round(t_load, 4), "embed": round(t_embed, 4), **result.timings}
     return result
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def score_sources(
@@ -208,7 +206,7 @@ def score_sources(
             run.results.append(result)
         except Exception as exc:  # one bad encoder never loses the results of the others
             where = source.path or source.name
-            message = str(exc) if isinstance(exc, CheckpointError) else f"{where}: {type(exc).__name__}: {_one_line(exc)}"
+            message = str(exc) if isinstance(exc, CheckpointError) else f"{where}: {type(exc).__name__}: {one_line(exc)}"
             run.failures.append(Failure(source.path or source.name, message))
             if log:
                 log(f"error: {message}")

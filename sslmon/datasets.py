@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from sslmon._text import one_line
+
 
 class DatasetError(Exception):
     """A dataset cannot be read; the one-line message names the file or folder and the problem."""
@@ -161,7 +163,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         if raw[:2] == _GZIP_MAGIC:
             raw = gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as e:
-        raise DatasetError(f"{path}: cannot read idx file ({_one_line(e)})") from None
+        raise DatasetError(f"{path}: cannot read idx file ({one_line(e)})") from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
         raise DatasetError(f"{path}: not an idx file (bad magic number {raw[:4].hex() or 'empty'})")
     ndim = raw[3]
@@ -256,7 +258,7 @@ def _unpickle(path: Path) -> dict:
     except FileNotFoundError:
         raise DatasetError(f"{path}: file not found") from None
     except Exception as e:  # a corrupt pickle can raise nearly any exception type
-        raise DatasetError(f"{path}: not a readable pickle ({type(e).__name__}: {_one_line(e)})") from None
+        raise DatasetError(f"{path}: not a readable pickle ({type(e).__name__}: {one_line(e)})") from None
     if not isinstance(obj, dict):
         raise DatasetError(f"{path}: pickle holds a {type(obj).__name__}, expected a dict")
     return obj
@@ -273,7 +275,7 @@ def _load_npz(path: Path, name: str, limit: int | None, train_limit: int | None,
         with z:
             arrays = {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise DatasetError(f"{path}: not a readable npz archive ({_one_line(e)})") from None
+        raise DatasetError(f"{path}: not a readable npz archive ({one_line(e)})") from None
     if "images" not in arrays:
         raise DatasetError(f"{path}: no 'images' array (has: {', '.join(arrays) or 'nothing'})")
     images = _npz_images(arrays["images"], path, "images")
@@ -362,7 +364,7 @@ def _load_imagefolder(folder: Path, name: str, limit: int | None, seed: int, ima
             with Image.open(path) as im:
                 rgb = im.convert("RGB")
         except (OSError, UnidentifiedImageError, ValueError) as e:
-            raise DatasetError(f"{path}: cannot decode image ({_one_line(e)})") from None
+            raise DatasetError(f"{path}: cannot decode image ({one_line(e)})") from None
         square = F.center_crop(F.resize(rgb, [image_size]), [image_size, image_size])
         images[i] = F.pil_to_tensor(square)
     return ImageSet(name, images, labels, None, None, classes, *_mean_std(images))
@@ -411,6 +413,3 @@ def _mean_std(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[f
         mean, std = mean * 3, std * 3
     return (mean[0], mean[1], mean[2]), (std[0], std[1], std[2])
 
-
-def _one_line(e: BaseException) -> str:
-    return " ".join(str(e).split()) or type(e).__name__

@@ -9,6 +9,8 @@ import zipfile
 
 import numpy as np
 
+from sslmon._text import one_line
+
 EMBEDDING_SUFFIXES = (".npz", ".npy")
 
 
@@ -51,7 +53,7 @@ def load_embeddings(path: str | Path) -> EmbeddingSet:
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise InputError(f"{path}: not a readable numpy file ({exc})") from None
+        raise InputError(f"{path}: not a readable numpy file ({one_line(exc)})") from None
     if isinstance(data, np.ndarray):
         return EmbeddingSet(path.stem, str(path), _check(path, "array", data, 2))
     with data:
@@ -61,7 +63,7 @@ def load_embeddings(path: str | Path) -> EmbeddingSet:
         try:
             arrays = {k: data[k] for k in ("embeddings", "labels", "train_embeddings", "train_labels") if k in keys}
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise InputError(f"{path}: corrupt array data ({exc})") from None
+            raise InputError(f"{path}: corrupt array data ({one_line(exc)})") from None
     Z = _check(path, "embeddings", arrays["embeddings"], 2)
     out = EmbeddingSet(path.stem, str(path), Z)
     if "labels" in arrays:
