@@ -1,0 +1,35 @@
+"""`sslmon train` writes milestones that `sslmon score` reads, for every method."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from sslmon.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize("method", ["simclr", "moco", "simsiam"])
+def test_two_epoch_run_is_scored(tmp_path, monkeypatch, method):
+    monkeypatch.setenv("SSLMON_CACHE_DIR", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    labels = np.arange(96) % 3
+    images = (rng.integers(0, 80, size=(96, 16, 16)) + 80 * labels[:, None, None]).astype(np.uint8)
+    data = tmp_path / "tiny.npz"
+    np.savez(data, images=images[:48], labels=labels[:48], train_images=images[48:], train_labels=labels[48:])
+    out = tmp_path / method
+    trained = runner.invoke(app, ["train", method, "--out", str(out), "--dataset", f"npz:{data}", "--epochs", "2",
+                                  "--batch-size", "16", "--head-width", "32", "--device", "cpu", "-q"])
+    assert trained.exit_code == 0, trained.output
+    assert sorted(p.name for p in out.iterdir()) == ["epoch_0000.pt", "epoch_0001.pt", "epoch_0002.pt"]
+    scored = runner.invoke(app, ["score", str(out), "--dataset", f"npz:{data}", "--metrics", "rankme,knn_acc",
+                                 "--format", "json", "-q"])
+    assert scored.exit_code == 0, scored.output
+    doc = json.loads(scored.stdout)
+    assert sorted(r["epoch"] for r in doc["results"]) == [0, 1, 2]
+    assert all(r["source"]["arch"] == "convnet-small" for r in doc["results"])
+    assert all(r["metrics"]["rankme"] > 1 for r in doc["results"])
