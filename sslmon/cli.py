@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -23,6 +23,9 @@ from sslmon.inputs import EMBEDDING_SUFFIXES
 from sslmon.metrics import METRICS
 from sslmon.report import render, render_table
 from sslmon.results import Run
+
+if TYPE_CHECKING:
+    from sslmon.correlate import RunResults
 
 app = typer.Typer(
     name="sslmon",
@@ -353,6 +356,103 @@ def train(
     paths = run_training(method.value, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,
                          lr=lr, head_width=head_width, half=half, log=log)
     log(f"wrote {len(paths)} milestones to {out}")
+
+
+class CorrelateFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+ResultsFiles = Annotated[list[Path], typer.Argument(help="Results JSON files written by `sslmon score -f json` (or -o FILE.json); one per run or method.")]
+Against = Annotated[str, typer.Option("--against", callback=_rank_by, help="Reference metric (a label-based accuracy) the others are correlated with.")]
+RunNames = Annotated[Optional[list[str]], typer.Option("--name", help="Name of each run, one per results file in order (default: the file stems).")]
+
+
+def _load_runs(paths: list[Path], names: Optional[list[str]]) -> list[RunResults]:
+    """The results files as named runs; a bad file is one error line naming it, and exit 2."""
+    from sslmon.correlate import ResultsFileError, load_results, run_names
+
+    try:
+        labels = run_names(paths, names)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--name")
+    try:
+        return [load_results(path, name) for path, name in zip(paths, labels)]
+    except ResultsFileError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(2)
+
+
+@app.command()
+def correlate(
+    paths: ResultsFiles,
+    against: Against = "lp_acc",
+    names: RunNames = None,
+    fmt: Annotated[CorrelateFormat, typer.Option("--format", "-f", help="Output format on stdout.")] = CorrelateFormat.table,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the correlations to this file (JSON; the table as text when the name ends in .txt).")] = None,
+) -> None:
+    """Correlate each metric with a reference accuracy across the checkpoints of each run (the paper's Table I).
+
+    Pearson r and two-sided p (Spearman rho in JSON), with and without the epoch-0 (untrained) milestone.
+    """
+    from sslmon.correlate import correlate_run, render_table, to_json
+
+    runs = [correlate_run(run, against) for run in _load_runs(paths, names)]
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == CorrelateFormat.table and output.suffix == ".txt":
+            with output.open("w") as fh:
+                render_table(runs, against, Console(file=fh, width=1000, no_color=True))
+        else:
+            output.write_text(to_json(runs, against))
+        err.print(f"wrote {output}", highlight=False, soft_wrap=True)
+        if fmt == CorrelateFormat.json:
+            return
+    if fmt == CorrelateFormat.json:
+        typer.echo(to_json(runs, against), nl=False)
+    else:
+        out = Console()
+        render_table(runs, against, out if out.is_terminal else Console(width=1000))
+
+
+def _epoch_list(value: Optional[str]) -> Optional[list[int]]:
+    if value is None:
+        return None
+    try:
+        epochs = [int(e) for e in value.split(",") if e.strip()]
+    except ValueError:
+        epochs = []
+    if not epochs:
+        raise typer.BadParameter(f"'{value}' is not a comma-separated list of epochs such as 0,20,40", param_hint="--epochs")
+    return epochs
+
+
+@app.command()
+def plot(
+    paths: ResultsFiles,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the PNG files (created).")],
+    z3: Annotated[Optional[Path], typer.Option("--z3", help="Folder of NAME.z3.npz files (from `sslmon score --save-z3`) for 3-d scatters of Z3.")] = None,
+    against: Against = "lp_acc",
+    names: RunNames = None,
+    epochs: Annotated[Optional[str], typer.Option("--epochs", help="Comma-separated epochs of the Z3 scatters (default: first, middle and last in --z3).")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Plot each metric against epoch, each label-free metric against the reference, and Z3 (PNG files).
+
+    Prints the paths of the files written, one per line.
+    """
+    from sslmon.plots import PlotError, make_plots
+
+    chosen_epochs = _epoch_list(epochs)
+    if chosen_epochs is not None and z3 is None:
+        raise typer.BadParameter("selects the Z3 scatters: give --z3 DIR too", param_hint="--epochs")
+    runs = _load_runs(paths, names)
+    try:
+        written = make_plots(runs, out, against, z3, chosen_epochs, log=_logger(quiet))
+    except PlotError as exc:
+        err.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
+        raise typer.Exit(2)
+    typer.echo("\n".join(map(str, written)))
 
 
 @app.command("metrics")

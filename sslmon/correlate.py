@@ -1,0 +1,246 @@
+"""Meta-evaluation: how well each metric tracks a reference accuracy across the checkpoints of a run.
+
+This is Table I of Xu, Lowe & Trappenberg (2024): for every metric, the Pearson
+correlation (with its two-sided p-value) between the metric and the linear-probe
+accuracy over the training milestones of one run, once with the initial
+(untrained, epoch 0) milestone and once without it. Spearman's rank correlation
+is reported alongside. Pure functions over the JSON documents that
+``sslmon score --format json`` writes.
+
+Definitions, over the n checkpoints where both values are present and finite:
+Pearson r = cov(x, y) / (s_x s_y), p from Student's t = r sqrt((n - 2) / (1 - r^2))
+with n - 2 degrees of freedom; Spearman rho = Pearson r of the ranks (ties get
+their mean rank). ``scipy.stats.pearsonr`` / ``spearmanr`` compute both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterable
+import warnings
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from scipy import stats
+
+from sslmon.metrics import METRICS
+from sslmon.report import ARROWS
+
+ALPHA = 0.05  # significance level of the table colours
+MIN_POINTS = 3  # fewest checkpoints a correlation is computed from
+INIT_EPOCH = 0  # the untrained milestone
+
+OK = "ok"
+NOT_ENOUGH = "not enough data"
+CONSTANT = "constant"
+NO_INIT = "no init milestone"
+
+
+class ResultsFileError(ValueError):
+    """A results file cannot be read or is not an sslmon results document; the message names it."""
+
+
+@dataclass
+class RunResults:
+    """One results file: a run (or method) whose checkpoints are correlated together."""
+
+    name: str
+    path: str
+    records: list[dict[str, Any]]
+
+    def metric_keys(self) -> list[str]:
+        """Metric keys present in any record, in :func:`ordered_keys` order."""
+        return ordered_keys(key for r in self.records for key in r["metrics"])
+
+    def values(self, key: str) -> list[float | None]:
+        """The metric per record, ``None`` where it is missing, null or not finite."""
+        return [_finite(r["metrics"].get(key)) for r in self.records]
+
+    def epochs(self) -> list[int | None]:
+        """The epoch per record, ``None`` where unknown."""
+        return [r.get("epoch") for r in self.records]
+
+
+@dataclass(frozen=True)
+class Correlation:
+    """Pearson and Spearman correlation of one metric with the reference.
+
+    ``n`` counts the checkpoints with both values; ``status`` is ``"ok"``, or why
+    the numbers are ``None``: ``"not enough data"`` (n < 3), ``"constant"`` (one
+    of the two does not vary) or ``"no init milestone"`` (the without-init column
+    of a run that has no epoch-0 checkpoint, where it would repeat the other).
+    """
+
+    pearson_r: float | None
+    pearson_p: float | None
+    spearman_rho: float | None
+    spearman_p: float | None
+    n: int
+    status: str
+
+    @property
+    def significant(self) -> bool:
+        return self.status == OK and self.pearson_p < ALPHA
+
+
+@dataclass
+class RunCorrelations:
+    """The correlations of one run: ``correlations[metric]["with_init" | "without_init"]``."""
+
+    name: str
+    path: str
+    n_points: int
+    correlations: dict[str, dict[str, Correlation]]
+
+
+def ordered_keys(keys: Iterable[str]) -> list[str]:
+    """Distinct metric keys: those of the registry in its order, then unknown keys sorted."""
+    present = set(keys)
+    return [m for m in METRICS if m in present] + sorted(present - set(METRICS))
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def _blank(n: int, status: str) -> Correlation:
+    return Correlation(None, None, None, None, n, status)
+
+
+def correlation(x: Iterable[float | None], y: Iterable[float | None]) -> Correlation:
+    """Pearson and Spearman correlation of the pairs where neither value is ``None``. Never NaN."""
+    pairs = [(a, b) for a, b in zip(x, y) if a is not None and b is not None]
+    n = len(pairs)
+    if n < MIN_POINTS:
+        return _blank(n, NOT_ENOUGH)
+    xs, ys = np.array(pairs, dtype=np.float64).T
+    if np.ptp(xs) == 0 or np.ptp(ys) == 0:
+        return _blank(n, CONSTANT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # near-constant input: caught by the finiteness check below
+        pearson = stats.pearsonr(xs, ys)
+        spearman = stats.spearmanr(xs, ys)
+    values = [float(v) for v in (pearson.statistic, pearson.pvalue, spearman.statistic, spearman.pvalue)]
+    if not all(math.isfinite(v) for v in values):
+        return _blank(n, CONSTANT)
+    return Correlation(*values, n=n, status=OK)
+
+
+def correlate_metric(run: RunResults, key: str, against: str = "lp_acc") -> dict[str, Correlation]:
+    """``{"with_init", "without_init"}`` correlations of metric ``key`` with ``against`` over ``run``."""
+    values, reference = run.values(key), run.values(against)
+    with_init = correlation(values, reference)
+    kept = [epoch != INIT_EPOCH for epoch in run.epochs()]
+    if all(kept):
+        return {"with_init": with_init, "without_init": _blank(with_init.n, NO_INIT)}
+    return {"with_init": with_init, "without_init": correlation(_select(values, kept), _select(reference, kept))}
+
+
+def correlate_run(run: RunResults, against: str = "lp_acc") -> RunCorrelations:
+    """Correlate every metric of ``run`` except ``against`` with ``against``, with and without epoch 0."""
+    table = {key: correlate_metric(run, key, against) for key in run.metric_keys() if key != against}
+    n_points = sum(v is not None for v in run.values(against))
+    return RunCorrelations(run.name, run.path, n_points, table)
+
+
+def _select(values: list[float | None], keep: list[bool]) -> list[float | None]:
+    return [v for v, k in zip(values, keep) if k]
+
+
+def load_results(path: str | Path, name: str | None = None) -> RunResults:
+    """Read a results JSON written by ``sslmon score``; raise ResultsFileError naming the file."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise ResultsFileError(f"{path}: not a text file (expected the JSON of `sslmon score -f json`)") from None
+    except json.JSONDecodeError as exc:
+        raise ResultsFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+        raise ResultsFileError(f"{path}: not an sslmon results document (no 'results' list; write one with `sslmon score -f json`)")
+    for i, record in enumerate(doc["results"]):
+        if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
+            raise ResultsFileError(f"{path}: results[{i}] has no 'metrics' object")
+        epoch = record.get("epoch")
+        if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
+            raise ResultsFileError(f"{path}: results[{i}] has a non-integer epoch {epoch!r}")
+    return RunResults(name or path.stem, str(path), doc["results"])
+
+
+def run_names(paths: list[Path], names: list[str] | None = None) -> list[str]:
+    """Column/legend names: ``names`` when given (one per file), else the file stems.
+
+    Files with the same stem (``a/results.json``, ``b/results.json``) are named
+    ``parent/stem`` instead.
+    """
+    if names:
+        if len(names) != len(paths):
+            raise ValueError(f"{len(names)} name(s) for {len(paths)} results file(s): give one --name per file")
+        return list(names)
+    stems = [p.stem for p in paths]
+    return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
+def to_dict(runs: list[RunCorrelations], against: str) -> dict[str, Any]:
+    """The JSON document: ``{"against", "runs": [{"name", "path", "n_points", "correlations"}]}``."""
+    return {"against": against, "runs": [asdict(run) for run in runs]}
+
+
+def to_json(runs: list[RunCorrelations], against: str) -> str:
+    return json.dumps(to_dict(runs, against), indent=2, allow_nan=False) + "\n"
+
+
+# --------------------------------------------------------------------------- table
+
+
+def format_p(p: float) -> str:
+    """``p<0.001`` or ``p=0.042``."""
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
+
+
+def _cell(c: Correlation | None, column_n: int) -> Text:
+    """``r p`` (and n where it differs from the column's): green/red significant positive/negative, dim otherwise."""
+    if c is None:
+        return Text("—", style="dim")
+    if c.status != OK:
+        return Text(c.status, style="dim italic")
+    text = f"{c.pearson_r:+.2f} {format_p(c.pearson_p)}" + (f" n={c.n}" if c.n != column_n else "")
+    if not c.significant:
+        return Text(text, style="dim")
+    return Text(text, style="green" if c.pearson_r > 0 else "red")
+
+
+def render_table(runs: list[RunCorrelations], against: str, console: Console) -> None:
+    """Print Table I: rows = metrics, per run a w/ init and a w/o init column of Pearson r and p."""
+    rows = ordered_keys(k for run in runs for k in run.correlations)
+    table = Table(title=f"Pearson correlation with {against} across checkpoints", title_justify="left",
+                  caption=f"green/red: significant positive/negative (p < {ALPHA}); dim: not significant. "
+                          f"w/o init drops the epoch-{INIT_EPOCH} milestone. Spearman rho: --format json.",
+                  caption_justify="left")
+    table.add_column("metric", no_wrap=True)
+    table.add_column("label-\nfree", justify="center")
+    columns = []
+    for run in runs:
+        for variant, label in (("with_init", "w/ init"), ("without_init", "w/o init")):
+            n = max((c[variant].n for c in run.correlations.values()), default=0)
+            table.add_column(Text(f"{run.name}\n{label} (n={n})"), justify="right", no_wrap=True)
+            columns.append((run, variant, n))
+    for key in rows:
+        spec = METRICS.get(key)
+        label_free = "" if spec is None else ("no" if spec.needs_labels else "yes")
+        cells = [_cell(run.correlations[key][variant] if key in run.correlations else None, n) for run, variant, n in columns]
+        table.add_row(Text(f"{key} {ARROWS[spec.better]}" if spec else key), label_free, *cells)
+    console.print(table)
+    for run in runs:
+        if run.n_points < MIN_POINTS:
+            console.print(f"{run.name}: only {run.n_points} checkpoint(s) with {against} (scored without labels?)",
+                          style="dim", highlight=False, markup=False, soft_wrap=True)

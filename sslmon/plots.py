@@ -1,0 +1,367 @@
+"""PNG figures of runs (the paper's Figs 2-6) and of Z3, with matplotlib (the optional extra ``plot``).
+
+Three kinds, each readable on its own (title, axis units, legend naming the runs):
+
+- ``metric_vs_epoch_<key>.png``: one metric against the training epoch, a line per run
+  (Figs 2-4); with a Z3 folder, epochs whose Z3 has far outliers are marked.
+- ``<key>_vs_<against>.png``: a label-free metric against the reference accuracy, a colour
+  per run with Pearson r in the legend (Figs 5-6).
+- ``z3_epoch_<e>.png`` and ``z3_panel.png``: 3-d scatters of Z3 (the UMAP projection the
+  clustering and entropy metrics use), coloured by class (else by C1), outliers marked.
+
+matplotlib is imported only when drawing, through its object-oriented API on the Agg
+canvas (``Figure.savefig``): pyplot and the user's backend are never touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+import textwrap
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+import zipfile
+
+import numpy as np
+
+from sslmon.correlate import NO_INIT, OK, Correlation, RunResults, correlate_metric, format_p, ordered_keys
+from sslmon.metrics import LABEL_FREE, METRICS
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+OUTLIER_FACTOR = 5.0
+MAD_TO_STD = 1.4826  # MAD * 1.4826 estimates the std of normally distributed values
+OUTLIER_RULE = (f"black × = outlier: distance to the median of Z3 > median distance + {OUTLIER_FACTOR:g} robust std "
+                f"(robust std = {MAD_TO_STD} × median absolute deviation of the distances)")
+DPI = 120
+
+# Per metric: readable name (titles), symbol and unit or range (axis labels).
+NAMES: dict[str, tuple[str, str, str]] = {
+    "ami_c1_c2": ("clustering agreement", "AMI(C1; C2)", "0 = chance, 1 = same partition"),
+    "silhouette_c1": ("silhouette of the clusters C1", "S1", "-1 to 1"),
+    "entropy_z3": ("entropy of Z3", "H(Z3)", "nats"),
+    "rankme": ("effective rank", "RankMe", "dimensions"),
+    "alpha_req": ("eigenspectrum decay", "alpha-ReQ", "power-law exponent"),
+    "l2_std": ("collapse check", "std of L2-normalised Z", "0 = collapsed"),
+    "ami_c1_gt": ("agreement of clusters and classes", "AMI(C1; classes)", "0 = chance, 1 = same partition"),
+    "silhouette_gt": ("silhouette of the classes", "S_GT", "-1 to 1"),
+    "knn_acc": ("kNN accuracy", "kNN accuracy", "fraction of test images correct"),
+    "lp_acc": ("linear-probe accuracy", "linear-probe accuracy", "fraction of test images correct"),
+}
+
+
+class PlotError(ValueError):
+    """Plots cannot be drawn (matplotlib missing, no Z3 files, ...); the message says why in one line."""
+
+
+@dataclass
+class Z3Snapshot:
+    """One ``NAME.z3.npz`` written by ``sslmon score --save-z3``: Z3 of a checkpoint and its colours."""
+
+    name: str
+    epoch: int | None
+    z3: np.ndarray
+    colours: np.ndarray | None
+    colour_by: str
+
+    @property
+    def label(self) -> str:
+        return f"epoch {self.epoch}" if self.epoch is not None else f"{self.name} (epoch unknown)"
+
+
+def _require_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise PlotError("matplotlib missing: pip install sslmon[plot]") from None
+
+
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _name(key: str) -> str:
+    return f"{NAMES[key][0]} [{key}]" if key in NAMES else key
+
+
+def _label(key: str) -> str:
+    return f"{NAMES[key][1]}  ({NAMES[key][2]})" if key in NAMES else key
+
+
+def _subtitle(key: str) -> str:
+    """The registry summary and direction (target metrics state their target in the summary)."""
+    spec = METRICS.get(key)
+    if spec is None:
+        return key
+    better = f" ({spec.better} is better)" if spec.better != "target" else ""
+    return textwrap.fill(spec.summary + better, 110)
+
+
+# --------------------------------------------------------------------------- outliers and Z3 files
+
+
+def find_outliers(Z3: np.ndarray, factor: float = OUTLIER_FACTOR) -> np.ndarray:
+    """Boolean mask of the far outliers of a point cloud (n, d).
+
+    d_i = Euclidean distance of point i to the coordinate-wise median of the points;
+    point i is an outlier when d_i > median(d) + ``factor`` * 1.4826 * MAD(d), with
+    MAD(d) = median(|d - median(d)|): more than ``factor`` robust standard deviations
+    beyond the typical distance. At factor 5 it flags about 1 in 100,000 points of a
+    3-d Gaussian cloud, and none of a uniform cube.
+    """
+    Z3 = np.asarray(Z3, dtype=np.float64)
+    d = np.linalg.norm(Z3 - np.median(Z3, axis=0), axis=1)
+    centre = np.median(d)
+    return d > centre + factor * MAD_TO_STD * np.median(np.abs(d - centre))
+
+
+def load_z3_dir(folder: Path) -> list[Z3Snapshot]:
+    """The ``*.z3.npz`` files of ``folder``, by epoch (unknown epochs last, by name)."""
+    if not folder.is_dir():
+        raise PlotError(f"{folder}: no such folder (write one with `sslmon score ... --save-z3 {folder}`)")
+    files = sorted(folder.glob("*.z3.npz"))
+    if not files:
+        raise PlotError(f"{folder}: no *.z3.npz files (write them with `sslmon score ... --save-z3 {folder}`)")
+    snapshots = []
+    for path in files:
+        try:
+            with np.load(path) as npz:
+                z3 = np.asarray(npz["z3"], dtype=np.float64)
+                epoch = int(npz["epoch"]) if "epoch" in npz else -1
+                source = "labels" if "labels" in npz else "c1" if "c1" in npz else None
+                colours = np.asarray(npz[source]) if source else None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            raise PlotError(f"{path}: not a Z3 file from --save-z3 ({' '.join(str(exc).split())})") from None
+        if z3.ndim != 2 or z3.shape[1] != 3:
+            raise PlotError(f"{path}: z3 has shape {z3.shape}, expected (n, 3)")
+        if colours is not None and colours.shape != (len(z3),):
+            raise PlotError(f"{path}: {source} has shape {colours.shape}, expected ({len(z3)},)")
+        colour_by = {"labels": "ground-truth class", "c1": "k-means cluster C1", None: ""}[source]
+        snapshots.append(Z3Snapshot(path.name.removesuffix(".z3.npz"), None if epoch < 0 else epoch, z3, colours, colour_by))
+    return sorted(snapshots, key=lambda s: (s.epoch is None, s.epoch or 0, s.name))
+
+
+def select_snapshots(snapshots: list[Z3Snapshot], epochs: Sequence[int] | None = None) -> list[Z3Snapshot]:
+    """The snapshots of ``epochs``; by default the first, middle and last (of at most three distinct)."""
+    if epochs is None:
+        picks = sorted({0, len(snapshots) // 2, len(snapshots) - 1})
+        return [snapshots[i] for i in picks]
+    by_epoch = {s.epoch: s for s in snapshots if s.epoch is not None}
+    missing = [e for e in epochs if e not in by_epoch]
+    if missing:
+        available = ", ".join(map(str, by_epoch)) or "none (epochs unknown)"
+        raise PlotError(f"no Z3 for epoch(s) {', '.join(map(str, missing))}; available: {available}")
+    return [by_epoch[e] for e in epochs]
+
+
+# --------------------------------------------------------------------------- metric figures
+
+
+def _series(run: RunResults, key: str) -> tuple[list[int], list[float]]:
+    """(epochs, values) of the records with an epoch and a value for ``key``, by epoch."""
+    points = sorted((e, v) for e, v in zip(run.epochs(), run.values(key)) if e is not None and v is not None)
+    return [e for e, _ in points], [v for _, v in points]
+
+
+def _pairs(run: RunResults, key: str, against: str) -> list[tuple[float, float, int | None]]:
+    """(reference, metric, epoch) of the records with both values."""
+    return [(x, y, e) for x, y, e in zip(run.values(against), run.values(key), run.epochs()) if x is not None and y is not None]
+
+
+def plot_metric_vs_epoch(runs: list[RunResults], key: str, out_dir: Path, outlier_epochs: dict[int, int] | None = None) -> Path:
+    """``metric_vs_epoch_<key>.png``: the metric against epoch, one line per run.
+
+    ``outlier_epochs`` (epoch -> number of Z3 outliers) adds a dotted vertical line per epoch.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    fig = _figure(8, 5)
+    ax = fig.add_subplot()
+    for i, run in enumerate(runs):
+        epochs, values = _series(run, key)
+        if epochs:
+            ax.plot(epochs, values, marker="o", color=f"C{i}", label=run.name)
+    if outlier_epochs:
+        counts = ", ".join(f"{e} ({n})" for e, n in sorted(outlier_epochs.items()))
+        label = textwrap.fill(f"epochs whose Z3 (--z3) has outliers (count): {counts}", 70)
+        for j, epoch in enumerate(sorted(outlier_epochs)):
+            ax.axvline(epoch, color="black", alpha=0.5, linestyle=":", linewidth=1.5, label=None if j else label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(_label(key))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=min(3, len(runs) + bool(outlier_epochs)), fontsize=9)
+    ax.set_title(_subtitle(key), fontsize=9, color="0.3")
+    fig.suptitle(f"{_name(key)} during training")
+    return _save(fig, out_dir / f"metric_vs_epoch_{key}.png")
+
+
+def _legend_stats(c: dict[str, Correlation]) -> str:
+    """``r = +0.83 (p=0.042), w/o init r = -0.82 (p=0.087), n = 6``; a status instead of r where undefined."""
+
+    def one(x: Correlation) -> str:
+        return f"r = {x.pearson_r:+.2f} ({format_p(x.pearson_p)})" if x.status == OK else x.status
+
+    text = one(c["with_init"])
+    if c["without_init"].status != NO_INIT:
+        text += f", w/o init {one(c['without_init'])}"
+    return f"{text}, n = {c['with_init'].n}"
+
+
+def plot_metric_vs_reference(runs: list[RunResults], key: str, against: str, out_dir: Path) -> Path:
+    """``<key>_vs_<against>.png``: the metric against the reference, a colour per run, Pearson r in the legend.
+
+    Each point is a checkpoint, annotated with its epoch.
+    """
+    fig = _figure(8, 5.5)
+    ax = fig.add_subplot()
+    for i, run in enumerate(runs):
+        points = _pairs(run, key, against)
+        if not points:
+            continue
+        xs, ys, _ = zip(*points)
+        ax.scatter(xs, ys, color=f"C{i}", s=40, label=f"{run.name}: {_legend_stats(correlate_metric(run, key, against))}")
+        for x, y, e in points:
+            if e is not None:
+                ax.annotate(str(e), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7, color=f"C{i}")
+    ax.set_xlabel(_label(against))
+    ax.set_ylabel(_label(key))
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", title="run: Pearson r over its checkpoints (point labels: epoch)",
+               fontsize=9, title_fontsize=9)
+    ax.set_title(_subtitle(key), fontsize=9, color="0.3")
+    fig.suptitle(f"{_name(key)} against {_name(against)}")
+    return _save(fig, out_dir / f"{key}_vs_{against}.png")
+
+
+# --------------------------------------------------------------------------- Z3 figures
+
+
+def _class_colours(n: int) -> np.ndarray:
+    """``n`` distinct RGBA colours: tab10 or tab20 up to 20 classes, else evenly along turbo."""
+    from matplotlib import colormaps
+
+    if n <= 20:
+        return colormaps["tab10" if n <= 10 else "tab20"](np.arange(n))
+    return colormaps["turbo"](np.linspace(0, 1, n))
+
+
+def _scatter_z3(ax: Axes, snap: Z3Snapshot, mask: np.ndarray) -> None:
+    """Draw one Z3 cloud on a 3-d axis: inliers small and coloured, outliers as black crosses."""
+    if snap.colours is None:
+        colours: Any = "C0"
+    else:
+        classes, index = np.unique(snap.colours, return_inverse=True)
+        colours = _class_colours(len(classes))[index][~mask]
+    size = float(np.clip(6000 / len(snap.z3), 1, 8))
+    ax.scatter(*snap.z3[~mask].T, c=colours, s=size, alpha=0.7, linewidths=0)
+    if mask.any():
+        ax.scatter(*snap.z3[mask].T, marker="x", s=40, color="black", linewidths=1.5, depthshade=False)
+    for axis, name in zip("xyz", ("UMAP 1", "UMAP 2", "UMAP 3")):
+        getattr(ax, f"set_{axis}label")(name, fontsize=8, labelpad=-2)
+    ax.tick_params(labelsize=6, pad=0)
+    ax.set_box_aspect(None, zoom=0.85)  # room for the axis labels
+
+
+def _z3_key(fig: Figure, snap: Z3Snapshot, axes: Any) -> None:
+    """Legend of the classes (up to 20, else a colour bar of the class index) and of the outlier marker."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="x", color="black", linestyle="", markersize=7, label="outlier")]
+    title = None
+    if snap.colours is not None:
+        classes = np.unique(snap.colours)
+        table = _class_colours(len(classes))
+        if len(classes) <= 20:
+            handles = [Line2D([], [], marker="o", linestyle="", color=c, label=str(v)) for v, c in zip(classes, table)] + handles
+            title = snap.colour_by
+        else:
+            bar = fig.colorbar(ScalarMappable(Normalize(0, len(classes) - 1), ListedColormap(table)), ax=axes, shrink=0.6)
+            bar.set_label(f"{snap.colour_by} (index)", fontsize=8)
+            bar.ax.tick_params(labelsize=8)
+    fig.legend(handles=handles, loc="outside right center", title=title, fontsize=8, title_fontsize=8)
+
+
+def _colour_note(snap: Z3Snapshot) -> str:
+    return f"colour: {snap.colour_by}" if snap.colour_by else "no labels or clusters saved: one colour"
+
+
+def plot_z3(snap: Z3Snapshot, out_dir: Path) -> Path:
+    """``z3_epoch_<e>.png`` (``z3_<name>.png`` for an unknown epoch): one Z3 in 3-d, outliers marked."""
+    mask = find_outliers(snap.z3)
+    fig = _figure(8, 6)
+    ax = fig.add_subplot(projection="3d")
+    _scatter_z3(ax, snap, mask)
+    _z3_key(fig, snap, ax)
+    fig.suptitle(f"Z3 (UMAP 3-d of the embeddings) at {snap.label}: {len(snap.z3)} points, {int(mask.sum())} outliers")
+    ax.set_title(textwrap.fill(f"{_colour_note(snap)}; {OUTLIER_RULE}", 100), fontsize=8, color="0.3")
+    stem = f"z3_epoch_{snap.epoch}" if snap.epoch is not None else f"z3_{snap.name}"
+    return _save(fig, out_dir / f"{stem}.png")
+
+
+def plot_z3_panel(snapshots: list[Z3Snapshot], out_dir: Path, columns: int = 3) -> Path:
+    """``z3_panel.png``: the chosen Z3 snapshots side by side (at most ``columns`` per row, rows filled evenly)."""
+    rows = -(-len(snapshots) // columns)
+    cols = -(-len(snapshots) // rows)  # 4 snapshots: 2 x 2, not 3 + 1
+    fig = _figure(4.5 * cols + 1.5, 4.8 * rows + 0.8)
+    axes = []
+    for i, snap in enumerate(snapshots):
+        ax = fig.add_subplot(rows, cols, i + 1, projection="3d")
+        mask = find_outliers(snap.z3)
+        _scatter_z3(ax, snap, mask)
+        ax.set_title(f"{snap.label}: {int(mask.sum())} outliers", fontsize=10)
+        axes.append(ax)
+    _z3_key(fig, snapshots[-1], axes)
+    note = textwrap.fill(f"{_colour_note(snapshots[-1])}; {OUTLIER_RULE}", int(10 * fig.get_figwidth()))
+    fig.suptitle(f"Z3 (UMAP 3-d of the embeddings) during training\n{note}", fontsize=10)
+    return _save(fig, out_dir / "z3_panel.png")
+
+
+# --------------------------------------------------------------------------- all figures
+
+
+def make_plots(
+    runs: list[RunResults],
+    out_dir: Path,
+    against: str = "lp_acc",
+    z3_dir: Path | None = None,
+    epochs: Sequence[int] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[Path]:
+    """Write every figure for ``runs`` (and the Z3 files of ``z3_dir``) to ``out_dir``; return their paths.
+
+    Metrics without a value at any epoch get no epoch figure; label-free metrics get a
+    figure against ``against`` when some run has both. Raises PlotError before drawing
+    anything if matplotlib is missing or the Z3 folder or ``epochs`` cannot be used.
+    """
+    _require_matplotlib()
+    snapshots = load_z3_dir(z3_dir) if z3_dir is not None else []
+    chosen = select_snapshots(snapshots, epochs) if snapshots else []
+    outlier_epochs = {s.epoch: int(n) for s in snapshots if s.epoch is not None and (n := find_outliers(s.z3).sum())}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    keys = ordered_keys(k for run in runs for k in run.metric_keys())
+    written = []
+    for key in keys:
+        if any(_series(run, key)[0] for run in runs):
+            written.append(plot_metric_vs_epoch(runs, key, out_dir, outlier_epochs))
+        elif log:
+            log(f"no {key} values at a known epoch: no metric_vs_epoch_{key}.png")
+    for key in (k for k in keys if k in LABEL_FREE and k != against):
+        if any(_pairs(run, key, against) for run in runs):
+            written.append(plot_metric_vs_reference(runs, key, against, out_dir))
+        elif log:
+            log(f"no checkpoint has both {key} and {against}: no {key}_vs_{against}.png")
+    written += [plot_z3(snap, out_dir) for snap in chosen]
+    if chosen:
+        written.append(plot_z3_panel(chosen, out_dir))
+    return written
