@@ -206,7 +206,12 @@ def score_sources(
             run.results.append(result)
         except Exception as exc:  # one bad encoder never loses the results of the others
             where = source.path or source.name
-            message = str(exc) if isinstance(exc, CheckpointError) else f"{where}: {type(exc).__name__}: {one_line(exc)}"
+            if isinstance(exc, CheckpointError):
+                message = str(exc)
+            elif isinstance(exc, OSError) and exc.strerror:
+                message = f"{where}: {exc.strerror.lower()}"
+            else:
+                message = f"{where}: {type(exc).__name__}: {one_line(exc)}"
             run.failures.append(Failure(source.path or source.name, message))
             if log:
                 log(f"error: {message}")

@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from sslmon import __version__
+from sslmon._text import one_line
 from sslmon.conditions import Condition, judge as judge_results, parse_condition
 from sslmon.evaluate import EvalConfig
 from sslmon.inputs import EMBEDDING_SUFFIXES
@@ -128,7 +129,7 @@ def _apply_yaml(ctx: typer.Context, files: list[Path]) -> None:
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except (OSError, yaml.YAMLError) as exc:
-            raise typer.BadParameter(f"{path}: cannot read YAML ({' '.join(str(exc).split())})", param_hint="--config")
+            raise typer.BadParameter(f"{path}: cannot read YAML ({one_line(exc)})", param_hint="--config")
         if not isinstance(data, dict):
             raise typer.BadParameter(f"{path}: expected a mapping of option names to values", param_hint="--config")
         for key, value in data.items():
@@ -139,7 +140,7 @@ def _apply_yaml(ctx: typer.Context, files: list[Path]) -> None:
                 try:
                     ctx.params[name] = params[name].process_value(ctx, value)  # type coercion, bounds, callback
                 except Exception as exc:
-                    raise typer.BadParameter(f"{path}: option '{key}': {' '.join(str(exc).split())}", param_hint="--config")
+                    raise typer.BadParameter(f"{path}: option '{key}': {one_line(exc)}", param_hint="--config")
 
 
 def _emit(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path]) -> None:
@@ -186,6 +187,9 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
     from sslmon.datasets import DatasetError, load_dataset
 
     log = _logger(opts["quiet"])
+    sources = sources_fn()
+    if not sources:
+        raise typer.BadParameter("no checkpoint files (.pt .pth .ckpt .bin .safetensors) found", param_hint="PATHS")
     try:
         with err.status("decoding dataset") if not opts["quiet"] and err.is_terminal else nullcontext():
             data = load_dataset(opts["dataset"], limit=opts["limit"], train_limit=opts["train_limit"] or opts["limit"],
@@ -193,9 +197,6 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
     except DatasetError as exc:
         err.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
         raise typer.Exit(2)
-    sources = sources_fn()
-    if not sources:
-        raise typer.BadParameter("no checkpoint files (.pt .pth .ckpt .bin .safetensors) found", param_hint="PATHS")
     log(f"dataset {data.name}: {len(data.images)} images" + (f", {len(data.train_images)} train" if data.train_images is not None else ""))
     config = EvalConfig(k=opts["k"], seed=opts["seed"], bin_factor=bin_factor)
     progress = _progress(opts["quiet"])

@@ -59,6 +59,9 @@ def _fmt(value: float | None) -> str:
 
 def render_table(run: Run, rank_by: str, console: Console) -> None:
     """Print the ranked table, then one line per undefined metric (failed inputs go to stderr)."""
+    if not run.results:
+        console.print("no results", style="dim")
+        return
     columns = _metric_columns(run)
     if rank_by not in columns:
         columns = [rank_by, *columns]
