@@ -143,6 +143,12 @@ def _apply_yaml(ctx: typer.Context, files: list[Path]) -> None:
                     raise typer.BadParameter(f"{path}: option '{key}': {one_line(exc)}", param_hint="--config")
 
 
+def _stdout_console() -> Console:
+    """stdout console: the terminal's width, or unlimited when piped (tables are never squeezed into 80 columns)."""
+    out = Console()
+    return out if out.is_terminal else Console(width=1000)
+
+
 def _emit(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path]) -> None:
     """Write the run to ``output`` (format from --format, else from the suffix) and/or stdout."""
     if output is not None:
@@ -154,8 +160,7 @@ def _emit(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path]) -> 
         if fmt != OutputFormat.table:
             return
     if fmt == OutputFormat.table:
-        out = Console()
-        render_table(run, rank_by, out if out.is_terminal else Console(width=1000))
+        render_table(run, rank_by, _stdout_console())
     else:
         typer.echo(render(run, rank_by, fmt.value), nl=False)
 
@@ -412,8 +417,7 @@ def correlate(
     if fmt == CorrelateFormat.json:
         typer.echo(to_json(runs, against), nl=False)
     else:
-        out = Console()
-        render_table(runs, against, out if out.is_terminal else Console(width=1000))
+        render_table(runs, against, _stdout_console())
 
 
 def _epoch_list(value: Optional[str]) -> Optional[list[int]]:
