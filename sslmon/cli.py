@@ -324,7 +324,7 @@ def train(
     method: Annotated[Method, typer.Argument(help="SSL method: simclr, moco (MoCo-v2) or simsiam, as in the paper.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the milestones epoch_NNNN.pt (created).")],
     dataset: Dataset = None,
-    train_limit: TrainLimit = None,
+    train_limit: Annotated[Optional[int], typer.Option("--train-limit", min=1, help="Train on a stratified subset of N images of the train split.")] = None,
     image_size: ImageSize = 224,
     arch: Annotated[str, typer.Option("--arch", help="Backbone (see `sslmon archs`): convnet-small for CPU runs, resnet18-cifar as in the paper.")] = "convnet-small",
     epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 10,
