@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -185,3 +186,13 @@ def test_preprocess_matches_a_manual_pipeline():
     with torch.no_grad():
         ref = model(preprocess(images, (0.5,) * 3, (0.25,) * 3, None)).numpy()
     assert Z.shape == (4, 16) and np.allclose(Z, ref, atol=1e-6)
+
+
+def test_checkpoint_json_is_identical_across_runs_apart_from_timings(tmp_path, tiny_data, cache_dir):
+    ckpts = tmp_path / "ckpts"
+    _write_milestones(ckpts, epochs=(0, 1))
+    args = ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "--no-cache", *FAST]
+    first, second = runner.invoke(app, args), runner.invoke(app, args)
+    strip = lambda text: re.sub(r'"timings": \{[^}]*\}', '"timings": {}', text)
+    assert first.exit_code == second.exit_code == 0
+    assert strip(first.stdout) == strip(second.stdout)
