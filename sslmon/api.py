@@ -186,12 +186,11 @@ def score_sources(
                       "n_samples": len(data.images), "n_train": None if data.train_images is None else len(data.train_images),
                       "batch_size": batch_size, "device": dev.type, **(run_config or {})})
     dataset_digest = array_digest(data.images, data.labels, data.train_images, data.train_labels) if cache else ""
-    settings = {**run.config, "metrics": metrics}
     overall = progress.add_task("encoders", total=len(sources)) if progress else None
     for source in sources:
         try:
             z3_path = save_z3 / f"{Path(source.name).stem}.z3.npz" if save_z3 is not None else None
-            key = cache.key(source.content(), dataset_digest, settings) if cache else None
+            key = cache.key(source.content(), dataset_digest, run.config) if cache else None
             reuse = cache is not None and (z3_path is None or z3_path.exists())
             result = cache.get(key) if reuse else None
             if result is not None:
@@ -212,7 +211,7 @@ def score_sources(
                 message = f"{where}: {exc.strerror.lower()}"
             else:
                 message = f"{where}: {type(exc).__name__}: {one_line(exc)}"
-            run.failures.append(Failure(source.path or source.name, message))
+            run.failures.append(Failure(where, message))
             if log:
                 log(f"error: {message}")
         if progress:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -103,14 +103,25 @@ def _metric_list(value: Optional[str], rank_by: str) -> Optional[list[str]]:
     return names if rank_by in names else [*names, rank_by]
 
 
+def _say(msg: str) -> None:
+    """One line to stderr, as written: no markup, no highlighting, never wrapped."""
+    err.print(msg, highlight=False, soft_wrap=True, markup=False)
+
+
 def _logger(quiet: bool) -> Callable[[str], None]:
-    """Progress lines to stderr unless quiet; error lines (``error: ...``) always, never wrapped."""
+    """Progress lines to stderr unless quiet; error lines (``error: ...``) always."""
 
     def log(msg: str) -> None:
         if not quiet or msg.startswith("error:"):
-            err.print(msg, highlight=False, soft_wrap=True, markup=False)
+            _say(msg)
 
     return log
+
+
+def _fail(exc: Exception) -> NoReturn:
+    """``error: <one-line message naming the file>`` on stderr, then exit 2."""
+    _say(f"error: {exc}")
+    raise typer.Exit(2)
 
 
 def _progress(quiet: bool) -> Progress | None:
@@ -156,7 +167,7 @@ def _emit(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path]) -> 
         file_fmt = fmt.value if fmt != OutputFormat.table else (suffix if suffix in {"json", "jsonl", "csv"} else "json")
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(render(run, rank_by, file_fmt))
-        err.print(f"wrote {output} ({file_fmt})", highlight=False, soft_wrap=True)
+        _say(f"wrote {output} ({file_fmt})")
         if fmt != OutputFormat.table:
             return
     if fmt == OutputFormat.table:
@@ -171,7 +182,7 @@ def _finish(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path], c
     _emit(run, rank_by, fmt, output)
     tripped = judge_results(run, conditions, which.value, rank_by) if conditions else []
     for message in tripped:
-        err.print(f"fail-if: {message}", highlight=False, soft_wrap=True, markup=False)
+        _say(f"fail-if: {message}")
     if run.failures:
         raise typer.Exit(2)
     if tripped:
@@ -200,8 +211,7 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
             data = load_dataset(opts["dataset"], limit=opts["limit"], train_limit=opts["train_limit"] or opts["limit"],
                                 seed=opts["seed"], image_size=opts["image_size"])
     except DatasetError as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
-        raise typer.Exit(2)
+        _fail(exc)
     log(f"dataset {data.name}: {len(data.images)} images" + (f", {len(data.train_images)} train" if data.train_images is not None else ""))
     config = EvalConfig(k=opts["k"], seed=opts["seed"], bin_factor=bin_factor)
     progress = _progress(opts["quiet"])
@@ -354,8 +364,7 @@ def train(
     try:
         data = load_dataset(dataset, train_limit=train_limit, seed=seed, image_size=image_size)
     except DatasetError as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
-        raise typer.Exit(2)
+        _fail(exc)
     images = data.train_images if data.train_images is not None else data.images
     log = _logger(quiet)
     log(f"training {method.value} {arch} on {len(images)} images of {data.name} ({dev.type})")
@@ -385,8 +394,7 @@ def _load_runs(paths: list[Path], names: Optional[list[str]]) -> list[RunResults
     try:
         return [load_results(path, name) for path, name in zip(paths, labels)]
     except ResultsFileError as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
-        raise typer.Exit(2)
+        _fail(exc)
 
 
 @app.command()
@@ -411,7 +419,7 @@ def correlate(
                 render_table(runs, against, Console(file=fh, width=1000, no_color=True))
         else:
             output.write_text(to_json(runs, against))
-        err.print(f"wrote {output}", highlight=False, soft_wrap=True)
+        _say(f"wrote {output}")
         if fmt == CorrelateFormat.json:
             return
     if fmt == CorrelateFormat.json:
@@ -455,8 +463,7 @@ def plot(
     try:
         written = make_plots(runs, out, against, z3, chosen_epochs, log=_logger(quiet))
     except PlotError as exc:
-        err.print(f"error: {exc}", highlight=False, soft_wrap=True, markup=False)
-        raise typer.Exit(2)
+        _fail(exc)
     typer.echo("\n".join(map(str, written)))
 
 

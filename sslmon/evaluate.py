@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from sslmon import metrics as M
+from sslmon._text import one_line
 from sslmon.metrics import METRICS, MetricUndefined
 
 
@@ -78,7 +79,7 @@ class _Runner:
         except MetricUndefined as exc:
             self.errors[name] = str(exc)
         except Exception as exc:  # a library failing on odd data must not lose the other metrics
-            self.errors[name] = f"{type(exc).__name__}: {exc}"
+            self.errors[name] = f"{type(exc).__name__}: {one_line(exc)}"
         self.timings[name] = round(time.perf_counter() - t0, 4)
         return self.values.get(name)
 

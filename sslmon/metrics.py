@@ -211,7 +211,6 @@ def silhouette_gt(Z: ArrayLike, labels: ArrayLike, **kwargs) -> float:
 
 def _ami(a: ArrayLike, b: ArrayLike, name_a: str, name_b: str) -> float:
     """Adjusted mutual information, arithmetic normalisation (scikit-learn)."""
-    a = np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a)
     a = check_labels(a, len(a), name_a)
     b = check_labels(b, len(a), name_b)
     return float(adjusted_mutual_info_score(a, b, average_method="arithmetic"))
