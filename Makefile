@@ -23,6 +23,7 @@ test: install
 
 bench: install
 	$(PY) bench/bench_metrics.py
+	$(PY) bench/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -21,7 +21,7 @@ from rich.progress import Progress
 from sslmon._text import one_line
 from sslmon.cache import ResultCache, array_digest, file_digest
 from sslmon.datasets import ImageSet
-from sslmon.embed import embed_images, resolve_device
+from sslmon.embed import Precision, embed_images, resolve_device
 from sslmon.encoders import CheckpointError, Encoder, find_checkpoints, load_checkpoint, load_torchvision
 from sslmon.evaluate import EvalConfig, evaluate_embeddings
 from sslmon.inputs import InputError, load_embeddings
@@ -66,6 +66,8 @@ def score_embeddings(
         k=ev.k,
         reference=ev.reference,
         source=source or {},
+        metrics_std=ev.metrics_std,
+        per_seed=ev.per_seed,
     )
 
 
@@ -126,6 +128,7 @@ def _score_source(
     device: torch.device,
     progress: Progress | None,
     z3_path: Path | None = None,
+    precision: Precision = "fp32",
 ) -> Result:
     """Load, embed the evaluation (and train) images, evaluate. Raises CheckpointError or RuntimeError."""
     t0 = time.perf_counter()
@@ -137,10 +140,12 @@ def _score_source(
     advance = (lambda k: progress.advance(task, k)) if progress else None
     t0 = time.perf_counter()
     try:
-        Z = embed_images(enc.model, data.images, mean, std, enc.input_size, batch_size, device, advance)
+        embed = partial(embed_images, enc.model, mean=mean, std=std, input_size=enc.input_size, batch_size=batch_size,
+                        device=device, on_batch=advance, precision=precision)
+        Z = embed(data.images)
         Z_train = None
         if data.train_images is not None and data.train_labels is not None:
-            Z_train = embed_images(enc.model, data.train_images, mean, std, enc.input_size, batch_size, device, advance)
+            Z_train = embed(data.train_images)
     except (RuntimeError, ValueError) as exc:
         raise CheckpointError(f"{source.path or source.name}: embedding failed ({one_line(exc)})") from None
     finally:
@@ -171,10 +176,12 @@ def score_sources(
     log: Log | None = None,
     run_config: dict[str, Any] | None = None,
     save_z3: Path | None = None,
+    precision: Precision = "fp32",
 ) -> Run:
     """Score each source in order; a source that fails becomes a failure and the others go on.
 
     ``save_z3``: a folder that receives ``<name>.z3.npz`` per source (see :func:`score_embeddings`).
+    ``precision``: of the forward passes, ``fp32`` or ``bf16`` (see :func:`sslmon.embed.embed_images`).
     """
     dev = resolve_device(device)
     if config.k is None:
@@ -184,7 +191,7 @@ def score_sources(
     config = replace(config, device=dev.type if dev.type != "mps" else "cpu")
     run = Run(config={**config.as_dict(), "metrics": metrics, "dataset": data.name,
                       "n_samples": len(data.images), "n_train": None if data.train_images is None else len(data.train_images),
-                      "batch_size": batch_size, "device": dev.type, **(run_config or {})})
+                      "batch_size": batch_size, "device": dev.type, "precision": precision, **(run_config or {})})
     dataset_digest = array_digest(data.images, data.labels, data.train_images, data.train_labels) if cache else ""
     overall = progress.add_task("encoders", total=len(sources)) if progress else None
     for source in sources:
@@ -199,7 +206,7 @@ def score_sources(
             else:
                 if log:
                     log(f"scoring {source.name}")
-                result = _score_source(source, data, config, metrics, batch_size, dev, progress, z3_path)
+                result = _score_source(source, data, config, metrics, batch_size, dev, progress, z3_path, precision)
                 if cache:
                     cache.put(key, result)
             run.results.append(result)

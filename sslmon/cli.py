@@ -46,6 +46,11 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
+class PrecisionChoice(str, Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"
+
+
 class Judge(str, Enum):
     latest = "latest"
     best = "best"
@@ -73,13 +78,16 @@ def _rank_by(value: str) -> str:
 
 # Options shared by `score` and `compare` (one definition each).
 K = Annotated[Optional[int], typer.Option("--k", min=2, help="k1, the number of k-means clusters (k2 = 2*k1). Default: the number of classes; required without labels.")]
-Seed = Annotated[int, typer.Option(help="Seed for UMAP, k-means, subsets and random init; the same seed gives the same JSON (timings aside).")]
+Seed = Annotated[int, typer.Option(help="Data seed: image subsets (--limit), the reference split of knn_acc/lp_acc, random init. UMAP and k-means use --seeds.")]
+Seeds = Annotated[Optional[str], typer.Option("--seeds", callback=lambda v: _seed_list(v), help="Evaluation seeds of UMAP and k-means: a count S (seeds 0..S-1) or a list such as 0,5,7. Metrics are the mean over the seeds (std and per-seed values in JSON). Default 3.")]
+UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default 100, chosen in docs/speed.md; umap-learn's own default is 500 up to 10k points).")]
 RankBy = Annotated[str, typer.Option("--rank-by", callback=_rank_by, help="Metric to rank by (see `sslmon metrics`).")]
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
 Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results to this file (.json, .jsonl or .csv; format from --format when given).")]
 Device = Annotated[str, typer.Option(help="Torch device: auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
+PrecisionOpt = Annotated[PrecisionChoice, typer.Option("--precision", help="Forward passes in fp32 (default: CPU and GPU agree) or bf16 (bfloat16 autocast, faster on recent GPUs); recorded in config.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors are still printed).")]
 Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images to embed: default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:FILE.")]
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="Stratified subset of N evaluation images (and of N train images unless --train-limit).")]
@@ -91,6 +99,31 @@ FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 w
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
 SaveZ3 = Annotated[Optional[Path], typer.Option("--save-z3", help="Folder to save each input's Z3 (UMAP 3-d), C1/C2 and labels as NAME.z3.npz, for `sslmon plot`.")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too; the command line wins.")]
+
+
+def _seed_list(value: Optional[str]) -> Optional[tuple[int, ...]]:
+    """``"3"`` -> (0, 1, 2); ``"0,5,7"`` -> (0, 5, 7); None stays None (the default)."""
+    if value is None or isinstance(value, tuple):
+        return value
+    try:
+        parts = [int(p) for p in str(value).split(",") if p.strip()]
+    except ValueError:
+        parts = []
+    if "," not in str(value) and len(parts) == 1:
+        parts = list(range(parts[0])) if parts[0] >= 1 else []
+    if not parts or min(parts) < 0 or len(set(parts)) != len(parts):
+        raise typer.BadParameter(f"'{value}' is not a seed count (>= 1) or a list of distinct seeds >= 0 such as 0,1,2", param_hint="--seeds")
+    return tuple(parts)
+
+
+def _eval_config(opts: dict[str, Any], bin_factor: float, device: str = "cpu") -> EvalConfig:
+    """The evaluation settings from the parsed options (defaults from EvalConfig where not given)."""
+    extra: dict[str, Any] = {}
+    if opts["seeds"] is not None:
+        extra["seeds"] = opts["seeds"]
+    if opts["umap_epochs"] is not None:
+        extra["umap_epochs"] = opts["umap_epochs"]
+    return EvalConfig(k=opts["k"], seed=opts["seed"], bin_factor=bin_factor, device=device, **extra)
 
 
 def _metric_list(value: Optional[str], rank_by: str) -> Optional[list[str]]:
@@ -213,13 +246,13 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
     except DatasetError as exc:
         _fail(exc)
     log(f"dataset {data.name}: {len(data.images)} images" + (f", {len(data.train_images)} train" if data.train_images is not None else ""))
-    config = EvalConfig(k=opts["k"], seed=opts["seed"], bin_factor=bin_factor)
+    config = _eval_config(opts, bin_factor)
     progress = _progress(opts["quiet"])
     try:
         with progress or nullcontext():
             run = score_sources(sources, data, config, opts["metrics"], opts["batch_size"], opts["device"],
                                 cache=None if opts["no_cache"] else ResultCache(), progress=progress, log=log,
-                                run_config=run_config, save_z3=opts["save_z3"])
+                                run_config=run_config, save_z3=opts["save_z3"], precision=opts["precision"].value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc))
     return run
@@ -237,12 +270,15 @@ def score(
     trust_checkpoints: Annotated[bool, typer.Option("--trust-checkpoints", help="Allow checkpoints that need full unpickling (can run code: only for files you trust).")] = False,
     k: K = None,
     seed: Seed = 0,
+    seeds: Seeds = None,
+    umap_epochs: UmapEpochs = None,
     rank_by: RankBy = "rankme",
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
     fmt: Fmt = OutputFormat.table,
     output: Output = None,
     device: Device = "auto",
+    precision: PrecisionOpt = PrecisionChoice.fp32,
     batch_size: BatchSize = 256,
     no_cache: NoCache = False,
     save_z3: SaveZ3 = None,
@@ -266,7 +302,7 @@ def score(
         from sslmon.api import score_embedding_files
 
         device = "cpu" if opts["device"] == "auto" else opts["device"]
-        cfg = EvalConfig(k=opts["k"], seed=opts["seed"], bin_factor=bin_factor, device=device)
+        cfg = _eval_config(opts, bin_factor, device)
         run = score_embedding_files(paths, cfg, opts["metrics"], log=_logger(opts["quiet"]))
     else:
         from sslmon.api import checkpoint_sources
@@ -287,12 +323,15 @@ def compare(
     image_size: ImageSize = 224,
     k: K = None,
     seed: Seed = 0,
+    seeds: Seeds = None,
+    umap_epochs: UmapEpochs = None,
     rank_by: RankBy = "rankme",
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
     fmt: Fmt = OutputFormat.table,
     output: Output = None,
     device: Device = "auto",
+    precision: PrecisionOpt = PrecisionChoice.fp32,
     batch_size: BatchSize = 64,
     no_cache: NoCache = False,
     save_z3: SaveZ3 = None,

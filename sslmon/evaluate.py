@@ -1,9 +1,12 @@
 """Evaluate one set of embeddings: every metric, sharing intermediate results.
 
-``evaluate_embeddings`` is the Python entry point a training loop can call:
-it runs UMAP once, k-means twice (k1, k2 = 2 k1) on the same Z3, and feeds
-these to every metric that needs them. A metric whose input is degenerate gets
-``None`` and a reason in ``errors``; nothing here raises for bad data.
+``evaluate_embeddings`` is the Python entry point a training loop can call. Per embedding set it
+computes once: the exact kNN graph (sslmon.engine.neighbors; the distance matrix is kept for the
+silhouettes when it fits), UMAP's fuzzy graph, the Gram matrix behind RankMe and alpha-ReQ. Per
+evaluation seed it repeats only what the seed changes: the UMAP layout Z3, k-means with k1 and
+k2 = 2 k1 on Z3, and the metrics of those. Both silhouettes (C1 of every seed and the ground truth)
+come from one pass over the distances. ``metrics`` is the mean over the seeds. A metric whose input
+is degenerate gets ``None`` and a reason in ``errors``; nothing here raises for bad data.
 """
 
 from __future__ import annotations
@@ -17,27 +20,55 @@ from sklearn.model_selection import train_test_split
 
 from sslmon import metrics as M
 from sslmon._text import one_line
+from sslmon.engine.layout import fuzzy_graph, umap_layout
+from sslmon.engine.neighbors import KnnGraph, knn_graph
 from sslmon.metrics import METRICS, MetricUndefined
+
+
+# Layout epochs and evaluation seeds by default: chosen by the studies in docs/speed.md.
+DEFAULT_UMAP_EPOCHS = 100
+DEFAULT_SEEDS = (0, 1, 2)
+# Keep the (n, n) distance matrix between the kNN pass and the silhouettes up to this size.
+DISTANCE_MATRIX_BYTES = 2**30
+# Metrics whose value depends on the evaluation seed (through Z3 and the k-means clusters).
+SEEDED = ("ami_c1_c2", "silhouette_c1", "entropy_z3", "ami_c1_gt")
 
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """Settings of one evaluation (all defaults are the paper's)."""
+    """Settings of one evaluation (the paper's where it fixes them).
+
+    ``seeds``: evaluation seeds; each gives its own UMAP layout and k-means. ``seed``: the data seed
+    (the reference half split of kNN and the probe); it never changes the UMAP or k-means seeds.
+    """
 
     k: int | None = None  # k1; None = number of label classes
     seed: int = 0
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
     n_neighbors: int = 50  # UMAP
+    umap_epochs: int | None = DEFAULT_UMAP_EPOCHS  # None = umap-learn's default (500 up to 10k points, else 200)
     bin_factor: float = 0.4  # entropy bin width in stds (0.8 for supervised ImageNet models)
     knn_k: int = 20
     knn_temperature: float = 0.07
-    device: str = "cpu"  # for silhouette and kNN
+    device: str = "cpu"  # for the kNN graph, silhouettes and kNN accuracy
+
+    def __post_init__(self) -> None:
+        if not self.seeds:
+            raise ValueError("seeds: give at least one evaluation seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: {list(self.seeds)} repeats a seed")
+        if self.umap_epochs is not None and self.umap_epochs < 1:
+            raise ValueError(f"umap_epochs must be >= 1, got {self.umap_epochs}")
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "k": self.k,
-            "seed": self.seed,
+            "data_seed": self.seed,
+            "seeds": list(self.seeds),
             "umap_n_neighbors": self.n_neighbors,
             "umap_n_components": 3,
+            "umap_epochs": self.umap_epochs,
+            "umap_knn": "exact",
             "entropy_bin_factor": self.bin_factor,
             "entropy_log_base": "e (nats)",
             "knn_k": self.knn_k,
@@ -48,27 +79,34 @@ class EvalConfig:
 
 @dataclass
 class Evaluation:
-    """Metric values (None where undefined), reasons, timings in seconds, and Z3/C1/C2."""
+    """Metric means over the seeds (None where undefined), their std, per-seed values, reasons, timings (s).
+
+    ``metrics_std``: sample standard deviation over the seeds (ddof 1; None with one seed or where
+    undefined). ``per_seed``: one dict per seed, in ``seeds`` order, of every metric (seed-independent
+    ones repeat). ``Z3``/``C1``/``C2``: those of the first seed.
+    """
 
     metrics: dict[str, float | None]
     errors: dict[str, str]
     timings: dict[str, float]
     k: int | None
     reference: str | None  # which split kNN and the probe were fitted on
+    metrics_std: dict[str, float | None] = field(default_factory=dict)
+    per_seed: list[dict[str, float | None]] = field(default_factory=list)
     Z3: np.ndarray | None = field(default=None, repr=False)
     C1: np.ndarray | None = field(default=None, repr=False)
     C2: np.ndarray | None = field(default=None, repr=False)
 
 
 class _Runner:
-    """Computes named quantities once, recording failures as reasons and timing each step."""
+    """Computes named quantities once, recording failures as reasons and timing each step (summed over repeats)."""
 
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
+    def __init__(self, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> None:
+        self.values: dict[str, Any] = dict(values or {})
+        self.errors: dict[str, str] = dict(errors or {})
         self.timings: dict[str, float] = {}
 
-    def run(self, name: str, fn: Callable[[], Any], *needs: str) -> Any:
+    def run(self, name: str, fn: Callable[[], Any], *needs: str, timing: str | None = None) -> Any:
         missing = [n for n in needs if n not in self.values]
         if missing:
             self.errors[name] = self.errors[missing[0]]
@@ -80,8 +118,17 @@ class _Runner:
             self.errors[name] = str(exc)
         except Exception as exc:  # a library failing on odd data must not lose the other metrics
             self.errors[name] = f"{type(exc).__name__}: {one_line(exc)}"
-        self.timings[name] = round(time.perf_counter() - t0, 4)
+        key = timing or name
+        self.timings[key] = round(self.timings.get(key, 0.0) + time.perf_counter() - t0, 4)
         return self.values.get(name)
+
+    def fork(self) -> "_Runner":
+        """A runner that starts from this one's values and reasons (for one seed)."""
+        return _Runner(self.values, self.errors)
+
+    def absorb_timings(self, other: "_Runner") -> None:
+        for key, seconds in other.timings.items():
+            self.timings[key] = round(self.timings.get(key, 0.0) + seconds, 4)
 
 
 def reference_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -93,6 +140,35 @@ def reference_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarr
     return np.sort(fit), np.sort(score)
 
 
+def _distinct_rows(Z: np.ndarray) -> int:
+    """Number of distinct rows of Z, counted on a projection onto a fixed random direction (float64).
+
+    Equal rows project equally; distinct rows coincide only if their difference is orthogonal to
+    the direction, which a random direction makes vanishingly unlikely. O(n d), no sort of the rows.
+    """
+    direction = np.random.default_rng(0).standard_normal(Z.shape[1])
+    return len(np.unique(Z @ direction.astype(Z.dtype)))
+
+
+def _knn(Z: np.ndarray, cfg: EvalConfig, keep: bool) -> KnnGraph:
+    """The exact kNN graph UMAP is built on; undefined when there are too few distinct embeddings."""
+    if Z.shape[0] <= cfg.n_neighbors:
+        raise MetricUndefined(f"UMAP needs more than n_neighbors={cfg.n_neighbors} embeddings, got {Z.shape[0]}")
+    if _distinct_rows(Z) <= cfg.n_neighbors:
+        raise MetricUndefined(f"UMAP needs more than n_neighbors={cfg.n_neighbors} distinct embeddings")
+    return knn_graph(Z, cfg.n_neighbors, cfg.device, keep_distances=keep)
+
+
+def _aggregate(name: str, runs: list[_Runner]) -> tuple[float | None, float | None, str | None]:
+    """(mean, sample std or None, reason) of one metric over the per-seed runners; undefined if any seed is."""
+    for seed_run in runs:
+        if name not in seed_run.values:
+            return None, None, seed_run.errors.get(name, "not computed")
+    values = np.array([seed_run.values[name] for seed_run in runs], dtype=np.float64)
+    std = float(values.std(ddof=1)) if len(values) > 1 else None
+    return float(values.mean()), std, None
+
+
 def evaluate_embeddings(
     Z: Any,
     labels: Any = None,
@@ -101,7 +177,7 @@ def evaluate_embeddings(
     config: EvalConfig = EvalConfig(),
     metrics: list[str] | None = None,
 ) -> Evaluation:
-    """Compute ``metrics`` (default: all that the inputs allow) for embeddings ``Z``.
+    """Compute ``metrics`` (default: all that the inputs allow) for embeddings ``Z``, averaged over ``config.seeds``.
 
     ``labels`` enables the label-based metrics. kNN and the probe are fitted on
     ``train_embeddings``/``train_labels`` when given, else on a stratified half
@@ -128,17 +204,67 @@ def evaluate_embeddings(
         r.errors["k"] = "k is unknown: give k or labels"
     else:
         r.values["k"] = k
-
-    needs_z3 = {"ami_c1_c2", "silhouette_c1", "entropy_z3", "ami_c1_gt"} & set(wanted)
-    if needs_z3:
-        r.run("Z3", lambda: M.umap_3d(r.values["Z"], cfg.n_neighbors, cfg.seed), "Z")
-    needs_c1 = {"ami_c1_c2", "silhouette_c1", "ami_c1_gt"} & set(wanted)
-    if needs_c1:
-        r.run("C1", lambda: M.spherical_kmeans(r.values["Z3"], k, cfg.seed), "Z3", "k")
-    if "ami_c1_c2" in wanted:
-        r.run("C2", lambda: M.spherical_kmeans(r.values["Z3"], 2 * k, cfg.seed), "Z3", "k")
-
     V = r.values
+
+    # ---- once per embedding set
+    needs_z3 = bool(set(SEEDED) & set(wanted))
+    if needs_z3:
+        size = V["Z"].shape[0] ** 2 * V["Z"].itemsize if "Z" in V else 0
+        keep = {"silhouette_c1", "silhouette_gt"} & set(wanted) and size <= DISTANCE_MATRIX_BYTES
+        r.run("knn", lambda: _knn(V["Z"], cfg, bool(keep)), "Z", timing="knn_graph")
+        r.run("fuzzy", lambda: fuzzy_graph(V["knn"]), "knn", timing="umap_graph")
+    if {"rankme", "alpha_req"} & set(wanted):
+        r.run("spectrum", lambda: M.spectrum(V["Z"]), "Z")
+
+    # ---- per evaluation seed: layout, k-means, and the metrics of those
+    seed_runs = []
+    for seed in cfg.seeds:
+        s = r.fork()
+        W = s.values
+        if needs_z3:
+            s.run("Z3", lambda: umap_layout(V["Z"], V["fuzzy"], seed, cfg.umap_epochs), "fuzzy", timing="umap_layout")
+        if {"ami_c1_c2", "silhouette_c1", "ami_c1_gt"} & set(wanted):
+            s.run("C1", lambda: M.spherical_kmeans(W["Z3"], k, seed), "Z3", "k", timing="kmeans")
+        if "ami_c1_c2" in wanted:
+            s.run("C2", lambda: M.spherical_kmeans(W["Z3"], 2 * k, seed), "Z3", "k", timing="kmeans")
+        seeded = {
+            "ami_c1_c2": (lambda: M.ami_c1_c2(W["C1"], W["C2"]), ("C1", "C2")),
+            "entropy_z3": (lambda: M.entropy_z3(W["Z3"], cfg.bin_factor), ("Z3",)),
+            "ami_c1_gt": (lambda: M.ami_c1_gt(W["C1"], V["labels"]), ("C1", "labels")),
+        }
+        for name in wanted:
+            if name in seeded:
+                fn, needs = seeded[name]
+                s.run(name, fn, *needs)
+        seed_runs.append(s)
+        r.absorb_timings(s)
+
+    # ---- both silhouettes (every seed's C1, the classes) from one pass over the distances
+    labelings: list[tuple[_Runner, str, np.ndarray]] = []
+    if "silhouette_c1" in wanted:
+        for s in seed_runs:
+            s.run("sil_c1_ok", lambda: M.check_clustering(s.values["C1"], len(V["Z"])), "C1", "Z")
+            if "sil_c1_ok" in s.values:
+                labelings.append((s, "silhouette_c1", s.values["C1"]))
+            else:
+                s.errors["silhouette_c1"] = s.errors["sil_c1_ok"]
+    if "silhouette_gt" in wanted:
+        r.run("sil_gt_ok", lambda: M.check_clustering(V["labels"], len(V["Z"])), "labels", "Z")
+        if "sil_gt_ok" in V:
+            labelings.append((r, "silhouette_gt", V["labels"]))
+        else:
+            r.errors["silhouette_gt"] = r.errors["sil_gt_ok"]
+    if labelings:
+        stored = V["knn"].distances_full if "knn" in V else None
+        r.run("silhouettes", lambda: M.silhouettes(V["Z"], [lab for _, _, lab in labelings], stored, device=cfg.device), "Z")
+        for j, (owner, name, _) in enumerate(labelings):
+            if "silhouettes" in V:
+                owner.values[name] = V["silhouettes"][j]
+            else:
+                owner.errors[name] = r.errors["silhouettes"]
+    V.pop("knn", None)  # frees the distance matrix before the probes
+
+    # ---- seed-independent metrics
     reference = None
     if {"knn_acc", "lp_acc"} & set(wanted) and "labels" in V:
         if train_embeddings is not None and train_labels is not None:
@@ -153,14 +279,9 @@ def evaluate_embeddings(
             V["Z_score"], V["y_score"] = V["Z"][score], V["labels"][score]
 
     steps: dict[str, tuple[Callable[[], float], tuple[str, ...]]] = {
-        "ami_c1_c2": (lambda: M.ami_c1_c2(V["C1"], V["C2"]), ("C1", "C2")),
-        "silhouette_c1": (lambda: M.silhouette_c1(V["Z"], V["C1"], device=cfg.device), ("Z", "C1")),
-        "entropy_z3": (lambda: M.entropy_z3(V["Z3"], cfg.bin_factor), ("Z3",)),
-        "rankme": (lambda: M.rankme(V["Z"]), ("Z",)),
-        "alpha_req": (lambda: M.alpha_req(V["Z"]), ("Z",)),
+        "rankme": (lambda: M.rankme(V["spectrum"]), ("spectrum",)),
+        "alpha_req": (lambda: M.alpha_req(V["spectrum"]), ("spectrum",)),
         "l2_std": (lambda: M.l2_std(V["Z"]), ("Z",)),
-        "ami_c1_gt": (lambda: M.ami_c1_gt(V["C1"], V["labels"]), ("C1", "labels")),
-        "silhouette_gt": (lambda: M.silhouette_gt(V["Z"], V["labels"], device=cfg.device), ("Z", "labels")),
         "knn_acc": (
             lambda: M.knn_acc(V["Z_fit"], V["y_fit"], V["Z_score"], V["y_score"], cfg.knn_k, cfg.knn_temperature, device=cfg.device),
             ("labels", "y_fit"),
@@ -168,16 +289,37 @@ def evaluate_embeddings(
         "lp_acc": (lambda: M.lp_acc(V["Z_fit"], V["y_fit"], V["Z_score"], V["y_score"], seed=cfg.seed), ("labels", "y_fit")),
     }
     for name in wanted:
-        fn, needs = steps[name]
-        r.run(name, fn, *needs)
+        if name in steps:
+            fn, needs = steps[name]
+            r.run(name, fn, *needs)
 
+    # ---- mean, spread and per-seed values
+    means: dict[str, float | None] = {}
+    stds: dict[str, float | None] = {}
+    errors: dict[str, str] = {}
+    for name in wanted:
+        if name in SEEDED:
+            mean, std, why = _aggregate(name, seed_runs)
+        elif name in V:
+            mean, std, why = float(V[name]), (0.0 if len(seed_runs) > 1 else None), None
+        else:
+            mean, std, why = None, None, r.errors.get(name, "not computed")
+        means[name], stds[name] = mean, std
+        if why is not None:
+            errors[name] = why
+    per_seed = [
+        {name: (s.values.get(name) if name in SEEDED else means[name]) for name in wanted} for s in seed_runs
+    ]
+    first = seed_runs[0].values
     return Evaluation(
-        metrics={name: V.get(name) for name in wanted},
-        errors={name: r.errors[name] for name in wanted if name in r.errors},
+        metrics=means,
+        errors=errors,
         timings=r.timings,
         k=k,
         reference=reference,
-        Z3=V.get("Z3"),
-        C1=V.get("C1"),
-        C2=V.get("C2"),
+        metrics_std=stds,
+        per_seed=per_seed,
+        Z3=first.get("Z3"),
+        C1=first.get("C1"),
+        C2=first.get("C2"),
     )

@@ -26,6 +26,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from sslmon.engine.neighbors import distance_blocks
+
 ArrayLike = Union[np.ndarray, torch.Tensor, list]
 
 
@@ -79,13 +81,16 @@ LABEL_BASED = [name for name, spec in METRICS.items() if spec.needs_labels]
 
 
 def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 2) -> np.ndarray:
-    """Return ``Z`` as a float64 (n, d) array, or raise MetricUndefined.
+    """Return ``Z`` as a float (n, d) array, or raise MetricUndefined.
 
+    float32 and float64 input keep their dtype (no copy); anything else becomes float64.
     Rejects non-2-D input, fewer than ``min_samples`` rows, and NaN/Inf values.
     """
     if isinstance(Z, torch.Tensor):
         Z = Z.detach().cpu().numpy()
-    Z = np.asarray(Z, dtype=np.float64)
+    Z = np.asarray(Z)
+    if Z.dtype not in (np.float32, np.float64):
+        Z = Z.astype(np.float64)
     if Z.ndim != 2:
         raise MetricUndefined(f"{name} must be 2-D (n, d), got shape {Z.shape}")
     if Z.shape[0] < min_samples:
@@ -112,34 +117,18 @@ def check_labels(labels: ArrayLike, n: int, name: str = "labels", min_classes: i
 def l2_normalize(Z: np.ndarray) -> np.ndarray:
     """Rows divided by their Euclidean norm (rows of norm 0 stay 0)."""
     norms = np.linalg.norm(Z, axis=1, keepdims=True)
-    return Z / np.maximum(norms, 1e-12)
+    return Z / np.maximum(norms, 1e-12).astype(Z.dtype)
 
 
 # --------------------------------------------------------------------------- intermediates
 
 
-def umap_3d(Z: ArrayLike, n_neighbors: int = 50, seed: int | None = 0) -> np.ndarray:
-    """Z3: UMAP projection of Z to 3 dimensions (Euclidean, ``n_neighbors`` neighbours).
-
-    With a seed, UMAP runs single-threaded and is reproducible.
-    """
-    Z = check_embeddings(Z, min_samples=n_neighbors + 1)
-    if len(np.unique(Z, axis=0)) <= n_neighbors:
-        raise MetricUndefined(f"UMAP needs more than n_neighbors={n_neighbors} distinct embeddings")
-    import umap  # deferred: importing umap-learn costs seconds (numba)
-
-    reducer = umap.UMAP(n_components=3, n_neighbors=n_neighbors, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # n_jobs overridden by random_state; spectral init notes
-        Z3 = reducer.fit_transform(Z.astype(np.float32))
-    return np.asarray(Z3, dtype=np.float64)
-
-
-def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int = 10) -> np.ndarray:
+def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int | str = "auto") -> np.ndarray:
     """Cluster labels of k-means with the cosine metric: L2-normalise rows, then k-means.
 
-    Raises MetricUndefined when there are fewer distinct directions than ``k``
-    or k-means ends with a single cluster.
+    scikit-learn's KMeans with its defaults (k-means++, ``n_init="auto"``: one initialisation),
+    on one thread (the points are 3-d: threads only add overhead). Raises MetricUndefined when
+    there are fewer distinct directions than ``k`` or k-means ends with a single cluster.
     """
     X = l2_normalize(check_embeddings(X, "points"))
     if k < 2:
@@ -147,7 +136,8 @@ def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int = 1
     distinct = len(np.unique(np.round(X, 12), axis=0))
     if distinct < k:
         raise MetricUndefined(f"only {distinct} distinct points for k={k} clusters")
-    labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(X)
+    with threadpool_limits(limits=1):
+        labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(X)
     if len(np.unique(labels)) < 2:
         raise MetricUndefined(f"k-means with k={k} found a single cluster")
     return labels
@@ -156,47 +146,68 @@ def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int = 1
 # --------------------------------------------------------------------------- clustering metrics
 
 
-def silhouette(Z: ArrayLike, labels: ArrayLike, chunk_bytes: int = 2**28, device: str | torch.device = "cpu") -> float:
-    """Mean silhouette coefficient (Rousseeuw 1987), Euclidean distance on Z.
-
-    s_i = (b_i - a_i) / max(a_i, b_i), a_i the mean distance from i to the other
-    members of its cluster, b_i the smallest mean distance from i to another
-    cluster; s_i = 0 for members of singleton clusters. Same definition as
-    ``sklearn.metrics.silhouette_score``, but computed in row chunks of at most
-    ``chunk_bytes`` of distances (never the n x n matrix), in float64, on
-    ``device``. Unitless, in [-1, 1].
-    """
-    Z = check_embeddings(Z)
-    n = Z.shape[0]
+def check_clustering(labels: ArrayLike, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(inverse, counts) of a labelling valid for a silhouette (2 <= clusters < n), else MetricUndefined."""
     labels = check_labels(labels, n)
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     if len(counts) >= n:
         raise MetricUndefined(f"silhouette needs fewer clusters than samples ({len(counts)} clusters for {n} samples)")
-    dev = torch.device(device)
-    dtype = torch.float64 if dev.type != "mps" else torch.float32
-    Zt = torch.as_tensor(Z, dtype=dtype, device=dev)
-    inv = torch.as_tensor(inverse, device=dev)
-    cnt = torch.as_tensor(counts, dtype=dtype, device=dev)
-    onehot = torch.zeros(n, len(counts), dtype=dtype, device=dev)
-    onehot[torch.arange(n, device=dev), inv] = 1.0
-    rows = max(1, chunk_bytes // (8 * n))
-    total = torch.zeros((), dtype=dtype, device=dev)
-    for start in range(0, n, rows):
-        stop = min(n, start + rows)
-        dist = torch.cdist(Zt[start:stop], Zt)
-        idx = torch.arange(stop - start, device=dev)
-        dist[idx, idx + start] = 0.0  # exact zeros on the diagonal, as scikit-learn does
-        sums = dist @ onehot  # (chunk, k): summed distance to each cluster
-        own = inv[start:stop]
-        own_count = cnt[own]
-        a = sums[idx, own] / torch.clamp(own_count - 1, min=1)
-        means = sums / cnt
-        means[idx, own] = torch.inf
-        b = means.min(dim=1).values
-        s = (b - a) / torch.maximum(a, b)
-        s = torch.where((own_count > 1) & torch.isfinite(s), s, torch.zeros_like(s))
-        total += s.sum()
-    return float(total / n)
+    return inverse, counts
+
+
+def silhouettes(
+    Z: ArrayLike,
+    labelings: list[ArrayLike],
+    distances: torch.Tensor | None = None,
+    device: str | torch.device = "cpu",
+    block_bytes: int = 2**27,
+) -> list[float]:
+    """Mean silhouette coefficient (Rousseeuw 1987) of each labelling, Euclidean distance on Z, in one pass.
+
+    s_i = (b_i - a_i) / max(a_i, b_i), a_i the mean distance from i to the other members of its
+    cluster, b_i the smallest mean distance from i to another cluster; s_i = 0 for members of
+    singleton clusters. Same definition as ``sklearn.metrics.silhouette_score``. Distances are in
+    Z's precision (float32 embeddings: float32; from ``distances``, the (n, n) matrix, when given,
+    else recomputed in row blocks of at most ``block_bytes``: never n x n); their per-cluster sums
+    accumulate in float64. Unitless, in [-1, 1].
+    """
+    Z = check_embeddings(Z)
+    n = Z.shape[0]
+    dev = torch.device(device) if distances is None else distances.device
+    acc = torch.float64 if dev.type != "mps" else torch.float32
+    parts = [check_clustering(labels, n) for labels in labelings]
+    # one one-hot block per labelling, side by side: a single product gives every labelling's sums
+    offsets = np.cumsum([0] + [len(c) for _, c in parts])
+    onehot = torch.zeros(n, int(offsets[-1]), dtype=acc, device=dev)
+    rows = torch.arange(n, device=dev)
+    for (inverse, _), off in zip(parts, offsets):
+        onehot[rows, torch.as_tensor(inverse, device=dev) + int(off)] = 1.0
+    if distances is not None:
+        step = max(1, block_bytes // (distances.element_size() * n))
+        blocks = ((s, distances[s : s + step]) for s in range(0, n, step))
+    else:
+        blocks = distance_blocks(Z, dev, block_bytes)
+    totals = torch.zeros(len(parts), dtype=acc, device=dev)
+    for start, D in blocks:
+        sums_all = D.to(acc) @ onehot  # (block, all clusters): summed distance to each cluster
+        idx = torch.arange(D.shape[0], device=dev)
+        for j, ((inverse, counts), off) in enumerate(zip(parts, offsets)):
+            sums = sums_all[:, off : off + len(counts)]
+            cnt = torch.as_tensor(counts, dtype=acc, device=dev)
+            own = torch.as_tensor(inverse[start : start + D.shape[0]], device=dev)
+            own_count = cnt[own]
+            a = sums[idx, own] / torch.clamp(own_count - 1, min=1)
+            means = sums / cnt
+            means[idx, own] = torch.inf
+            b = means.min(dim=1).values
+            s = (b - a) / torch.maximum(a, b)
+            totals[j] += torch.where((own_count > 1) & torch.isfinite(s), s, torch.zeros_like(s)).sum()
+    return [float(t / n) for t in totals]
+
+
+def silhouette(Z: ArrayLike, labels: ArrayLike, **kwargs) -> float:
+    """Mean silhouette coefficient of one labelling (see :func:`silhouettes`)."""
+    return silhouettes(Z, [labels], **kwargs)[0]
 
 
 def silhouette_c1(Z: ArrayLike, C1: ArrayLike, **kwargs) -> float:
@@ -253,21 +264,63 @@ def entropy_z3(Z3: ArrayLike, bin_factor: float = 0.4) -> float:
     return float(-(p * np.log(p)).sum())
 
 
-def rankme(Z: ArrayLike, eps: float = 1e-7) -> float:
+def gram(Z: ArrayLike, block_rows: int = 8192) -> tuple[np.ndarray, np.ndarray, int]:
+    """(Z^T Z, column sums, n) accumulated in float64 over row blocks (no float64 copy of Z)."""
+    Z = check_embeddings(Z)
+    d = Z.shape[1]
+    G = np.zeros((d, d))
+    col_sum = np.zeros(d)
+    for start in range(0, Z.shape[0], block_rows):
+        block = Z[start : start + block_rows].astype(np.float64)
+        G += block.T @ block
+        col_sum += block.sum(axis=0)
+    return G, col_sum, Z.shape[0]
+
+
+@dataclass(frozen=True)
+class Spectrum:
+    """The min(n, d) squared singular values of Z (uncentred, descending) and covariance eigenvalues (descending)."""
+
+    singular_sq: np.ndarray
+    covariance: np.ndarray
+    n: int
+
+
+def spectrum(Z: ArrayLike) -> Spectrum:
+    """Both spectra from one float64 Gram matrix G = Z^T Z (d x d).
+
+    s_k^2 are the eigenvalues of G; the covariance eigenvalues are those of
+    (G - n mu mu^T) / (n - 1), mu the column means. Eigenvalues below the round-off level of the
+    eigensolver (d * machine epsilon * the largest) are set to 0, as an SVD would find them: their
+    square roots would otherwise add spurious singular values of ~1e-7 relative size.
+    """
+    G, col_sum, n = gram(Z)
+    mu = col_sum / n
+
+    def eigenvalues(M: np.ndarray) -> np.ndarray:
+        lam = np.linalg.eigvalsh(M)[::-1]
+        lam[lam < len(lam) * np.finfo(np.float64).eps * max(lam[0], 0.0)] = 0.0
+        return lam
+
+    k = min(n, G.shape[0])  # Z has min(n, d) singular values; G's other d - n eigenvalues are structural zeros
+    return Spectrum(eigenvalues(G)[:k], eigenvalues((G - n * np.outer(mu, mu)) / max(n - 1, 1))[:k], n)
+
+
+def rankme(Z: ArrayLike | Spectrum, eps: float = 1e-7) -> float:
     """RankMe (Garrido et al., 2023): effective rank of the uncentred embedding matrix.
 
     s_k the singular values of Z, p_k = s_k / sum(s) + eps,
-    RankMe = exp(-sum_k p_k ln p_k). Between 1 and min(n, d).
+    RankMe = exp(-sum_k p_k ln p_k). Between 1 and min(n, d). Accepts a precomputed :class:`Spectrum`.
     """
-    Z = check_embeddings(Z)
-    s = np.linalg.svd(Z, compute_uv=False)
+    spec = Z if isinstance(Z, Spectrum) else spectrum(Z)
+    s = np.sqrt(spec.singular_sq)
     if s.sum() <= 0:
         raise MetricUndefined("all embeddings are zero")
     p = s / s.sum() + eps
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def alpha_req(Z: ArrayLike, rel_tol: float = 1e-10) -> float:
+def alpha_req(Z: ArrayLike | Spectrum, rel_tol: float = 1e-10) -> float:
     """alpha-ReQ (Agrawal et al., 2022): decay exponent of the covariance eigenspectrum.
 
     lambda_1 >= lambda_2 >= ... are the eigenvalues of the covariance of Z
@@ -276,10 +329,12 @@ def alpha_req(Z: ArrayLike, rel_tol: float = 1e-10) -> float:
     ``rel_tol * lambda_1`` (numerically non-zero; at most min(n - 1, d)).
     alpha near 1 is the regime the paper links to good generalisation; much
     larger alpha means dimensional collapse, much smaller a noise-like spectrum.
+    Accepts a precomputed :class:`Spectrum`.
     """
-    Z = check_embeddings(Z, min_samples=4)
-    s = np.linalg.svd(Z - Z.mean(axis=0), compute_uv=False)
-    lam = s**2 / (Z.shape[0] - 1)
+    spec = Z if isinstance(Z, Spectrum) else spectrum(Z)
+    if spec.n < 4:
+        raise MetricUndefined(f"embeddings has {spec.n} rows, needs at least 4")
+    lam = spec.covariance
     if lam[0] <= 0:
         raise MetricUndefined("embeddings have zero variance")
     lam = lam[lam > rel_tol * lam[0]]
@@ -296,8 +351,9 @@ def l2_std(Z: ArrayLike) -> float:
     0 means every embedding points the same way (collapse); about 1/sqrt(d)
     means directions spread evenly over the sphere. Unitless.
     """
-    Z = check_embeddings(Z)
-    return float(l2_normalize(Z).std(axis=0).mean())
+    U = l2_normalize(check_embeddings(Z))
+    U -= U.mean(axis=0, dtype=np.float64).astype(U.dtype)
+    return float(np.sqrt((U * U).mean(axis=0, dtype=np.float64)).mean())
 
 
 # --------------------------------------------------------------------------- label-based probes
@@ -359,8 +415,8 @@ def lp_acc(
     train split, without augmentation, scored on the test split. (The paper's probe trains with Adam and
     AutoAugment for 20 epochs; numbers from the two are not interchangeable.)
     """
-    Z_train = check_embeddings(Z_train, "train embeddings")
-    Z_test = check_embeddings(Z_test, "test embeddings", min_samples=1)
+    Z_train = check_embeddings(Z_train, "train embeddings").astype(np.float64)
+    Z_test = check_embeddings(Z_test, "test embeddings", min_samples=1).astype(np.float64)
     y_train = check_labels(y_train, Z_train.shape[0], "train labels")
     y_test = check_labels(y_test, Z_test.shape[0], "test labels", min_classes=1)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed))

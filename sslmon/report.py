@@ -37,24 +37,33 @@ def to_jsonl(run: Run, rank_by: str) -> str:
 
 
 def to_csv(run: Run, rank_by: str) -> str:
-    """One row per result in rank order: rank, name, path, epoch, n, d, k, metrics, errors."""
+    """One row per result in rank order: rank, name, path, epoch, n, d, k, metrics (means over the
+    seeds), their std over the seeds (``<key>_std``, empty with one seed), errors."""
     doc = run.to_dict(rank_by)
     metric_keys = list(METRICS)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["rank", "name", "path", "epoch", "n_samples", "dim", "k", *metric_keys, "errors"])
+    writer.writerow(["rank", "name", "path", "epoch", "n_samples", "dim", "k", *metric_keys,
+                     *(f"{m}_std" for m in metric_keys), "errors"])
     for r in doc["results"]:
         errors = "; ".join(f"{m}: {why}" for m, why in r["errors"].items())
-        values = ["" if r["metrics"].get(m) is None else repr(r["metrics"][m]) for m in metric_keys]
+        values = [_cell(r["metrics"].get(m)) for m in metric_keys]
+        stds = [_cell(r["metrics_std"].get(m)) for m in metric_keys]
         writer.writerow([r["rank"] or "", r["name"], r["path"] or "", r["epoch"] if r["epoch"] is not None else "",
-                         r["n_samples"], r["dim"], r["k"] or "", *values, errors])
+                         r["n_samples"], r["dim"], r["k"] or "", *values, *stds, errors])
     return buf.getvalue()
 
 
-def _fmt(value: float | None) -> str:
+def _cell(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _fmt(value: float | None, std: float | None = None) -> str:
+    """A table cell: the value to 4 significant digits, ``± std`` after it when the seeds spread it."""
     if value is None:
         return "—"
-    return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    text = f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return text if not std else f"{text}±{std:.2g}"
 
 
 def render_table(run: Run, rank_by: str, console: Console) -> None:
@@ -66,7 +75,9 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
     if rank_by not in columns:
         columns = [rank_by, *columns]
     show_epoch = any(r.epoch is not None for r in run.results)
-    table = Table(title=f"sslmon: ranked by {rank_by} ({METRICS[rank_by].better} is better)", title_justify="left")
+    seeds = run.config.get("seeds") or []
+    spread = f"; mean±std over {len(seeds)} evaluation seeds" if len(seeds) > 1 else ""
+    table = Table(title=f"sslmon: ranked by {rank_by} ({METRICS[rank_by].better} is better{spread})", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("name", no_wrap=True)
     if show_epoch:
@@ -79,7 +90,7 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
         row = [str(rank) if r.metrics.get(rank_by) is not None else "—", r.name]
         if show_epoch:
             row.append("" if r.epoch is None else str(r.epoch))
-        row += [_fmt(r.metrics.get(m)) for m in columns]
+        row += [_fmt(r.metrics.get(m), r.metrics_std.get(m)) for m in columns]
         table.add_row(*row)
     console.print(table)
     notes = [f"{r.name}: {m} undefined: {why}" for r in run.results for m, why in r.errors.items()]

@@ -11,7 +11,11 @@ from sslmon.metrics import METRICS
 
 @dataclass
 class Result:
-    """The metrics of one input (an embedding file, a checkpoint or a model)."""
+    """The metrics of one input (an embedding file, a checkpoint or a model).
+
+    ``metrics`` are means over the evaluation seeds; ``metrics_std`` their sample std (None with one
+    seed); ``per_seed`` one dict of every metric per seed, in the order of ``config.seeds``.
+    """
 
     name: str
     path: str | None
@@ -24,6 +28,8 @@ class Result:
     k: int | None = None
     reference: str | None = None
     source: dict[str, Any] = field(default_factory=dict)
+    metrics_std: dict[str, float | None] = field(default_factory=dict)
+    per_seed: list[dict[str, float | None]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

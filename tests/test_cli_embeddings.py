@@ -40,7 +40,7 @@ def _without_timings(text: str) -> str:
 
 
 def test_json_on_real_data_has_every_key_and_is_reproducible(fmnist_npz):
-    first = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0")
+    first = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0", "--seeds", "0,2", "--umap-epochs", "60")
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
     assert set(doc) == {"sslmon_version", "config", "results", "failures"}
@@ -52,9 +52,24 @@ def test_json_on_real_data_has_every_key_and_is_reproducible(fmnist_npz):
     # chance level of AMI is 0: pixel clusters of Fashion-MNIST carry real class information
     assert record["metrics"]["ami_c1_gt"] > 0.3
     assert record["metrics"]["knn_acc"] > 0.6
-    second = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0")
+    # two evaluation seeds: the metrics are the mean of the per-seed dicts, with their spread
+    assert doc["config"]["seeds"] == [0, 2] and doc["config"]["umap_epochs"] == 60 and doc["config"]["data_seed"] == 0
+    assert len(record["per_seed"]) == 2
+    for m in METRICS:
+        values = [d[m] for d in record["per_seed"]]
+        assert record["metrics"][m] == pytest.approx(np.mean(values), rel=1e-12)
+        assert record["metrics_std"][m] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+    assert record["metrics_std"]["entropy_z3"] > 0  # two layouts differ
+    second = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0", "--seeds", "0,2", "--umap-epochs", "60")
     # byte-identical apart from the timings blocks
     assert _without_timings(first.stdout) == _without_timings(second.stdout)
+
+
+@pytest.mark.parametrize("value", ["0", "1,1", "-1", "x"])
+def test_bad_seed_lists_are_usage_errors(fmnist_npz, value):
+    result = runner.invoke(app, ["score", str(fmnist_npz), "--seeds", value, "--metrics", "rankme"])
+    assert result.exit_code == 2
+    assert "--seeds" in result.output and "Traceback" not in result.output
 
 
 def test_bad_files_are_reported_in_one_line_and_others_still_scored(tmp_path):

@@ -15,7 +15,7 @@ from sslmon.metrics import LABEL_BASED, METRICS
 @pytest.fixture(scope="module")
 def blob_eval():
     X, y = make_blobs(n_samples=300, n_features=8, centers=4, cluster_std=1.0, random_state=3)
-    return X, y, evaluate_embeddings(X, y, config=EvalConfig(seed=0))
+    return X, y, evaluate_embeddings(X, y, config=EvalConfig(seeds=(0,)))
 
 
 def test_all_metrics_present_and_consistent_with_intermediates(blob_eval):
@@ -38,8 +38,35 @@ def test_all_metrics_present_and_consistent_with_intermediates(blob_eval):
 
 def test_same_seed_same_numbers(blob_eval):
     X, y, ev = blob_eval
-    again = evaluate_embeddings(X, y, config=EvalConfig(seed=0))
+    again = evaluate_embeddings(X, y, config=EvalConfig(seeds=(0,)))
     assert again.metrics == ev.metrics
+
+
+@pytest.fixture(scope="module")
+def three_seeds(blob_eval):
+    X, y, _ = blob_eval
+    return evaluate_embeddings(X, y, config=EvalConfig(seeds=(0, 1, 2)))
+
+
+def test_seeds_give_one_dict_each_whose_mean_and_std_are_reported(blob_eval, three_seeds):
+    ev = three_seeds
+    assert len(ev.per_seed) == 3
+    for name in METRICS:
+        values = np.array([d[name] for d in ev.per_seed])
+        assert ev.metrics[name] == pytest.approx(values.mean(), rel=1e-12)
+        assert ev.metrics_std[name] == pytest.approx(values.std(ddof=1), abs=1e-12)
+    # the first seed's values are those of a one-seed run with that seed; seed-free metrics repeat
+    _, _, one = blob_eval
+    assert ev.per_seed[0] == one.metrics
+    assert ev.metrics_std["rankme"] == 0.0 and one.metrics_std["rankme"] is None
+
+
+def test_each_seed_is_its_own_layout_and_kmeans(blob_eval, three_seeds):
+    X, y, _ = blob_eval
+    alone = evaluate_embeddings(X, y, config=EvalConfig(seeds=(2,)), metrics=["ami_c1_c2", "silhouette_c1", "entropy_z3"])
+    assert {m: three_seeds.per_seed[2][m] for m in alone.metrics} == alone.metrics
+    # the silhouettes of every seed's C1 come from one pass and equal scikit-learn's on that seed's C1
+    assert alone.metrics["silhouette_c1"] == pytest.approx(silhouette_score(X, alone.C1), abs=1e-6)
 
 
 def test_without_labels_label_metrics_are_null_with_reason():

@@ -24,17 +24,17 @@ def blobs():
     return X, y
 
 
-@pytest.mark.parametrize("chunk_bytes", [2**28, 8 * 600 * 7, 1])
-def test_silhouette_matches_sklearn_for_any_chunking(blobs, chunk_bytes):
+@pytest.mark.parametrize("block_bytes", [2**28, 8 * 600 * 7, 1])
+def test_silhouette_matches_sklearn_for_any_chunking(blobs, block_bytes):
     X, y = blobs
-    assert M.silhouette(X, y, chunk_bytes=chunk_bytes) == pytest.approx(silhouette_score(X, y), abs=1e-6)
+    assert M.silhouette(X, y, block_bytes=block_bytes) == pytest.approx(silhouette_score(X, y), abs=1e-6)
 
 
 def test_silhouette_with_singletons_and_torch_input_matches_sklearn(blobs):
     X, y = blobs
     y = y.copy()
     y[:3] = [10, 11, 12]  # three singleton clusters: their s_i is 0 by definition
-    got = M.silhouette(torch.from_numpy(X).float(), torch.from_numpy(y), chunk_bytes=8 * 600 * 50)
+    got = M.silhouette(torch.from_numpy(X).float(), torch.from_numpy(y), block_bytes=8 * 600 * 50)
     assert got == pytest.approx(silhouette_score(X.astype(np.float32), y), abs=1e-6)
 
 
@@ -96,6 +96,37 @@ def test_rankme_by_hand():
     assert M.rankme(np.eye(8)) == pytest.approx(8.0, rel=1e-5)
 
 
+def test_rankme_and_alpha_req_from_one_gram_matrix_match_the_svd(blobs):
+    X, _ = blobs
+    X32 = (X * 100).astype(np.float32)  # large norms: the Gram route must not lose precision
+    s = np.linalg.svd(X32.astype(np.float64), compute_uv=False)
+    p = s / s.sum() + 1e-7
+    assert M.rankme(X32) == pytest.approx(math.exp(-(p * np.log(p)).sum()), rel=1e-9)
+    lam = np.linalg.svd(X32 - X32.astype(np.float64).mean(axis=0), compute_uv=False) ** 2 / (len(X32) - 1)
+    spec = M.spectrum(X32)
+    np.testing.assert_allclose(spec.covariance, lam, rtol=1e-8)
+    slope = np.polyfit(np.log(np.arange(1, len(lam) + 1)), np.log(lam), 1)[0]
+    assert M.alpha_req(spec) == pytest.approx(-slope, abs=1e-8)
+    assert M.rankme(spec) == M.rankme(X32)
+    wide = np.random.default_rng(0).normal(size=(6, 40))  # n < d: only n singular values count
+    s = np.linalg.svd(wide, compute_uv=False)
+    p = s / s.sum() + 1e-7
+    assert M.rankme(wide) == pytest.approx(math.exp(-(p * np.log(p)).sum()), rel=1e-12)
+
+
+def test_silhouettes_of_several_labellings_in_one_pass_match_sklearn(blobs):
+    from sslmon.engine.neighbors import knn_graph
+
+    X, y = blobs
+    X32 = X.astype(np.float32)
+    rng = np.random.default_rng(1)
+    labelings = [y, rng.integers(0, 3, len(y)), (X[:, 0] > 0).astype(int)]
+    expected = [silhouette_score(X, lab) for lab in labelings]
+    np.testing.assert_allclose(M.silhouettes(X32, labelings), expected, atol=1e-6)
+    stored = knn_graph(X32, 5, keep_distances=True).distances_full
+    np.testing.assert_allclose(M.silhouettes(X32, labelings, distances=stored, block_bytes=4 * 600 * 11), expected, atol=1e-6)
+
+
 def test_alpha_req_recovers_a_planted_power_law():
     rng = np.random.default_rng(0)
     n, d, alpha = 400, 32, 1.3
@@ -138,7 +169,7 @@ def test_spherical_kmeans_ignores_row_scale_and_matches_sklearn_on_normalised_ro
     labels = M.spherical_kmeans(X3, 4, seed=0)
     assert adjusted_mutual_info_score(labels, M.spherical_kmeans(X3 * scale, 4, seed=0)) == pytest.approx(1.0)
     unit = X3 / np.linalg.norm(X3, axis=1, keepdims=True)
-    ref = KMeans(4, n_init=10, random_state=0).fit_predict(unit)
+    ref = KMeans(4, random_state=0).fit_predict(unit)  # scikit-learn's defaults
     assert adjusted_mutual_info_score(labels, ref) == pytest.approx(1.0)
 
 
