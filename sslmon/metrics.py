@@ -78,10 +78,14 @@ LABEL_BASED = [name for name, spec in METRICS.items() if spec.needs_labels]
 # --------------------------------------------------------------------------- validation
 
 
+MAX_MAGNITUDE = 1e100  # largest |value| accepted in embeddings; squared it stays far from float64's 1.8e308
+
+
 def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 2) -> np.ndarray:
     """Return ``Z`` as a float64 (n, d) array, or raise MetricUndefined.
 
-    Rejects non-2-D input, fewer than ``min_samples`` rows, and NaN/Inf values.
+    Rejects non-2-D input, fewer than ``min_samples`` rows, NaN/Inf values, and values above
+    MAX_MAGNITUDE in absolute value (their squares, products and sums overflow float64).
     """
     if isinstance(Z, torch.Tensor):
         Z = Z.detach().cpu().numpy()
@@ -93,6 +97,8 @@ def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 
     if not np.isfinite(Z).all():
         bad = int((~np.isfinite(Z)).any(axis=1).sum())
         raise MetricUndefined(f"{name} contain NaN or Inf ({bad} of {Z.shape[0]} rows)")
+    if Z.size and (peak := float(np.abs(Z).max())) > MAX_MAGNITUDE:
+        raise MetricUndefined(f"{name} reach {peak:.3g} in magnitude, above {MAX_MAGNITUDE:g}: distances and covariances would overflow")
     return Z
 
 
