@@ -240,7 +240,7 @@ def _read_fashion_mnist(folder: Path) -> tuple[_Split, _Split, list[str]]:
 def _idx_file(folder: Path, stem: str) -> Path:
     """`folder/stem.gz` or `folder/stem`, whichever exists."""
     for path in (folder / f"{stem}.gz", folder / stem):
-        if path.is_file():
+        if path.exists():
             return path
     raise DatasetError(f"{folder / stem}: idx file not found (.gz or uncompressed)")
 
