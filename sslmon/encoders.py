@@ -203,7 +203,9 @@ def _read(path: Path, trust: bool) -> Any:
     if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=not trust)
+        with warnings.catch_warnings():  # torch's note on pickle protocols is not the user's to act on
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=not trust)
     except Exception as e:  # UnpicklingError, or RuntimeError / EOFError / zip errors for corrupt files
         if isinstance(e, pickle.UnpicklingError) and not trust and (unsafe := _UNSAFE_GLOBAL.search(str(e))):
             raise CheckpointError(
