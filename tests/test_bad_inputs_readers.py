@@ -138,6 +138,8 @@ BAD_CHECKPOINTS: dict[str, tuple[str, bytes | Callable[[Path], None]]] = {
     "fifo": ("pipe.pt", os.mkfifo),
     "directory": ("folder.pt", Path.mkdir),
     "unicode_name_with_spaces": ("épo ch ✓ 3.pt", b"\x80\x02garbage"),
+    # found by test_fuzz_readers: a zip whose member name claims UTF-8 but is not (UnicodeDecodeError in zipfile)
+    "zip_member_name_not_utf8": ("bad_name.pt", zip_bytes("archive/é.pkl", "x").replace("é".encode(), b"\x80\x80")),
 }
 
 
@@ -326,3 +328,19 @@ def test_cli_compare_offline_names_the_missing_file_and_scores_the_cached_model(
     assert line.startswith("error: mobilenet_v3_small: pretrained weights not cached and downloads are off")
     assert Path(url).name in line and str(cached.parent) in line and url in line
     assert [r["name"] for r in json.loads(result.stdout)["results"]] == ["squeezenet1_1"]
+
+
+@pytest.mark.parametrize("array", [
+    np.asfortranarray(np.arange(12.0).reshape(3, 4)), np.arange(6, dtype=">i4").reshape(2, 3),
+    np.array([[True, False]]), np.zeros((0, 3), np.float16), np.array(["cat", "emu"]), np.float32(3.0),
+], ids=["fortran", "big_endian", "bool", "empty", "strings", "scalar"])
+def test_header_checked_reader_matches_numpy(array, tmp_path):
+    """The header-checked readers return what numpy's own np.load returns, for .npy and (compressed) .npz."""
+    from sslmon.inputs import read_npy, read_npz
+
+    np.save(tmp_path / "a.npy", array)
+    np.savez_compressed(tmp_path / "a.npz", x=array, y=np.arange(3))
+    expected = np.load(tmp_path / "a.npy")
+    for got in (read_npy(tmp_path / "a.npy"), read_npz(tmp_path / "a.npz", ["x"])[0]["x"]):
+        assert got.dtype == expected.dtype and got.shape == expected.shape and (got == expected).all()
+    assert read_npz(tmp_path / "a.npz", ["x"])[1] == ["x", "y"]
