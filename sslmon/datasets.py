@@ -15,8 +15,10 @@ Specs (scheme names are case-insensitive):
 
 Dataset files are untrusted data. CIFAR batches are Python pickles: they are read with a restricted
 unpickler that resolves only the globals a real batch references (numpy's array reconstructor, ndarray,
-dtype and scalar; the bytes helpers of Python 3's protocol 2) and refuses any other with a one-line
-DatasetError naming `--trust-data`; `trust_data=True` allows full unpickling (which can run code).
+dtype and scalar; the bytes helpers of Python 3's protocol 2), each to an inert stand-in from which the
+arrays are rebuilt after checking dtype (booleans, integers, floats), shape and byte count; any other
+global is refused with a one-line DatasetError naming `--trust-data`. `trust_data=True` allows full
+unpickling (which can run code).
 npz files are read without unpickling, idx headers and npy headers are checked against the bytes present
 and against MAX_ARRAY_BYTES before allocating, images are refused above MAX_IMAGE_PIXELS pixels, and only
 regular files are opened (a FIFO or device would block or never end).
@@ -24,6 +26,7 @@ regular files are opened (a FIFO or device would block or never end).
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import math
 import pickle
@@ -85,17 +88,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".gif", ".t
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _GZIP_MAGIC = b"\x1f\x8b"
 MAX_IMAGE_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold (about 0.25 GiB of 24-bit RGB)
-# (module, name) of every global a CIFAR python batch references: numpy's array and dtype reconstruction
-# (numpy.core in numpy 1.x pickles, numpy._core in 2.x; _frombuffer at protocol 5), numpy scalars, and what
-# Python 3 writes for bytes at protocol 2 (the Python-2 era originals hold str opcodes only). Names
-# arrive as written (Python 2's __builtin__ unmapped). None of these can reach another callable.
-_CIFAR_GLOBALS = frozenset({
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("_codecs", "encode"), ("__builtin__", "bytes"), ("builtins", "bytes"),
-})
 
 
 def load_dataset(
@@ -224,14 +216,14 @@ def _read_fashion_mnist(folder: Path) -> tuple[_Split, _Split, list[str]]:
         raise DatasetError(f"{folder}: fashion-mnist folder not found")
 
     def split(prefix: str) -> _Split:
-        images = read_idx(_idx_file(folder, f"{prefix}-images-idx3-ubyte"))
+        images_file = _idx_file(folder, f"{prefix}-images-idx3-ubyte")
+        images = read_idx(images_file)
+        if images.dtype != np.uint8 or images.ndim != 3:
+            raise DatasetError(f"{images_file}: expected uint8 images (n,H,W), got {images.dtype}{images.shape}")
         labels_file = _idx_file(folder, f"{prefix}-labels-idx1-ubyte")
         labels = read_idx(labels_file)
-        if images.dtype != np.uint8 or images.ndim != 3 or labels.ndim != 1 or len(labels) != len(images):
-            raise DatasetError(
-                f"{labels_file}: expected uint8 images (n,H,W) and n labels, got images {images.dtype}"
-                f"{images.shape} and labels {labels.shape}"
-            )
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise DatasetError(f"{labels_file}: expected {len(images)} labels (n,), got shape {labels.shape}")
         return images, _check_labels(labels, labels_file)
 
     return split("t10k"), split("train"), FASHION_MNIST_CLASSES
@@ -294,13 +286,98 @@ def _read_cifar_batch(path: Path, label_key: bytes, trust: bool) -> tuple[np.nda
     return data.reshape(-1, 3, 32, 32), _check_labels(y, path)
 
 
+class _DtypeSpec:
+    """Stand-in for numpy.dtype in a restricted pickle: records the descriptor and the byte order of its
+    state; numpy sees neither until `_plain_dtype` has checked them (a dtype's pickled state can set
+    internal flags that numpy trusts)."""
+
+    def __init__(self, descr: object, *_: object) -> None:
+        self.descr, self.byteorder = descr, "|"
+
+    def __setstate__(self, state: object) -> None:
+        if isinstance(state, tuple) and len(state) > 1:
+            self.byteorder = state[1]
+
+
+class _ArraySpec:
+    """Stand-in for a numpy array in a restricted pickle: shape, dtype, order and raw bytes, turned into
+    an array by `_array` after checking them."""
+
+    def __init__(self, shape: object = None, dtype: object = None, fortran: object = False, data: object = None) -> None:
+        self.shape, self.dtype, self.fortran, self.data = shape, dtype, fortran, data
+
+    def __setstate__(self, state: object) -> None:  # ndarray's (version, shape, dtype, is_fortran, data)
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise pickle.UnpicklingError("malformed array state")
+        _, self.shape, self.dtype, self.fortran, self.data = state
+
+
+def _text(value: object) -> str:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _plain_dtype(spec: object) -> np.dtype:
+    """A numpy dtype from a _DtypeSpec: booleans, integers and floats only."""
+    if not isinstance(spec, _DtypeSpec) or not isinstance(spec.descr, (str, bytes)):
+        raise pickle.UnpicklingError("array without a dtype")
+    dtype = np.dtype(_text(spec.descr))
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise pickle.UnpicklingError(f"unsupported array dtype {dtype}")
+    order = _text(spec.byteorder)
+    return dtype.newbyteorder(order) if order in ("<", ">") else dtype
+
+
+def _array(spec: _ArraySpec) -> np.ndarray:
+    """The array an _ArraySpec describes, after checking that its bytes match its shape and dtype."""
+    dtype = _plain_dtype(spec.dtype)
+    shape = spec.shape
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise pickle.UnpicklingError(f"malformed array shape {shape!r}")
+    data = spec.data.encode("latin-1") if isinstance(spec.data, str) else spec.data
+    if not isinstance(data, (bytes, bytearray)) or len(data) != math.prod(shape) * dtype.itemsize:
+        raise pickle.UnpicklingError(f"array data does not match its shape {shape} and dtype {dtype}")
+    order = "F" if spec.fortran in (True, "F", b"F") else "C"
+    return np.frombuffer(data, dtype).reshape(shape, order=order).copy()
+
+
+def _materialize(obj: object) -> object:
+    """`obj` with every _ArraySpec inside dicts, lists and tuples replaced by its array; a _DtypeSpec
+    left over anywhere (outside an array) becomes its dtype."""
+    if isinstance(obj, _ArraySpec):
+        return _array(obj)
+    if isinstance(obj, _DtypeSpec):
+        return _plain_dtype(obj)
+    if isinstance(obj, dict):
+        return {_materialize(k): _materialize(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_materialize(v) for v in obj)
+    return obj
+
+
+def _scalar(dtype: object, data: object = b"") -> _ArraySpec:
+    return _ArraySpec((), dtype, False, data)
+
+
+# The globals a CIFAR python batch references, by (module, name) as pickled (numpy.core in numpy 1.x
+# pickles, numpy._core in 2.x; _frombuffer at protocol 5; scalars; Python 3's protocol-2 bytes helpers;
+# Python 2's __builtin__ unmapped), resolved to stand-ins: no numpy code runs on pickled state.
+_CIFAR_GLOBALS: dict[tuple[str, str], object] = {
+    **{(f"numpy{core}.multiarray", "_reconstruct"): lambda cls, shape, typecode: _ArraySpec() for core in (".core", "._core")},
+    **{(f"numpy{core}.numeric", "_frombuffer"): lambda buf, dtype, shape, order: _ArraySpec(shape, dtype, order, bytes(buf))
+       for core in (".core", "._core")},
+    **{(f"numpy{core}.multiarray", "scalar"): _scalar for core in (".core", "._core")},
+    ("numpy", "ndarray"): _ArraySpec, ("numpy", "dtype"): _DtypeSpec,
+    ("_codecs", "encode"): codecs.encode, ("__builtin__", "bytes"): bytes, ("builtins", "bytes"): bytes,
+}
+
+
 class _CifarUnpickler(pickle.Unpickler):
-    """Unpickler that resolves only the globals in _CIFAR_GLOBALS (no other callable can be reached)."""
+    """Unpickler that resolves only the globals of _CIFAR_GLOBALS, to their stand-ins (see `_materialize`)."""
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) not in _CIFAR_GLOBALS:
             raise _RefusedGlobal(f"{module}.{name}")
-        return super().find_class(module, name)
+        return _CIFAR_GLOBALS[module, name]
 
 
 class _RefusedGlobal(pickle.UnpicklingError):
@@ -313,7 +390,7 @@ def _unpickle(path: Path, trust: bool) -> dict:
     try:
         with open(path, "rb") as f, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numpy's notes on old pickles are not the user's to act on
-            obj = (pickle.Unpickler if trust else _CifarUnpickler)(f, encoding="bytes").load()
+            obj = pickle.Unpickler(f, encoding="bytes").load() if trust else _materialize(_CifarUnpickler(f, encoding="bytes").load())
     except _RefusedGlobal as e:
         raise DatasetError(
             f"{path}: pickle references {e}, which a CIFAR batch never holds and which can run code; "

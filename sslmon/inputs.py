@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import lzma
 import math
+import tokenize
 import zipfile
 import zlib
 from collections.abc import Collection
@@ -27,7 +28,7 @@ MAX_ARRAY_BYTES = 8 * 2**30  # largest single array read from a .npy/.npz/idx fi
 NPY_MAGIC = b"\x93NUMPY"
 # What a corrupt or hostile zip archive / .npy header can raise while being read.
 ARCHIVE_ERRORS = (OSError, ValueError, EOFError, RuntimeError, NotImplementedError, zipfile.BadZipFile,
-                  zlib.error, lzma.LZMAError, SyntaxError)
+                  zlib.error, lzma.LZMAError, SyntaxError, tokenize.TokenError)
 
 
 class InputError(Exception):

@@ -206,6 +206,9 @@ BAD_EMBEDDINGS: dict[str, tuple[str, bytes | Callable[[Path], None]]] = {
     "fifo": ("pipe.npy", os.mkfifo),
     "dev_zero": ("zero.npy", to_dev_zero),
     "missing": ("absent.npz", lambda path: None),
+    # found by test_fuzz_readers: headers on which numpy's parser raises tokenize.TokenError
+    "npy_header_open_string": ("open_string.npy", b"\x93NUMPY\x01\x00\x06\x00\x00\x00\x00'''"),
+    "npy_header_open_brace": ("open_brace.npy", b"\x93NUMPY\x01\x00\x13\x00" + bytes(18) + b"{"),
 }
 
 

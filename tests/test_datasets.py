@@ -221,6 +221,37 @@ def test_code_running_cifar_pickle_is_refused_unless_trusted(tmp_path: Path) -> 
     assert marker.exists() and len(ds.train_images) == 10
 
 
+class FlaggedUint8:
+    """Pickles as numpy.dtype('u1') whose state sets the 'holds object references' flag."""
+
+    def __reduce__(self):
+        return np.dtype, ("u1", 0, 1), (3, "|", None, None, None, -1, -1, 1)
+
+
+class ArrayWithFlaggedDtype:
+    """Pickles as an ndarray (n, 3072) of bytes 0..255 whose dtype is FlaggedUint8."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __reduce__(self):
+        return (np.ndarray.__reduce__(np.zeros(1))[0], (np.ndarray, (0,), b"b"),
+                (1, (self.n, 3072), FlaggedUint8(), False, bytes(range(256)) * 12 * self.n))
+
+
+def test_pickled_dtype_state_never_reaches_numpy(tmp_path: Path) -> None:
+    """Found by test_fuzz_readers: numpy trusts the flags in a pickled dtype's state, so a uint8 array
+    can claim to hold object pointers (numpy then errors, or worse, when it copies or frees it). The
+    restricted reader rebuilds a plain uint8 array from the checked descriptor instead."""
+    write_cifar(tmp_path, "cifar10", per_batch=2)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    write_pickle(path, {b"data": ArrayWithFlaggedDtype(2), b"labels": [0, 1]})
+    assert pickle.loads(path.read_bytes())[b"data"].dtype.hasobject  # what full unpickling would build
+    ds = load_dataset(f"cifar10:{tmp_path}")
+    expected = np.tile(np.arange(256, dtype=np.uint8), 24).reshape(2, 3, 32, 32)
+    assert torch.equal(ds.images, torch.from_numpy(expected))
+
+
 # ---- image folders ----------------------------------------------------------------------------------
 
 
