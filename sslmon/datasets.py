@@ -26,7 +26,6 @@ regular files are opened (a FIFO or device would block or never end).
 
 from __future__ import annotations
 
-import codecs
 import gzip
 import math
 import pickle
@@ -354,8 +353,16 @@ def _materialize(obj: object) -> object:
     return obj
 
 
-def _scalar(dtype: object, data: object = b"") -> _ArraySpec:
+def _scalar(dtype: object, data: object) -> _ArraySpec:
+    """A pickled numpy scalar (numpy's ``scalar(dtype, raw bytes)``) as a 0-d array spec."""
     return _ArraySpec((), dtype, False, data)
+
+
+def _latin1(text: object, encoding: object) -> bytes:
+    """What Python 3 pickles bytes as at protocol 2: ``_codecs.encode(text, "latin1")``; no other codec."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode other than of text to latin1")
+    return text.encode("latin-1")
 
 
 # The globals a CIFAR python batch references, by (module, name) as pickled (numpy.core in numpy 1.x
@@ -367,7 +374,8 @@ _CIFAR_GLOBALS: dict[tuple[str, str], object] = {
        for core in (".core", "._core")},
     **{(f"numpy{core}.multiarray", "scalar"): _scalar for core in (".core", "._core")},
     ("numpy", "ndarray"): _ArraySpec, ("numpy", "dtype"): _DtypeSpec,
-    ("_codecs", "encode"): codecs.encode, ("__builtin__", "bytes"): bytes, ("builtins", "bytes"): bytes,
+    # Python 3 pickles b"" at protocol 2 as bytes() with no argument: bytes(n) would allocate n bytes.
+    ("_codecs", "encode"): _latin1, ("__builtin__", "bytes"): lambda: b"", ("builtins", "bytes"): lambda: b"",
 }
 
 
@@ -390,7 +398,10 @@ def _unpickle(path: Path, trust: bool) -> dict:
     try:
         with open(path, "rb") as f, warnings.catch_warnings():
             warnings.simplefilter("ignore")  # numpy's notes on old pickles are not the user's to act on
-            obj = pickle.Unpickler(f, encoding="bytes").load() if trust else _materialize(_CifarUnpickler(f, encoding="bytes").load())
+            if trust:
+                obj = pickle.Unpickler(f, encoding="bytes").load()
+            else:
+                obj = _materialize(_CifarUnpickler(f, encoding="bytes").load())
     except _RefusedGlobal as e:
         raise DatasetError(
             f"{path}: pickle references {e}, which a CIFAR batch never holds and which can run code; "

@@ -473,6 +473,14 @@ def cifar_labels_not_integers(tmp: Path) -> tuple[str, Path]:
     return f"cifar10:{tmp}", path
 
 
+def cifar_bytes_bomb(tmp: Path) -> tuple[str, Path]:
+    """bytes(2**30) through the bytes global that protocol-2 pickles of b"" use: 1 GiB from 30 bytes."""
+    write_cifar(tmp, "cifar10", per_batch=2)
+    path = tmp / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x40\x85R.")
+    return f"cifar10:{tmp}", path
+
+
 def idx_huge_header_claim(tmp: Path) -> tuple[str, Path]:
     path = _fashion_folder(tmp, "t10k-images")
     path.write_bytes(bytes([0, 0, 0x08, 3]) + np.array([2**31, 2**31, 28], ">u4").tobytes() + bytes(100))
@@ -543,7 +551,7 @@ BAD_INPUTS = {
         cifar_without_data, cifar_not_a_pickle, cifar_wrong_row_length, cifar_empty_folder,
         npz_without_images, npz_wrong_shape, npz_float_out_of_range, npz_label_mismatch, npz_truncated,
         imagefolder_corrupt_image, imagefolder_empty, unknown_scheme,
-        cifar_fifo_batch, cifar_labels_not_integers, idx_huge_header_claim, idx_gzip_longer_than_header, idx_fifo,
+        cifar_fifo_batch, cifar_labels_not_integers, cifar_bytes_bomb, idx_huge_header_claim, idx_gzip_longer_than_header, idx_fifo,
         npz_huge_header_claim, npz_object_images, npz_is_a_directory, imagefolder_truncated_png,
         imagefolder_pixel_bomb, imagefolder_pil_bomb,
     )
