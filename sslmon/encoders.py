@@ -480,7 +480,8 @@ def _download_weights(name: str, weights: torchvision.models.WeightsEnum, cached
         with redirect_stdout(sys.stderr):  # torch.hub announces downloads on stdout, which carries results
             weights.get_state_dict(progress=progress, check_hash=True, weights_only=True)
     except Exception as e:  # URLError, HTTPError, hash mismatch (RuntimeError), UnpicklingError, disk full...
-        cached.unlink(missing_ok=True)  # downloaded but not plain weights: do not leave it to be read later
+        if isinstance(e, pickle.UnpicklingError):  # downloaded, hash right, but not plain weights: do not keep it
+            cached.unlink(missing_ok=True)
         raise CheckpointError(
             f"{name}: download of {cached.name} from {weights.url} failed ({_reason(e)}); put the file into "
             f"{cached.parent}/ by hand or use --weights none"
