@@ -389,25 +389,27 @@ def missing_folder(scheme: str) -> Callable[[Path], tuple[str, Path]]:
     return lambda tmp: (f"{scheme}:{tmp / 'nope'}", tmp / "nope")
 
 
+def cifar_case(tmp: Path, scheme: str, file: str, content: bytes | dict) -> tuple[str, Path]:
+    """A small CIFAR folder whose `file` holds `content` (bytes as they are, a dict pickled)."""
+    write_cifar(tmp, scheme, per_batch=2)
+    path = tmp / {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[scheme] / file
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        write_pickle(path, content)
+    return f"{scheme}:{tmp}", path
+
+
 def cifar_without_data(tmp: Path) -> tuple[str, Path]:
-    write_cifar(tmp, "cifar10", per_batch=2)
-    path = tmp / "cifar-10-batches-py" / "data_batch_3"
-    write_pickle(path, {b"labels": [0, 1]})
-    return f"cifar10:{tmp}", path
+    return cifar_case(tmp, "cifar10", "data_batch_3", {b"labels": [0, 1]})
 
 
 def cifar_not_a_pickle(tmp: Path) -> tuple[str, Path]:
-    write_cifar(tmp, "cifar100", per_batch=2)
-    path = tmp / "cifar-100-python" / "test"
-    path.write_bytes(b"garbage")
-    return f"cifar100:{tmp}", path
+    return cifar_case(tmp, "cifar100", "test", b"garbage")
 
 
 def cifar_wrong_row_length(tmp: Path) -> tuple[str, Path]:
-    write_cifar(tmp, "cifar10", per_batch=2)
-    path = tmp / "cifar-10-batches-py" / "test_batch"
-    write_pickle(path, {b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]})
-    return f"cifar10:{tmp}", path
+    return cifar_case(tmp, "cifar10", "test_batch", {b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]})
 
 
 def cifar_empty_folder(tmp: Path) -> tuple[str, Path]:
@@ -467,18 +469,12 @@ def cifar_fifo_batch(tmp: Path) -> tuple[str, Path]:
 
 
 def cifar_labels_not_integers(tmp: Path) -> tuple[str, Path]:
-    write_cifar(tmp, "cifar10", per_batch=2)
-    path = tmp / "cifar-10-batches-py" / "test_batch"
-    write_pickle(path, {b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"cat", b"dog"]})
-    return f"cifar10:{tmp}", path
+    return cifar_case(tmp, "cifar10", "test_batch", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"cat", b"dog"]})
 
 
 def cifar_bytes_bomb(tmp: Path) -> tuple[str, Path]:
     """bytes(2**30) through the bytes global that protocol-2 pickles of b"" use: 1 GiB from 30 bytes."""
-    write_cifar(tmp, "cifar10", per_batch=2)
-    path = tmp / "cifar-10-batches-py" / "test_batch"
-    path.write_bytes(b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x40\x85R.")
-    return f"cifar10:{tmp}", path
+    return cifar_case(tmp, "cifar10", "test_batch", b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x40\x85R.")
 
 
 def idx_huge_header_claim(tmp: Path) -> tuple[str, Path]:
