@@ -323,7 +323,8 @@ def compare(
     from sslmon.api import torchvision_sources
 
     download = False if opts["offline"] else None  # None: download unless SSLMON_OFFLINE=1
-    run = _score_encoders(lambda: torchvision_sources(names, opts["weights"], opts["seed"], download), opts,
+    progress = False if opts["quiet"] else None  # None: a download progress bar when stderr is a terminal
+    run = _score_encoders(lambda: torchvision_sources(names, opts["weights"], opts["seed"], download, progress), opts,
                           opts["bin_factor"] or 0.8, {"weights": opts["weights"], "limit": opts["limit"]})
     _finish(run, rank_by, opts["fmt"], opts["output"], conditions, opts["judge"])
 

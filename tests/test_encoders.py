@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import sys
 import threading
@@ -11,12 +12,15 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 from torch import Tensor, nn
+from typer.testing import CliRunner
 
 from sslmon.archs import REGISTRY, arch_signature, torchvision_family
+from sslmon.cli import app
 from sslmon.encoders import (
     CheckpointError,
     build_arch,
@@ -584,3 +588,19 @@ def test_head_keeps_normalisation_layers():
     assert "classifier.0.weight" in arch_signature("convnext_tiny")  # LayerNorm2d before the Linear
     assert "classifier.2.weight" in arch_signature("maxvit_t")  # LayerNorm after pool + flatten
     assert not any(k.startswith(("fc.", "AuxLogits.")) for k in arch_signature("inception_v3"))
+
+
+def test_cli_compare_downloads_and_keeps_stdout_for_results(torch_home, weights_server, monkeypatch, tmp_path):
+    """End to end: compare fetches the missing weights from the (local) URL and stdout stays valid JSON."""
+    folder, base, requested = weights_server
+    name = serve_weights(folder, base, torchvision.models.squeezenet1_1().state_dict(), monkeypatch)
+    labels = np.arange(30) % 3
+    images = (np.random.default_rng(0).integers(0, 60, (30, 16, 16)) + 80 * labels[:, None, None]).astype(np.uint8)
+    np.savez(tmp_path / "tiny.npz", images=images, labels=labels)
+    result = CliRunner().invoke(app, ["compare", "squeezenet1_1", "--dataset", f"npz:{tmp_path / 'tiny.npz'}", "--k", "3",
+                                      "--metrics", "rankme,l2_std", "-q", "--format", "json", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    assert requested == [f"/{name}"] and (torch_home / "hub" / "checkpoints" / name).is_file()
+    (record,) = json.loads(result.stdout)["results"]
+    assert record["name"] == "squeezenet1_1" and f"downloaded from {base}/{name} (SHA-256 prefix checked)" in record["source"]["notes"]
+    assert f"Downloading: \"{base}/{name}\"" in result.stderr
