@@ -189,8 +189,11 @@ def read_idx(path: str | Path) -> np.ndarray:
                 if expected > MAX_ARRAY_BYTES:
                     raise DatasetError(f"{path}: idx header claims shape {shape}, {expected} bytes, above the "
                                        f"limit of {MAX_ARRAY_BYTES}")
+                if not gzipped and expected > (left := path.stat().st_size - 4 - len(dims)):
+                    raise DatasetError(f"{path}: idx header claims shape {shape}, {expected} bytes, but the file "
+                                       f"holds {left}")
                 data = f.read(expected + 1)
-    except (OSError, EOFError, zlib.error) as e:
+    except (OSError, EOFError, zlib.error, MemoryError) as e:
         raise DatasetError(f"{path}: cannot read idx file ({one_line(e)})") from None
     if len(data) != expected:
         raise DatasetError(f"{path}: idx data has {len(data)}{'+' if len(data) > expected else ''} bytes, "

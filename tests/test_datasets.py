@@ -483,6 +483,13 @@ def idx_huge_header_claim(tmp: Path) -> tuple[str, Path]:
     return f"fashion-mnist:{tmp}", path
 
 
+def idx_claims_more_than_the_file(tmp: Path) -> tuple[str, Path]:
+    """784 MB claimed (below the size limit) by a 100-byte file: refused before reading."""
+    path = _fashion_folder(tmp, "t10k-labels")
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + np.array([10**6, 28, 28], ">u4").tobytes() + bytes(84))
+    return f"fashion-mnist:{tmp}", path
+
+
 def idx_gzip_longer_than_header(tmp: Path) -> tuple[str, Path]:
     path = _fashion_folder(tmp, "train-images")
     path.write_bytes(gzip.compress(bytes([0, 0, 0x08, 3]) + np.array([1, 28, 28], ">u4").tobytes() + bytes(10_000_000)))
@@ -547,7 +554,7 @@ BAD_INPUTS = {
         cifar_without_data, cifar_not_a_pickle, cifar_wrong_row_length, cifar_empty_folder,
         npz_without_images, npz_wrong_shape, npz_float_out_of_range, npz_label_mismatch, npz_truncated,
         imagefolder_corrupt_image, imagefolder_empty, unknown_scheme,
-        cifar_fifo_batch, cifar_labels_not_integers, cifar_bytes_bomb, idx_huge_header_claim, idx_gzip_longer_than_header, idx_fifo,
+        cifar_fifo_batch, cifar_labels_not_integers, cifar_bytes_bomb, idx_huge_header_claim, idx_claims_more_than_the_file, idx_gzip_longer_than_header, idx_fifo,
         npz_huge_header_claim, npz_object_images, npz_is_a_directory, imagefolder_truncated_png,
         imagefolder_pixel_bomb, imagefolder_pil_bomb,
     )
