@@ -236,12 +236,18 @@ def checkpoint_sources(paths: Iterable[str | Path], arch: str = "auto", trust: b
     return sources
 
 
-def torchvision_sources(names: Iterable[str], weights: str = "default", seed: int = 0) -> list[Source]:
-    """Sources for torchvision models by name, with their default pretrained weights or ``none`` (seeded random init)."""
+def torchvision_sources(
+    names: Iterable[str], weights: str = "default", seed: int = 0, download: bool | None = None,
+    progress: bool | None = None,
+) -> list[Source]:
+    """Sources for torchvision models by name, with their default pretrained weights or ``none`` (seeded random init).
+
+    ``download`` (None: unless SSLMON_OFFLINE=1), ``progress`` (None: on a terminal): see :func:`load_torchvision`.
+    """
 
     def load(name: str) -> Encoder:
         torch.manual_seed(seed)
-        return load_torchvision(name, weights=weights)
+        return load_torchvision(name, weights=weights, download=download, progress=progress)
 
     version = f"torchvision {torchvision.__version__}"  # its default weights can change between releases
     return [Source(n, None, partial(load, n), lambda n=n: f"{version}:{n}:{weights}:{seed}") for n in names]

@@ -98,6 +98,7 @@ NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when t
 FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8" holds for the judged result (repeatable).')]
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
 SaveZ3 = Annotated[Optional[Path], typer.Option("--save-z3", help="Folder to save each input's Z3 (UMAP 3-d), C1/C2 and labels as NAME.z3.npz, for `sslmon plot`.")]
+TrustData = Annotated[bool, typer.Option("--trust-data", help="Allow dataset files (CIFAR pickles) that need full unpickling (can run code: only for files you trust).")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too; the command line wins.")]
 
 
@@ -242,7 +243,7 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
     try:
         with err.status("decoding dataset") if not opts["quiet"] and err.is_terminal else nullcontext():
             data = load_dataset(opts["dataset"], limit=opts["limit"], train_limit=opts["train_limit"] or opts["limit"],
-                                seed=opts["seed"], image_size=opts["image_size"])
+                                seed=opts["seed"], image_size=opts["image_size"], trust_data=opts["trust_data"])
     except DatasetError as exc:
         _fail(exc)
     log(f"dataset {data.name}: {len(data.images)} images" + (f", {len(data.train_images)} train" if data.train_images is not None else ""))
@@ -268,6 +269,7 @@ def score(
     image_size: ImageSize = 224,
     arch: Annotated[str, typer.Option("--arch", help="Architecture of the checkpoints (see `sslmon archs`); auto matches keys and shapes.")] = "auto",
     trust_checkpoints: Annotated[bool, typer.Option("--trust-checkpoints", help="Allow checkpoints that need full unpickling (can run code: only for files you trust).")] = False,
+    trust_data: TrustData = False,
     k: K = None,
     seed: Seed = 0,
     seeds: Seeds = None,
@@ -316,8 +318,10 @@ def score(
 def compare(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="torchvision model names, e.g. resnet18 densenet121 efficientnet_b0 (see `sslmon archs`).")],
-    weights: Annotated[str, typer.Option("--weights", help="default: torchvision's default pretrained weights (from the TORCH_HOME cache); none: seeded random init.")] = "default",
+    weights: Annotated[str, typer.Option("--weights", help="default: torchvision's default pretrained weights (from the TORCH_HOME cache, downloaded when missing); none: seeded random init.")] = "default",
+    offline: Annotated[bool, typer.Option("--offline", help="Never download weights (also SSLMON_OFFLINE=1): missing ones are an error naming the file, folder and URL.")] = False,
     dataset: Dataset = None,
+    trust_data: TrustData = False,
     limit: Limit = None,
     train_limit: TrainLimit = None,
     image_size: ImageSize = 224,
@@ -357,7 +361,9 @@ def compare(
     conditions = _conditions(opts["fail_if"])
     from sslmon.api import torchvision_sources
 
-    run = _score_encoders(lambda: torchvision_sources(names, opts["weights"], opts["seed"]), opts,
+    download = False if opts["offline"] else None  # None: download unless SSLMON_OFFLINE=1
+    progress = False if opts["quiet"] else None  # None: a download progress bar when stderr is a terminal
+    run = _score_encoders(lambda: torchvision_sources(names, opts["weights"], opts["seed"], download, progress), opts,
                           opts["bin_factor"] or 0.8, {"weights": opts["weights"], "limit": opts["limit"]})
     _finish(run, rank_by, opts["fmt"], opts["output"], conditions, opts["judge"])
 
@@ -373,6 +379,7 @@ def train(
     method: Annotated[Method, typer.Argument(help="SSL method: simclr, moco (MoCo-v2) or simsiam, as in the paper.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the milestones epoch_NNNN.pt (created).")],
     dataset: Dataset = None,
+    trust_data: TrustData = False,
     train_limit: Annotated[Optional[int], typer.Option("--train-limit", min=1, help="Train on a stratified subset of N images of the train split.")] = None,
     image_size: ImageSize = 224,
     arch: Annotated[str, typer.Option("--arch", help="Backbone (see `sslmon archs`): convnet-small for CPU runs, resnet18-cifar as in the paper.")] = "convnet-small",
@@ -401,7 +408,7 @@ def train(
     except ValueError as exc:
         raise typer.BadParameter(str(exc))
     try:
-        data = load_dataset(dataset, train_limit=train_limit, seed=seed, image_size=image_size)
+        data = load_dataset(dataset, train_limit=train_limit, seed=seed, image_size=image_size, trust_data=trust_data)
     except DatasetError as exc:
         _fail(exc)
     images = data.train_images if data.train_images is not None else data.images

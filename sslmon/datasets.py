@@ -13,15 +13,23 @@ Specs (scheme names are case-insensitive):
   "imagefolder:DIR"      DIR/<class>/<image> (labelled) or DIR/<image> (unlabelled); no train split
   "npz:FILE"             arrays `images` (+ optional `labels`, `train_images`, `train_labels`, `classes`)
 
-Security note: CIFAR batches are Python pickles and are read with `pickle.load`, which can execute code
-embedded in the file. They are data files the user points at explicitly; only load files you trust.
+Dataset files are untrusted data. CIFAR batches are Python pickles: they are read with a restricted
+unpickler that resolves only the globals a real batch references (numpy's array reconstructor, ndarray,
+dtype and scalar; the bytes helpers of Python 3's protocol 2), each to an inert stand-in from which the
+arrays are rebuilt after checking dtype (booleans, integers, floats), shape and byte count; any other
+global is refused with a one-line DatasetError naming `--trust-data`. `trust_data=True` allows full
+unpickling (which can run code).
+npz files are read without unpickling, idx headers and npy headers are checked against the bytes present
+and against MAX_ARRAY_BYTES before allocating, images are refused above MAX_IMAGE_PIXELS pixels, and only
+regular files are opened (a FIFO or device would block or never end).
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import pickle
-import zipfile
+import warnings
 import zlib
 from dataclasses import dataclass
 from importlib import resources
@@ -29,9 +37,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from sslmon._text import one_line
+from sslmon.inputs import MAX_ARRAY_BYTES, InputError, check_regular_file, read_npz
 
 
 class DatasetError(Exception):
@@ -77,6 +86,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".gif", ".t
 # idx type code (third magic byte) -> big-endian element dtype, per the MNIST/idx format description.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 _GZIP_MAGIC = b"\x1f\x8b"
+MAX_IMAGE_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold (about 0.25 GiB of 24-bit RGB)
 
 
 def load_dataset(
@@ -85,6 +95,7 @@ def load_dataset(
     train_limit: int | None = None,
     seed: int = 0,
     image_size: int = 224,
+    trust_data: bool = False,
 ) -> ImageSet:
     """Load the dataset named by `spec` (see the module docstring).
 
@@ -92,6 +103,7 @@ def load_dataset(
     when labelled (see `subset_indices`); None or >= the split size keeps everything.
     `image_size`: side in pixels of the square images decoded from an image folder (shorter side resized
     to it, then center-cropped); other sources keep their native size.
+    `trust_data`: read CIFAR pickles with full unpickling (can run code stored in them).
     Raises DatasetError for unreadable or malformed data, ValueError for a limit < 1.
     """
     for value, what in ((limit, "limit"), (train_limit, "train_limit")):
@@ -125,7 +137,7 @@ def load_dataset(
     if scheme == "fashion-mnist":
         splits = _read_fashion_mnist(path)
     else:
-        splits = _read_cifar(path, scheme)
+        splits = _read_cifar(path, scheme, trust_data)
     return _make_image_set(name, *splits, limit=limit, train_limit=train_limit, seed=seed)
 
 
@@ -156,26 +168,45 @@ def read_idx(path: str | Path) -> np.ndarray:
 
     Layout: 2 zero bytes, a type code (0x08 uint8 ... 0x0E float64), the number of dimensions d,
     d big-endian uint32 sizes, then the elements big-endian in row-major order; the size must match exactly.
+    The header is checked before the data is read: at most MAX_ARRAY_BYTES + 1 bytes are ever decompressed.
     """
     path = Path(path)
+    _check_file(path)
     try:
-        raw = path.read_bytes()
-        if raw[:2] == _GZIP_MAGIC:
-            raw = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as e:
+        with open(path, "rb") as raw:
+            gzipped = raw.read(2) == _GZIP_MAGIC
+            raw.seek(0)
+            with gzip.GzipFile(fileobj=raw) if gzipped else raw as f:
+                head = f.read(4)
+                if len(head) < 4 or head[:2] != b"\0\0" or head[2] not in _IDX_DTYPES:
+                    raise DatasetError(f"{path}: not an idx file (bad magic number {head.hex() or 'empty'})")
+                dims = f.read(4 * head[3])
+                if len(dims) < 4 * head[3]:
+                    raise DatasetError(f"{path}: truncated idx header")
+                shape = tuple(int(s) for s in np.frombuffer(dims, ">u4"))
+                dtype = np.dtype(_IDX_DTYPES[head[2]])
+                expected = math.prod(shape) * dtype.itemsize
+                if expected > MAX_ARRAY_BYTES:
+                    raise DatasetError(f"{path}: idx header claims shape {shape}, {expected} bytes, above the "
+                                       f"limit of {MAX_ARRAY_BYTES}")
+                if not gzipped and expected > (left := path.stat().st_size - 4 - len(dims)):
+                    raise DatasetError(f"{path}: idx header claims shape {shape}, {expected} bytes, but the file "
+                                       f"holds {left}")
+                data = f.read(expected + 1)
+    except (OSError, EOFError, zlib.error, MemoryError) as e:
         raise DatasetError(f"{path}: cannot read idx file ({one_line(e)})") from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES:
-        raise DatasetError(f"{path}: not an idx file (bad magic number {raw[:4].hex() or 'empty'})")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
-        raise DatasetError(f"{path}: truncated idx header")
-    shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", count=ndim, offset=4))
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
-    if len(raw) != expected:
-        raise DatasetError(f"{path}: idx file has {len(raw)} bytes, its header {shape} implies {expected}")
-    return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
+    if len(data) != expected:
+        raise DatasetError(f"{path}: idx data has {len(data)}{'+' if len(data) > expected else ''} bytes, "
+                           f"its header {shape} implies {expected}")
+    return np.frombuffer(data, dtype, count=math.prod(shape)).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _check_file(path: Path) -> None:
+    """DatasetError unless `path` is a regular file (see inputs.check_regular_file)."""
+    try:
+        check_regular_file(path)
+    except InputError as e:
+        raise DatasetError(str(e)) from None
 
 
 _Split = tuple[np.ndarray, np.ndarray | None]
@@ -187,14 +218,14 @@ def _read_fashion_mnist(folder: Path) -> tuple[_Split, _Split, list[str]]:
         raise DatasetError(f"{folder}: fashion-mnist folder not found")
 
     def split(prefix: str) -> _Split:
-        images = read_idx(_idx_file(folder, f"{prefix}-images-idx3-ubyte"))
+        images_file = _idx_file(folder, f"{prefix}-images-idx3-ubyte")
+        images = read_idx(images_file)
+        if images.dtype != np.uint8 or images.ndim != 3:
+            raise DatasetError(f"{images_file}: expected uint8 images (n,H,W), got {images.dtype}{images.shape}")
         labels_file = _idx_file(folder, f"{prefix}-labels-idx1-ubyte")
         labels = read_idx(labels_file)
-        if images.dtype != np.uint8 or images.ndim != 3 or labels.ndim != 1 or len(labels) != len(images):
-            raise DatasetError(
-                f"{labels_file}: expected uint8 images (n,H,W) and n labels, got images {images.dtype}"
-                f"{images.shape} and labels {labels.shape}"
-            )
+        if labels.ndim != 1 or len(labels) != len(images):
+            raise DatasetError(f"{labels_file}: expected {len(images)} labels (n,), got shape {labels.shape}")
         return images, _check_labels(labels, labels_file)
 
     return split("t10k"), split("train"), FASHION_MNIST_CLASSES
@@ -203,16 +234,17 @@ def _read_fashion_mnist(folder: Path) -> tuple[_Split, _Split, list[str]]:
 def _idx_file(folder: Path, stem: str) -> Path:
     """`folder/stem.gz` or `folder/stem`, whichever exists."""
     for path in (folder / f"{stem}.gz", folder / stem):
-        if path.is_file():
+        if path.exists():
             return path
     raise DatasetError(f"{folder / stem}: idx file not found (.gz or uncompressed)")
 
 
-def _read_cifar(root: Path, scheme: str) -> tuple[_Split, _Split, list[str] | None]:
+def _read_cifar(root: Path, scheme: str, trust: bool) -> tuple[_Split, _Split, list[str] | None]:
     """(test, train) splits with images (n,3,32,32) and class names (None without the meta file).
 
     Each pickle holds b"data", a uint8 array (n, 3072) whose rows are the R, G and B planes of a
     32x32 image, each plane row-major, and b"labels" (CIFAR-10) or b"fine_labels" (CIFAR-100).
+    `trust`: full unpickling instead of the restricted one (see the module docstring).
     """
     sub, train_files, test_file, meta_file, label_key, names_key = {
         "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], "test_batch",
@@ -222,41 +254,162 @@ def _read_cifar(root: Path, scheme: str) -> tuple[_Split, _Split, list[str] | No
     if not root.is_dir():
         raise DatasetError(f"{root}: {scheme} folder not found")
     folder = root / sub if (root / sub).is_dir() else root
-    if not (folder / test_file).is_file():
+    if not (folder / test_file).exists():
         raise DatasetError(f"{folder}: no {scheme} batches found (expected {sub}/{test_file} or {test_file})")
 
     def split(files: list[str]) -> _Split:
-        parts = [_read_cifar_batch(folder / f, label_key) for f in files]
+        parts = [_read_cifar_batch(folder / f, label_key, trust) for f in files]
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     classes = None
-    if (folder / meta_file).is_file():
-        names = _unpickle(folder / meta_file).get(names_key)
+    if (folder / meta_file).exists():
+        names = _unpickle(folder / meta_file, trust).get(names_key)
         if not isinstance(names, list):
             raise DatasetError(f"{folder / meta_file}: no {names_key!r} list")
-        classes = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        classes = [n.decode(errors="replace") if isinstance(n, bytes) else str(n) for n in names]
     return split([test_file]), split(train_files), classes
 
 
-def _read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+def _read_cifar_batch(path: Path, label_key: bytes, trust: bool) -> tuple[np.ndarray, np.ndarray]:
     """Images (n,3,32,32) uint8 and int64 labels of one CIFAR pickle."""
-    batch = _unpickle(path)
+    batch = _unpickle(path, trust)
     data, labels = batch.get(b"data"), batch.get(label_key)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
         got = f"{data.dtype}{data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise DatasetError(f"{path}: b'data' must be a uint8 array (n, 3072), got {got}")
-    if labels is None or len(labels) != len(data):
+    if not isinstance(labels, (list, np.ndarray)) or len(labels) != len(data):
         raise DatasetError(f"{path}: {label_key!r} missing or not one label per row of b'data'")
-    return data.reshape(-1, 3, 32, 32), _check_labels(np.asarray(labels), path)
-
-
-def _unpickle(path: Path) -> dict:
-    """The dict in a CIFAR pickle (byte-string keys); only for files the user pointed at (see module doc)."""
     try:
-        with open(path, "rb") as f:
-            obj = pickle.load(f, encoding="bytes")
-    except FileNotFoundError:
-        raise DatasetError(f"{path}: file not found") from None
+        y = np.asarray(labels)
+    except (ValueError, TypeError, OverflowError) as e:
+        raise DatasetError(f"{path}: {label_key!r} is not a list of integers ({one_line(e)})") from None
+    if y.ndim != 1:
+        raise DatasetError(f"{path}: {label_key!r} is not a flat list of integers")
+    return data.reshape(-1, 3, 32, 32), _check_labels(y, path)
+
+
+class _DtypeSpec:
+    """Stand-in for numpy.dtype in a restricted pickle: records the descriptor and the byte order of its
+    state; numpy sees neither until `_plain_dtype` has checked them (a dtype's pickled state can set
+    internal flags that numpy trusts)."""
+
+    def __init__(self, descr: object, *_: object) -> None:
+        self.descr, self.byteorder = descr, "|"
+
+    def __setstate__(self, state: object) -> None:
+        if isinstance(state, tuple) and len(state) > 1:
+            self.byteorder = state[1]
+
+
+class _ArraySpec:
+    """Stand-in for a numpy array in a restricted pickle: shape, dtype, order and raw bytes, turned into
+    an array by `_array` after checking them."""
+
+    def __init__(self, shape: object = None, dtype: object = None, fortran: object = False, data: object = None) -> None:
+        self.shape, self.dtype, self.fortran, self.data = shape, dtype, fortran, data
+
+    def __setstate__(self, state: object) -> None:  # ndarray's (version, shape, dtype, is_fortran, data)
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise pickle.UnpicklingError("malformed array state")
+        _, self.shape, self.dtype, self.fortran, self.data = state
+
+
+def _text(value: object) -> str:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
+
+
+def _plain_dtype(spec: object) -> np.dtype:
+    """A numpy dtype from a _DtypeSpec: booleans, integers and floats only."""
+    if not isinstance(spec, _DtypeSpec) or not isinstance(spec.descr, (str, bytes)):
+        raise pickle.UnpicklingError("array without a dtype")
+    dtype = np.dtype(_text(spec.descr))
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.subdtype is not None:
+        raise pickle.UnpicklingError(f"unsupported array dtype {dtype}")
+    order = _text(spec.byteorder)
+    return dtype.newbyteorder(order) if order in ("<", ">") else dtype
+
+
+def _array(spec: _ArraySpec) -> np.ndarray:
+    """The array an _ArraySpec describes, after checking that its bytes match its shape and dtype."""
+    dtype = _plain_dtype(spec.dtype)
+    shape = spec.shape
+    if not (isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape)):
+        raise pickle.UnpicklingError(f"malformed array shape {shape!r}")
+    data = spec.data.encode("latin-1") if isinstance(spec.data, str) else spec.data
+    if not isinstance(data, (bytes, bytearray)) or len(data) != math.prod(shape) * dtype.itemsize:
+        raise pickle.UnpicklingError(f"array data does not match its shape {shape} and dtype {dtype}")
+    order = "F" if spec.fortran in (True, "F", b"F") else "C"
+    return np.frombuffer(data, dtype).reshape(shape, order=order).copy()
+
+
+def _materialize(obj: object) -> object:
+    """`obj` with every _ArraySpec inside dicts, lists and tuples replaced by its array; a _DtypeSpec
+    left over anywhere (outside an array) becomes its dtype."""
+    if isinstance(obj, _ArraySpec):
+        return _array(obj)
+    if isinstance(obj, _DtypeSpec):
+        return _plain_dtype(obj)
+    if isinstance(obj, dict):
+        return {_materialize(k): _materialize(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_materialize(v) for v in obj)
+    return obj
+
+
+def _scalar(dtype: object, data: object) -> _ArraySpec:
+    """A pickled numpy scalar (numpy's ``scalar(dtype, raw bytes)``) as a 0-d array spec."""
+    return _ArraySpec((), dtype, False, data)
+
+
+def _latin1(text: object, encoding: object) -> bytes:
+    """What Python 3 pickles bytes as at protocol 2: ``_codecs.encode(text, "latin1")``; no other codec."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("_codecs.encode other than of text to latin1")
+    return text.encode("latin-1")
+
+
+# The globals a CIFAR python batch references, by (module, name) as pickled (numpy.core in numpy 1.x
+# pickles, numpy._core in 2.x; _frombuffer at protocol 5; scalars; Python 3's protocol-2 bytes helpers;
+# Python 2's __builtin__ unmapped), resolved to stand-ins: no numpy code runs on pickled state.
+_CIFAR_GLOBALS: dict[tuple[str, str], object] = {
+    **{(f"numpy{core}.multiarray", "_reconstruct"): lambda cls, shape, typecode: _ArraySpec() for core in (".core", "._core")},
+    **{(f"numpy{core}.numeric", "_frombuffer"): lambda buf, dtype, shape, order: _ArraySpec(shape, dtype, order, bytes(buf))
+       for core in (".core", "._core")},
+    **{(f"numpy{core}.multiarray", "scalar"): _scalar for core in (".core", "._core")},
+    ("numpy", "ndarray"): _ArraySpec, ("numpy", "dtype"): _DtypeSpec,
+    # Python 3 pickles b"" at protocol 2 as bytes() with no argument: bytes(n) would allocate n bytes.
+    ("_codecs", "encode"): _latin1, ("__builtin__", "bytes"): lambda: b"", ("builtins", "bytes"): lambda: b"",
+}
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """Unpickler that resolves only the globals of _CIFAR_GLOBALS, to their stand-ins (see `_materialize`)."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise _RefusedGlobal(f"{module}.{name}")
+        return _CIFAR_GLOBALS[module, name]
+
+
+class _RefusedGlobal(pickle.UnpicklingError):
+    """A pickle references a global that a CIFAR batch never holds; the message is its dotted name."""
+
+
+def _unpickle(path: Path, trust: bool) -> dict:
+    """The dict in a CIFAR pickle (byte-string keys); restricted unpickling unless `trust`."""
+    _check_file(path)
+    try:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # numpy's notes on old pickles are not the user's to act on
+            if trust:
+                obj = pickle.Unpickler(f, encoding="bytes").load()
+            else:
+                obj = _materialize(_CifarUnpickler(f, encoding="bytes").load())
+    except _RefusedGlobal as e:
+        raise DatasetError(
+            f"{path}: pickle references {e}, which a CIFAR batch never holds and which can run code; "
+            "re-run with --trust-data if you trust this file"
+        ) from None
     except Exception as e:  # a corrupt pickle can raise nearly any exception type
         raise DatasetError(f"{path}: not a readable pickle ({type(e).__name__}: {one_line(e)})") from None
     if not isinstance(obj, dict):
@@ -266,16 +419,10 @@ def _unpickle(path: Path) -> dict:
 
 def _load_npz(path: Path, name: str, limit: int | None, train_limit: int | None, seed: int) -> ImageSet:
     """An ImageSet from an .npz archive; see `_npz_images` for the accepted image layouts."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: npz file not found")
     try:
-        z = np.load(path)
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise DatasetError(f"{path}: a single .npy array, expected an .npz archive")
-        with z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise DatasetError(f"{path}: not a readable npz archive ({one_line(e)})") from None
+        arrays, _ = read_npz(path)
+    except InputError as e:
+        raise DatasetError(str(e)) from None
     if "images" not in arrays:
         raise DatasetError(f"{path}: no 'images' array (has: {', '.join(arrays) or 'nothing'})")
     images = _npz_images(arrays["images"], path, "images")
@@ -290,7 +437,7 @@ def _load_npz(path: Path, name: str, limit: int | None, train_limit: int | None,
                 f"{path}: train_images are {train_images.shape[1:]} per image but images are {images.shape[1:]}"
             )
         train = train_images, _npz_labels(arrays["train_labels"], len(train_images), path, "train_labels")
-    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
+    classes = [str(c) for c in np.ravel(arrays["classes"])] if "classes" in arrays else None
     return _make_image_set(name, (images, labels), train, classes, limit, train_limit, seed)
 
 
@@ -360,14 +507,29 @@ def _load_imagefolder(folder: Path, name: str, limit: int | None, seed: int, ima
 
     images = torch.empty((len(files), 3, image_size, image_size), dtype=torch.uint8)
     for i, path in enumerate(files):
-        try:
-            with Image.open(path) as im:
-                rgb = im.convert("RGB")
-        except (OSError, UnidentifiedImageError, ValueError) as e:
-            raise DatasetError(f"{path}: cannot decode image ({one_line(e)})") from None
+        rgb = _decode_image(path)
         square = F.center_crop(F.resize(rgb, [image_size]), [image_size, image_size])
         images[i] = F.pil_to_tensor(square)
     return ImageSet(name, images, labels, None, None, classes, *_mean_std(images))
+
+
+def _decode_image(path: Path) -> Image.Image:
+    """The image at `path` as RGB; DatasetError for a corrupt file or one above MAX_IMAGE_PIXELS pixels
+    (checked from the header, before the pixels are decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused below instead
+            with Image.open(path) as im:
+                if im.width * im.height > MAX_IMAGE_PIXELS:
+                    raise DatasetError(f"{path}: image of {im.width} x {im.height} pixels, above the limit of "
+                                       f"{MAX_IMAGE_PIXELS} (a decompression bomb?)")
+                return im.convert("RGB")
+    except Image.DecompressionBombError as e:
+        raise DatasetError(f"{path}: {one_line(e)}") from None
+    except DatasetError:
+        raise
+    except Exception as e:  # PIL's decoders raise OSError, SyntaxError, ValueError, struct.error ... on corrupt files
+        raise DatasetError(f"{path}: cannot decode image ({type(e).__name__}: {one_line(e)})") from None
 
 
 def _is_image(path: Path) -> bool:

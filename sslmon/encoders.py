@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import sys
 import warnings
 import zipfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from sslmon.archs import (
     torchvision_backbone,
     torchvision_family,
 )
+from sslmon.inputs import InputError, check_regular_file
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
@@ -48,8 +50,21 @@ __all__ = [
 ]
 
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
-# Checkpoint-dict keys that may hold the weights, in order of preference.
-WRAPPER_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema", "encoder", "backbone")
+# Checkpoint-dict keys that may hold the weights, in order of preference. timm writes ``state_dict``
+# and ``state_dict_ema`` (its validation loads the former unless asked for the EMA); DINO / iBOT write
+# ``student`` and ``teacher`` and evaluate the teacher (the EMA of the student); BYOL keeps an
+# ``online_network`` and its EMA ``target_network`` and evaluates the online one.
+WRAPPER_KEYS = (
+    "state_dict", "model", "model_ema", "state_dict_ema", "encoder", "backbone",
+    "teacher", "student", "online_network", "target_network",
+)
+# Why the first of these was taken over the others when a checkpoint holds several.
+_PREFERRED_BECAUSE = {
+    "teacher": "the teacher (EMA of the student) is the network DINO/iBOT evaluate",
+    "online_network": "the online network is the one BYOL evaluates",
+}
+# Environment variable that turns torchvision weight downloads off (as --offline does).
+OFFLINE_ENV = "SSLMON_OFFLINE"
 # Key prefixes added by wrappers (DataParallel, Lightning, torch.compile, SSL method classes).
 WRAPPER_PREFIXES = ("module.", "model.", "encoder.", "backbone.", "_orig_mod.", "encoder_q.")
 # First key component of classifier heads; dropped unless the backbone has the key
@@ -126,7 +141,11 @@ def find_checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise CheckpointError(f"{folder}: not a directory")
-    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in CHECKPOINT_SUFFIXES]
+    try:
+        # Everything but folders: a broken link or a FIFO named like a checkpoint is reported, not skipped.
+        files = [p for p in folder.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES and not p.is_dir()]
+    except OSError as e:
+        raise CheckpointError(f"{folder}: cannot list the folder ({_reason(e)})") from None
 
     def order(p: Path) -> tuple[bool, int, str]:
         epoch = parse_epoch(p)
@@ -161,7 +180,7 @@ def _is_torchscript(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as archive:
             return any(name.split("/", 1)[-1] == "constants.pkl" for name in archive.namelist())
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, NotImplementedError):  # e.g. a member name not UTF-8
         return False
 
 
@@ -184,7 +203,9 @@ def _read(path: Path, trust: bool) -> Any:
     if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=not trust)
+        with warnings.catch_warnings():  # torch's note on pickle protocols is not the user's to act on
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=not trust)
     except Exception as e:  # UnpicklingError, or RuntimeError / EOFError / zip errors for corrupt files
         if isinstance(e, pickle.UnpicklingError) and not trust and (unsafe := _UNSAFE_GLOBAL.search(str(e))):
             raise CheckpointError(
@@ -219,6 +240,9 @@ def _state_dict_of(obj: Any, path: Path, notes: list[str]) -> dict[str, Tensor]:
                 f"{'/'.join(WRAPPER_KEYS)}, got {_describe(obj)}"
             )
         trail.append(f"[{wrappers[0]!r}]")
+        if len(wrappers) > 1:
+            why = _PREFERRED_BECAUSE.get(wrappers[0], f"{wrappers[0]!r} comes first in the order {'/'.join(WRAPPER_KEYS)}")
+            notes.append(f"checkpoint also holds {', '.join(map(repr, wrappers[1:]))}, not used: {why}")
         obj = obj[wrappers[0]]
 
 
@@ -396,8 +420,10 @@ def load_checkpoint(
     if arch != "auto":
         check_arch(arch)
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such file")
+    try:
+        check_regular_file(path)
+    except InputError as e:
+        raise CheckpointError(str(e)) from None
     if _is_torchscript(path):
         return _load_torchscript(path, trust, device)
     obj = _read(path, trust)
@@ -441,16 +467,44 @@ def _weights_only_loads() -> Iterator[None]:
             os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = previous
 
 
+def offline() -> bool:
+    """True when the environment turns downloads off (SSLMON_OFFLINE set to 1, true or yes)."""
+    return os.environ.get(OFFLINE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _download_weights(name: str, weights: torchvision.models.WeightsEnum, cached: Path, progress: bool) -> None:
+    """Fetch ``weights`` into torch.hub's cache with torchvision's own API, SHA-256 checked against the
+    hash prefix in the file name; the file is unpickled weights-only to check it. torch.hub writes to a
+    temporary file in the cache folder and renames it into place only when the hash matches."""
+    try:
+        with redirect_stdout(sys.stderr):  # torch.hub announces downloads on stdout, which carries results
+            weights.get_state_dict(progress=progress, check_hash=True, weights_only=True)
+    except Exception as e:  # URLError, HTTPError, hash mismatch (RuntimeError), UnpicklingError, disk full...
+        if isinstance(e, pickle.UnpicklingError):  # downloaded, hash right, but not plain weights: do not keep it
+            cached.unlink(missing_ok=True)
+        raise CheckpointError(
+            f"{name}: download of {cached.name} from {weights.url} failed ({_reason(e)}); put the file into "
+            f"{cached.parent}/ by hand or use --weights none"
+        ) from e
+
+
 def load_torchvision(
-    name: str, weights: str = "default", device: str | torch.device = "cpu", download: bool = False
+    name: str,
+    weights: str = "default",
+    device: str | torch.device = "cpu",
+    download: bool | None = None,
+    progress: bool | None = None,
 ) -> Encoder:
     """torchvision classification model ``name`` as a backbone (classifier = identity).
 
     ``weights``: ``"default"`` (the model's DEFAULT weights), ``"none"`` (random init; seed
     beforehand) or a weights member name such as ``"IMAGENET1K_V2"``. Pretrained weights are
-    read from torch.hub's cache (``$TORCH_HOME/hub/checkpoints``); when absent they are
-    downloaded only if ``download``, else CheckpointError at once. Preprocessing (mean, std,
-    input size = crop size) comes from the weights' transforms, the DEFAULT ones for ``"none"``.
+    read from torch.hub's cache (``$TORCH_HOME/hub/checkpoints``) with weights-only unpickling.
+    When absent they are downloaded there through torchvision's API (hash checked) if ``download``
+    (None: unless SSLMON_OFFLINE=1), with a progress bar on stderr if ``progress`` (None: when
+    stderr is a terminal); else CheckpointError at once, naming the file, folder and URL.
+    Preprocessing (mean, std, input size = crop size) comes from the weights' transforms, the
+    DEFAULT ones for ``"none"``.
     """
     check_arch(name, torchvision.models.list_models(module=torchvision.models))
     enum = torchvision.models.get_model_weights(name)
@@ -471,17 +525,20 @@ def load_torchvision(
         notes.insert(0, "random init (weights none)")
     else:
         cached = _cached_weights_file(chosen)
-        if not cached.is_file() and not download:
-            raise CheckpointError(
-                f"{name}: pretrained weights not cached and cannot be downloaded; put {cached.name} into "
-                f"{cached.parent}/ (from {chosen.url}) or use --weights none"
-            )
+        if not cached.is_file():
+            if not (download if download is not None else not offline()):
+                raise CheckpointError(
+                    f"{name}: pretrained weights not cached and downloads are off (--offline or {OFFLINE_ENV}=1); "
+                    f"put {cached.name} into {cached.parent}/ (from {chosen.url}) or use --weights none"
+                )
+            _download_weights(name, chosen, cached, sys.stderr.isatty() if progress is None else progress)
+            notes.append(f"downloaded from {chosen.url} (SHA-256 prefix checked)")
         try:
             with _weights_only_loads():
                 model = torchvision_backbone(name, chosen)
         except pickle.UnpicklingError as e:
             raise CheckpointError(f"{cached}: not a plain weights file ({_reason(e)})") from e
-        except Exception as e:  # download errors (URLError, HTTPError, hash mismatch) and corrupt files
+        except Exception as e:  # corrupt files, state dicts that do not fit the model
             raise CheckpointError(
                 f"{name}: cannot load pretrained weights {chosen} ({_reason(e)}); put "
                 f"{cached.name} into {cached.parent}/ (from {chosen.url}) or use --weights none"

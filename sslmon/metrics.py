@@ -80,11 +80,17 @@ LABEL_BASED = [name for name, spec in METRICS.items() if spec.needs_labels]
 # --------------------------------------------------------------------------- validation
 
 
+MAX_MAGNITUDE = 1e100  # largest |value| accepted in embeddings; squared it stays far from float64's 1.8e308
+FLOAT32_SAFE = 1e15  # float32 embeddings up to this magnitude: d * value^2 stays far from float32's 3.4e38
+
+
 def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 2) -> np.ndarray:
     """Return ``Z`` as a float (n, d) array, or raise MetricUndefined.
 
-    float32 and float64 input keep their dtype (no copy); anything else becomes float64.
-    Rejects non-2-D input, fewer than ``min_samples`` rows, and NaN/Inf values.
+    float32 and float64 input keep their dtype (no copy); anything else becomes float64, and so
+    does float32 input above FLOAT32_SAFE in magnitude (its squared distances would overflow float32).
+    Rejects non-2-D input, fewer than ``min_samples`` rows, NaN/Inf values, and values above
+    MAX_MAGNITUDE in absolute value (their squares, products and sums overflow float64).
     """
     if isinstance(Z, torch.Tensor):
         Z = Z.detach().cpu().numpy()
@@ -98,6 +104,11 @@ def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 
     if not np.isfinite(Z).all():
         bad = int((~np.isfinite(Z)).any(axis=1).sum())
         raise MetricUndefined(f"{name} contain NaN or Inf ({bad} of {Z.shape[0]} rows)")
+    peak = float(np.abs(Z).max()) if Z.size else 0.0
+    if peak > MAX_MAGNITUDE:
+        raise MetricUndefined(f"{name} reach {peak:.3g} in magnitude, above {MAX_MAGNITUDE:g}: distances and covariances would overflow")
+    if Z.dtype == np.float32 and peak > FLOAT32_SAFE:
+        Z = Z.astype(np.float64)
     return Z
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import io
+import os
 import pickle
+import struct
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -154,6 +158,100 @@ def test_cifar_plane_layout(tmp_path: Path) -> None:
     assert images[0, 1, 5, 7] == 200 and int(images.sum()) == 200
 
 
+class Python2Pickler(pickle._Pickler):
+    """Protocol 2 as Python 2's cPickle wrote the CIFAR originals: text and bytes as str opcodes."""
+
+    dispatch = pickle._Pickler.dispatch.copy()
+
+    def save_str(self, obj: bytes | str) -> None:
+        raw = obj.encode("latin-1") if isinstance(obj, str) else obj
+        op = pickle.SHORT_BINSTRING + bytes([len(raw)]) if len(raw) < 256 else pickle.BINSTRING + struct.pack("<i", len(raw))
+        self.write(op + raw)
+        self.memoize(obj)
+
+    dispatch[bytes] = save_str
+    dispatch[str] = save_str
+
+
+def python2_pickle(obj: object) -> bytes:
+    """``obj`` pickled as Python 2 with numpy 1.x did (numpy.core module names)."""
+    out = io.BytesIO()
+    Python2Pickler(out, protocol=2).dump(obj)
+    return out.getvalue().replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
+
+
+@pytest.mark.parametrize("fmt", ["python2", "protocol2", "protocol4", "protocol5"])
+def test_cifar_pickles_of_every_protocol_load_without_full_unpickling(tmp_path: Path, fmt: str) -> None:
+    test_x, test_y, train_x, train_y = write_cifar(tmp_path, "cifar10")
+    folder = tmp_path / "cifar-10-batches-py"
+    for f in folder.iterdir():
+        batch = pickle.loads(f.read_bytes())
+        f.write_bytes(python2_pickle(batch) if fmt == "python2" else pickle.dumps(batch, protocol=int(fmt[-1])))
+    raw = (folder / "test_batch").read_bytes()
+    assert (b"cnumpy.core.multiarray\n_reconstruct" in raw) == (fmt == "python2")
+    ds = load_dataset(f"cifar10:{tmp_path}")
+    assert torch.equal(ds.images, torch.from_numpy(test_x)) and torch.equal(ds.train_images, torch.from_numpy(train_x))
+    assert (ds.labels == test_y).all() and (ds.train_labels == train_y).all() and ds.classes[3] == "c3"
+
+
+class RunsCode:
+    """Unpickling this calls ``os.system(command)``: code from the file."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+def test_code_running_cifar_pickle_is_refused_unless_trusted(tmp_path: Path) -> None:
+    write_cifar(tmp_path, "cifar10", per_batch=2)
+    marker = tmp_path / "pwned"
+    path = tmp_path / "cifar-10-batches-py" / "data_batch_2"
+    batch = pickle.loads(path.read_bytes())
+    write_pickle(path, {**batch, b"batch_label": RunsCode(f"touch '{marker}'")})
+    with pytest.raises(DatasetError) as err:
+        load_dataset(f"cifar10:{tmp_path}")
+    assert str(err.value) == (
+        f"{path}: pickle references {os.system.__module__}.system, which a CIFAR batch never holds and which can run "
+        "code; re-run with --trust-data if you trust this file"
+    )
+    assert not marker.exists()
+    ds = load_dataset(f"cifar10:{tmp_path}", trust_data=True)  # control: the payload is live when trusted
+    assert marker.exists() and len(ds.train_images) == 10
+
+
+class FlaggedUint8:
+    """Pickles as numpy.dtype('u1') whose state sets the 'holds object references' flag."""
+
+    def __reduce__(self):
+        return np.dtype, ("u1", 0, 1), (3, "|", None, None, None, -1, -1, 1)
+
+
+class ArrayWithFlaggedDtype:
+    """Pickles as an ndarray (n, 3072) of bytes 0..255 whose dtype is FlaggedUint8."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __reduce__(self):
+        return (np.ndarray.__reduce__(np.zeros(1))[0], (np.ndarray, (0,), b"b"),
+                (1, (self.n, 3072), FlaggedUint8(), False, bytes(range(256)) * 12 * self.n))
+
+
+def test_pickled_dtype_state_never_reaches_numpy(tmp_path: Path) -> None:
+    """Found by test_fuzz_readers: numpy trusts the flags in a pickled dtype's state, so a uint8 array
+    can claim to hold object pointers (numpy then errors, or worse, when it copies or frees it). The
+    restricted reader rebuilds a plain uint8 array from the checked descriptor instead."""
+    write_cifar(tmp_path, "cifar10", per_batch=2)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    write_pickle(path, {b"data": ArrayWithFlaggedDtype(2), b"labels": [0, 1]})
+    assert pickle.loads(path.read_bytes())[b"data"].dtype.hasobject  # what full unpickling would build
+    ds = load_dataset(f"cifar10:{tmp_path}")
+    expected = np.tile(np.arange(256, dtype=np.uint8), 24).reshape(2, 3, 32, 32)
+    assert torch.equal(ds.images, torch.from_numpy(expected))
+
+
 # ---- image folders ----------------------------------------------------------------------------------
 
 
@@ -291,25 +389,27 @@ def missing_folder(scheme: str) -> Callable[[Path], tuple[str, Path]]:
     return lambda tmp: (f"{scheme}:{tmp / 'nope'}", tmp / "nope")
 
 
+def cifar_case(tmp: Path, scheme: str, file: str, content: bytes | dict) -> tuple[str, Path]:
+    """A small CIFAR folder whose `file` holds `content` (bytes as they are, a dict pickled)."""
+    write_cifar(tmp, scheme, per_batch=2)
+    path = tmp / {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}[scheme] / file
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        write_pickle(path, content)
+    return f"{scheme}:{tmp}", path
+
+
 def cifar_without_data(tmp: Path) -> tuple[str, Path]:
-    write_cifar(tmp, "cifar10", per_batch=2)
-    path = tmp / "cifar-10-batches-py" / "data_batch_3"
-    write_pickle(path, {b"labels": [0, 1]})
-    return f"cifar10:{tmp}", path
+    return cifar_case(tmp, "cifar10", "data_batch_3", {b"labels": [0, 1]})
 
 
 def cifar_not_a_pickle(tmp: Path) -> tuple[str, Path]:
-    write_cifar(tmp, "cifar100", per_batch=2)
-    path = tmp / "cifar-100-python" / "test"
-    path.write_bytes(b"garbage")
-    return f"cifar100:{tmp}", path
+    return cifar_case(tmp, "cifar100", "test", b"garbage")
 
 
 def cifar_wrong_row_length(tmp: Path) -> tuple[str, Path]:
-    write_cifar(tmp, "cifar10", per_batch=2)
-    path = tmp / "cifar-10-batches-py" / "test_batch"
-    write_pickle(path, {b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]})
-    return f"cifar10:{tmp}", path
+    return cifar_case(tmp, "cifar10", "test_batch", {b"data": np.zeros((2, 3000), np.uint8), b"labels": [0, 1]})
 
 
 def cifar_empty_folder(tmp: Path) -> tuple[str, Path]:
@@ -353,6 +453,96 @@ def imagefolder_empty(tmp: Path) -> tuple[str, Path]:
     return f"imagefolder:{tmp}", tmp
 
 
+def npy_header_only(shape: tuple[int, ...], dtype: type) -> bytes:
+    """A .npy header (format 1.0) claiming `shape` of `dtype`, without the data."""
+    out = io.BytesIO()
+    np.lib.format.write_array_header_1_0(out, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape})
+    return out.getvalue()
+
+
+def cifar_fifo_batch(tmp: Path) -> tuple[str, Path]:
+    write_cifar(tmp, "cifar10", per_batch=2)
+    path = tmp / "cifar-10-batches-py" / "data_batch_4"
+    path.unlink()
+    os.mkfifo(path)  # reading it would block forever
+    return f"cifar10:{tmp}", path
+
+
+def cifar_labels_not_integers(tmp: Path) -> tuple[str, Path]:
+    return cifar_case(tmp, "cifar10", "test_batch", {b"data": np.zeros((2, 3072), np.uint8), b"labels": [b"cat", b"dog"]})
+
+
+def cifar_bytes_bomb(tmp: Path) -> tuple[str, Path]:
+    """bytes(2**30) through the bytes global that protocol-2 pickles of b"" use: 1 GiB from 30 bytes."""
+    return cifar_case(tmp, "cifar10", "test_batch", b"\x80\x02c__builtin__\nbytes\nJ\x00\x00\x00\x40\x85R.")
+
+
+def idx_huge_header_claim(tmp: Path) -> tuple[str, Path]:
+    path = _fashion_folder(tmp, "t10k-images")
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + np.array([2**31, 2**31, 28], ">u4").tobytes() + bytes(100))
+    return f"fashion-mnist:{tmp}", path
+
+
+def idx_claims_more_than_the_file(tmp: Path) -> tuple[str, Path]:
+    """784 MB claimed (below the size limit) by a 100-byte file: refused before reading."""
+    path = _fashion_folder(tmp, "t10k-labels")
+    path.write_bytes(bytes([0, 0, 0x08, 3]) + np.array([10**6, 28, 28], ">u4").tobytes() + bytes(84))
+    return f"fashion-mnist:{tmp}", path
+
+
+def idx_gzip_longer_than_header(tmp: Path) -> tuple[str, Path]:
+    path = _fashion_folder(tmp, "train-images")
+    path.write_bytes(gzip.compress(bytes([0, 0, 0x08, 3]) + np.array([1, 28, 28], ">u4").tobytes() + bytes(10_000_000)))
+    return f"fashion-mnist:{tmp}", path
+
+
+def idx_fifo(tmp: Path) -> tuple[str, Path]:
+    path = _fashion_folder(tmp, "t10k-labels")
+    path.unlink()
+    os.mkfifo(path)
+    return f"fashion-mnist:{tmp}", path
+
+
+def npz_huge_header_claim(tmp: Path) -> tuple[str, Path]:
+    path = tmp / "d.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("images.npy", npy_header_only((10**6, 10**6, 28), np.uint8) + bytes(64))
+    return f"npz:{path}", path
+
+
+def npz_object_images(tmp: Path) -> tuple[str, Path]:
+    path = tmp / "d.npz"
+    np.savez(path, images=np.array([np.zeros((8, 8)), "x"], dtype=object))
+    return f"npz:{path}", path
+
+
+def npz_is_a_directory(tmp: Path) -> tuple[str, Path]:
+    (tmp / "d.npz").mkdir()
+    return f"npz:{tmp / 'd.npz'}", tmp / "d.npz"
+
+
+def imagefolder_truncated_png(tmp: Path) -> tuple[str, Path]:
+    rng = np.random.default_rng(0)
+    save_png(tmp / "a" / "ok.png", (4, 4), (1, 2, 3))
+    Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(tmp / "a" / "cut.png")
+    (tmp / "a" / "cut.png").write_bytes((tmp / "a" / "cut.png").read_bytes()[:2000])
+    return f"imagefolder:{tmp}", tmp / "a" / "cut.png"
+
+
+def imagefolder_pixel_bomb(tmp: Path) -> tuple[str, Path]:
+    """100 M pixels in a few kB: above the limit, below the size at which PIL itself refuses."""
+    (tmp / "a").mkdir()
+    Image.new("1", (10_000, 10_000)).save(tmp / "a" / "bomb.png")
+    return f"imagefolder:{tmp}", tmp / "a" / "bomb.png"
+
+
+def imagefolder_pil_bomb(tmp: Path) -> tuple[str, Path]:
+    """More than twice PIL's limit: PIL raises DecompressionBombError on opening."""
+    (tmp / "a").mkdir()
+    Image.new("1", (13_000, 14_000)).save(tmp / "a" / "bomb.png")
+    return f"imagefolder:{tmp}", tmp / "a" / "bomb.png"
+
+
 def unknown_scheme(tmp: Path) -> tuple[str, Path]:
     return f"mnist:{tmp}", Path("valid: default, fashion-mnist, cifar10, cifar100, imagefolder, npz")
 
@@ -364,6 +554,9 @@ BAD_INPUTS = {
         cifar_without_data, cifar_not_a_pickle, cifar_wrong_row_length, cifar_empty_folder,
         npz_without_images, npz_wrong_shape, npz_float_out_of_range, npz_label_mismatch, npz_truncated,
         imagefolder_corrupt_image, imagefolder_empty, unknown_scheme,
+        cifar_fifo_batch, cifar_labels_not_integers, cifar_bytes_bomb, idx_huge_header_claim, idx_claims_more_than_the_file, idx_gzip_longer_than_header, idx_fifo,
+        npz_huge_header_claim, npz_object_images, npz_is_a_directory, imagefolder_truncated_png,
+        imagefolder_pixel_bomb, imagefolder_pil_bomb,
     )
 } | {f"missing_{s}": missing_folder(s) for s in ("fashion-mnist", "cifar10", "cifar100", "imagefolder", "npz")}
 

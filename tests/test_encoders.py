@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.server
+import json
 import os
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
 from torch import Tensor, nn
+from typer.testing import CliRunner
 
 from sslmon.archs import REGISTRY, arch_signature, torchvision_family
+from sslmon.cli import app
 from sslmon.encoders import (
     CheckpointError,
     build_arch,
@@ -124,6 +132,53 @@ def test_safetensors_missing_package_names_extra(tmp_path, state, monkeypatch):
     with pytest.raises(CheckpointError, match=r"pip install sslmon\[safetensors\]") as info:
         load_checkpoint(path)
     assert str(path) in str(info.value)
+
+
+def shifted(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Different float weights with the same keys and shapes (the network a checkpoint should not use)."""
+    return {k: v + 1 if v.is_floating_point() else v for k, v in state.items()}
+
+
+# Checkpoints that hold two networks, the one expected to be used (``state``) and another, with the
+# note naming the one left out. Heads and projectors as the methods' own code names them.
+TWO_NETWORKS = {
+    "dino_checkpoint.pth": (
+        lambda s: {"student": {**prefixed("module.backbone.", shifted(s)), "module.head.mlp.0.weight": torch.ones(4, 8)},
+                   "teacher": {**prefixed("backbone.", s), "head.mlp.0.weight": torch.ones(4, 8)},
+                   "optimizer": {}, "epoch": 3, "args": {"arch": "vit_small"}, "dino_loss": {"center": torch.zeros(1, 4)}},
+        "checkpoint also holds 'student', not used: the teacher (EMA of the student) is the network DINO/iBOT evaluate",
+    ),
+    "ibot_teacher_only.pth": (
+        lambda s: {"teacher": {**prefixed("backbone.", s), "head.last_layer.weight": torch.ones(4, 8)}, "epoch": 3},
+        None,
+    ),
+    "byol.pt": (
+        lambda s: {"online_network": {**prefixed("encoder.", s), "projector.net.0.weight": torch.ones(4, 8)},
+                   "target_network": {**prefixed("encoder.", shifted(s)), "projector.net.0.weight": torch.ones(4, 8)},
+                   "predictor": {"net.0.weight": torch.ones(4, 4)}, "epoch": 3},
+        "checkpoint also holds 'target_network', not used: the online network is the one BYOL evaluates",
+    ),
+    "timm_checkpoint.pth": (
+        lambda s: {"state_dict": s, "state_dict_ema": shifted(s), "arch": "convnet-small", "epoch": 3},
+        "checkpoint also holds 'state_dict_ema', not used: 'state_dict' comes first in the order "
+        "state_dict/model/model_ema/state_dict_ema/encoder/backbone/teacher/student/online_network/target_network",
+    ),
+    "timm_ema_only.pth": (lambda s: {"state_dict_ema": prefixed("module.", s), "epoch": 3}, None),
+}
+
+
+@pytest.mark.parametrize("file_name", TWO_NETWORKS)
+def test_multi_network_checkpoints_use_the_evaluated_network(file_name, tmp_path, model, state, images):
+    make, note = TWO_NETWORKS[file_name]
+    path = tmp_path / file_name
+    torch.save(make(state), path)
+    encoder = load_checkpoint(path)
+    assert encoder.arch == "convnet-small" and encoder.epoch == 3
+    assert torch.equal(embed(encoder.model, images), embed(model, images))
+    if note is not None:
+        assert note in encoder.notes
+    else:
+        assert not any("also holds" in n for n in encoder.notes)
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:FutureWarning")
@@ -394,17 +449,100 @@ def test_torchvision_cached_file_is_unpickled_weights_only(torch_home, state):
     assert not marker.exists()
 
 
-def test_torchvision_weights_not_cached_fails_fast(torch_home):
+@pytest.fixture
+def weights_server(tmp_path) -> Iterator[tuple[Path, str, list[str]]]:
+    """A local HTTP server (127.0.0.1, ephemeral port) serving the files of a folder: (folder, base URL,
+    the paths requested so far)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    requested: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, directory=str(folder), **kwargs)
+
+        def do_GET(self) -> None:
+            requested.append(self.path)
+            super().do_GET()
+
+        def log_message(self, *args) -> None:  # keep the test output clean
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield folder, f"http://127.0.0.1:{server.server_address[1]}", requested
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def serve_weights(folder: Path, base: str, obj: object, monkeypatch, hash_prefix: str | None = None) -> str:
+    """Save ``obj`` into the served folder as squeezenet1_1-<sha256 prefix>.pth (the real hash unless
+    ``hash_prefix``) and point torchvision's DEFAULT squeezenet1_1 weights at it; returns the file name."""
+    blob = folder / "blob"
+    torch.save(obj, blob)
+    name = f"squeezenet1_1-{hash_prefix or hashlib.sha256(blob.read_bytes()).hexdigest()[:8]}.pth"
+    blob.rename(folder / name)
+    monkeypatch.setattr(torchvision.models.SqueezeNet1_1_Weights.DEFAULT.value, "url", f"{base}/{name}")
+    return name
+
+
+def test_missing_weights_are_downloaded_hash_checked_into_torch_home(torch_home, weights_server, monkeypatch, capsys):
+    folder, base, requested = weights_server
+    torch.manual_seed(4)
+    served = torchvision.models.squeezenet1_1().state_dict()  # random weights standing in for the real ones
+    name = serve_weights(folder, base, served, monkeypatch)
+    encoder = load_torchvision("squeezenet1_1", download=True, progress=False)
+    cached = torch_home / "hub" / "checkpoints" / name
+    assert requested == [f"/{name}"]
+    assert cached.read_bytes() == (folder / name).read_bytes()
+    loaded = encoder.model.state_dict()
+    assert loaded and all(torch.equal(v, served[k]) for k, v in loaded.items())
+    assert f"downloaded from {base}/{name} (SHA-256 prefix checked)" in encoder.notes
+    assert capsys.readouterr().out == ""  # torch.hub's "Downloading: ..." line must not mix with results on stdout
+    load_torchvision("squeezenet1_1", download=True)  # second time: from the cache, no request
+    assert requested == [f"/{name}"]
+
+
+def test_download_with_a_wrong_hash_is_one_line_and_leaves_nothing(torch_home, weights_server, monkeypatch):
+    folder, base, requested = weights_server
+    name = serve_weights(folder, base, torchvision.models.squeezenet1_1().state_dict(), monkeypatch, hash_prefix="0badc0de")
+    with pytest.raises(CheckpointError) as info:
+        load_torchvision("squeezenet1_1", download=True, progress=False)
+    message = str(info.value)
+    assert message.startswith(f"squeezenet1_1: download of {name} from {base}/{name} failed (")
+    assert "0badc0de" in message and "\n" not in message
+    assert requested == [f"/{name}"]
+    assert list((torch_home / "hub" / "checkpoints").iterdir()) == []
+
+
+def test_downloaded_file_is_unpickled_weights_only_and_removed(torch_home, weights_server, monkeypatch):
+    folder, base, _ = weights_server
+    marker = torch_home / "pwned"
+    serve_weights(folder, base, {"payload": WritesMarker(marker)}, monkeypatch)
+    with pytest.raises(CheckpointError, match="download of .* failed .*UnpicklingError"):
+        load_torchvision("squeezenet1_1", download=True, progress=False)
+    assert not marker.exists()
+    assert list((torch_home / "hub" / "checkpoints").iterdir()) == []
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+def test_offline_weights_not_cached_fail_fast_without_network(how, torch_home, weights_server, monkeypatch):
+    folder, base, requested = weights_server
+    name = serve_weights(folder, base, {"w": torch.zeros(1)}, monkeypatch)
+    if how == "environment":
+        monkeypatch.setenv("SSLMON_OFFLINE", "1")
     start = time.perf_counter()
     with pytest.raises(CheckpointError) as info:
-        load_torchvision("resnet18")
+        load_torchvision("squeezenet1_1", download=False if how == "argument" else None)
     assert time.perf_counter() - start < 2.0
-    message = str(info.value)
-    assert message == (
-        "resnet18: pretrained weights not cached and cannot be downloaded; put resnet18-f37072fd.pth into "
-        f"{torch_home / 'hub' / 'checkpoints'}/ (from https://download.pytorch.org/models/resnet18-f37072fd.pth) "
-        "or use --weights none"
+    assert str(info.value) == (
+        f"squeezenet1_1: pretrained weights not cached and downloads are off (--offline or SSLMON_OFFLINE=1); "
+        f"put {name} into {torch_home / 'hub' / 'checkpoints'}/ (from {base}/{name}) or use --weights none"
     )
+    assert requested == []
 
 
 def test_torchvision_random_init_uses_default_preprocessing(torch_home):
@@ -450,3 +588,19 @@ def test_head_keeps_normalisation_layers():
     assert "classifier.0.weight" in arch_signature("convnext_tiny")  # LayerNorm2d before the Linear
     assert "classifier.2.weight" in arch_signature("maxvit_t")  # LayerNorm after pool + flatten
     assert not any(k.startswith(("fc.", "AuxLogits.")) for k in arch_signature("inception_v3"))
+
+
+def test_cli_compare_downloads_and_keeps_stdout_for_results(torch_home, weights_server, monkeypatch, tmp_path):
+    """End to end: compare fetches the missing weights from the (local) URL and stdout stays valid JSON."""
+    folder, base, requested = weights_server
+    name = serve_weights(folder, base, torchvision.models.squeezenet1_1().state_dict(), monkeypatch)
+    labels = np.arange(30) % 3
+    images = (np.random.default_rng(0).integers(0, 60, (30, 16, 16)) + 80 * labels[:, None, None]).astype(np.uint8)
+    np.savez(tmp_path / "tiny.npz", images=images, labels=labels)
+    result = CliRunner().invoke(app, ["compare", "squeezenet1_1", "--dataset", f"npz:{tmp_path / 'tiny.npz'}", "--k", "3",
+                                      "--metrics", "rankme,l2_std", "-q", "--format", "json", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    assert requested == [f"/{name}"] and (torch_home / "hub" / "checkpoints" / name).is_file()
+    (record,) = json.loads(result.stdout)["results"]
+    assert record["name"] == "squeezenet1_1" and f"downloaded from {base}/{name} (SHA-256 prefix checked)" in record["source"]["notes"]
+    assert f"Downloading: \"{base}/{name}\"" in result.stderr
