@@ -9,44 +9,15 @@ embedding files with cheap metrics (no UMAP).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
 
-from sslmon.cli import main
+from cli_helpers import rankme, run_cli, snapshot
 
 FAST = ["--metrics", "rankme,l2_std"]
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
-    """(exit code, stdout, stderr) of ``sslmon ARGS`` through the console-script entry point."""
-    monkeypatch.setattr(sys, "argv", ["sslmon", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def snapshot(root: Path) -> dict[str, str]:
-    """Relative path -> SHA-256 of the content ('dir' for folders) of everything under ``root``."""
-    return {str(p.relative_to(root)): "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if not p.is_symlink()}
-
-
-def _rankme(Z: np.ndarray) -> float:
-    """RankMe by hand (README definition), for checking the scored good input independently."""
-    s = np.linalg.svd(Z, compute_uv=False)
-    p = s / s.sum() + 1e-7
-    return float(np.exp(-(p * np.log(p)).sum()))
 
 
 @dataclass
@@ -144,5 +115,5 @@ def test_bad_input_gives_one_error_line_and_touches_nothing(case: Case, tmp_path
         doc = json.loads(written.read_text() if written.exists() else out)
         (record,) = doc["results"]
         assert record["name"] == "good"
-        assert record["metrics"]["rankme"] == pytest.approx(_rankme(Z), rel=1e-6)
+        assert record["metrics"]["rankme"] == pytest.approx(rankme(Z), rel=1e-6)
         assert len(doc["failures"]) == len(case.files)  # the bad input, when the case adds one
