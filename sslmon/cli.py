@@ -1,7 +1,9 @@
 """The ``sslmon`` command line: a thin layer over :mod:`sslmon.api`.
 
 Exit codes: 0 success; 1 a ``--fail-if`` condition held; 2 some input failed
-(the others are still reported and written) or a usage error.
+(the others are still reported and written), the ``-o`` file could not be written
+(the results go to stdout) or a usage error; 130 interrupted (Ctrl-C) after the
+finished results were written.
 """
 
 from __future__ import annotations
