@@ -26,7 +26,7 @@ from sslmon.embed import embed_images, resolve_device
 from sslmon.encoders import CheckpointError, Encoder, find_checkpoints, load_checkpoint, load_torchvision
 from sslmon.evaluate import EvalConfig, evaluate_embeddings
 from sslmon.inputs import InputError, load_embeddings
-from sslmon.output import write_atomic
+from sslmon.output import OutputError, write_atomic
 from sslmon.results import Failure, Result, Run
 
 Log = Callable[[str], None]
@@ -224,7 +224,7 @@ def score_sources(
             run.results.append(result)
         except Exception as exc:  # one bad encoder never loses the results of the others
             where = source.path or source.name
-            if isinstance(exc, CheckpointError):
+            if isinstance(exc, (CheckpointError, OutputError)):
                 message = str(exc)
             elif isinstance(exc, OSError) and exc.strerror:
                 message = f"{where}: {exc.strerror.lower()}"

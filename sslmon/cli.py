@@ -210,8 +210,16 @@ def _input_files(paths: list[Path], config: Optional[Path], dataset: Optional[st
     """Every file the run reads (the files of folder inputs included), so that -o cannot overwrite one."""
     files = [p for p in (config, Path(dataset.split(":", 1)[1]).expanduser() if dataset and ":" in dataset else None) if p]
     for path in paths:
-        files += sorted(path.iterdir()) if path.is_dir() else [path]
+        files += _entries(path) if path.is_dir() else [path]
     return files
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The entries of a folder input, sorted; none when it cannot be listed (scoring then reports why)."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
 
 
 def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tuple[Run | None, bool]:
@@ -263,7 +271,7 @@ def _broken_links(paths: list[Path], log: Callable[[str], None]) -> None:
     from sslmon.encoders import CHECKPOINT_SUFFIXES
 
     for folder in (p for p in paths if p.is_dir()):
-        for entry in sorted(folder.iterdir()):
+        for entry in _entries(folder):
             if entry.suffix.lower() in CHECKPOINT_SUFFIXES and entry.is_symlink() and not entry.exists():
                 log(f"warning: {entry}: broken symbolic link (to {os.readlink(entry)}), skipped")
 
