@@ -27,10 +27,9 @@ from sslmon.encoders import CheckpointError, Encoder, find_checkpoints, load_che
 from sslmon.evaluate import EvalConfig, evaluate_embeddings
 from sslmon.inputs import InputError, load_embeddings
 from sslmon.output import OutputError, write_atomic
-from sslmon.results import Failure, Result, Run
+from sslmon.results import Failure, OnResult, Result, Run
 
 Log = Callable[[str], None]
-OnResult = Callable[[Run, "Result | Failure"], None]  # called with the run so far and the record just added
 
 
 def score_embeddings(

@@ -14,7 +14,7 @@ import io
 import os
 from pathlib import Path
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, Sequence, get_args, get_origin
 
 import typer
 from rich.console import Console
@@ -30,7 +30,7 @@ from sslmon.inputs import EMBEDDING_SUFFIXES
 from sslmon.metrics import METRICS
 from sslmon.output import OutputError, ResultsFile, check_target, write_atomic
 from sslmon.report import jsonl_line, printable, render, render_table
-from sslmon.results import Failure, Result, Run
+from sslmon.results import Failure, OnResult, Result, Run
 
 if TYPE_CHECKING:
     from sslmon.correlate import RunResults
@@ -43,7 +43,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-OnResult = Callable[[Run, "Result | Failure"], None]
 
 
 class OutputFormat(str, Enum):
@@ -150,7 +149,7 @@ def _progress(quiet: bool) -> Progress | None:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
 
 
-def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: list[Path] = ()) -> None:
+def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: Sequence[Path] = ()) -> None:
     """Fill options the user did not give on the command line from --config, then from the folders' own files
     (untrusted: evaluation settings only, see :mod:`sslmon.config`). A refused file is one error line, exit 2."""
     params = {p.name: p for p in ctx.command.params}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 import math
-from typing import Any
+from typing import Any, Callable
 
 from sslmon import __version__
 from sslmon.metrics import METRICS
@@ -96,3 +96,6 @@ class Run:
             "results": records,
             "failures": [asdict(f) for f in self.failures],
         }
+
+
+OnResult = Callable[[Run, "Result | Failure"], None]  # called with the run so far and the record just added to it

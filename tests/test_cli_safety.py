@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -155,8 +156,6 @@ def test_damaged_cache_entries_are_ignored_and_rewritten(tmp_path, damage):
         path.mkdir()
     else:
         path.unlink()
-        import os
-
         os.mkfifo(path)
     assert cache.get("k1") is None
     if damage in ("directory", "fifo"):
