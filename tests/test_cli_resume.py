@@ -22,7 +22,7 @@ SAMPLES = ROOT / "sample_checkpoints"
 NAMES = [f"epoch_{e:04d}.pt" for e in range(6)]
 
 
-def _command(out: Path, *extra: str, limit: int = 1000) -> list[str]:
+def _command(out: Path, *extra: str, limit: int = 600) -> list[str]:
     return [sys.executable, "-c", "from sslmon.cli import main; main()", "score", str(SAMPLES), "--limit", str(limit),
             "--metrics", "rankme,l2_std", "-o", str(out), *extra]
 
