@@ -27,6 +27,7 @@ from sslmon.encoders import CheckpointError, Encoder, find_checkpoints, load_che
 from sslmon.evaluate import EvalConfig, evaluate_embeddings
 from sslmon.inputs import InputError, load_embeddings
 from sslmon.output import OutputError, write_atomic
+from sslmon.report import printable
 from sslmon.results import Failure, OnResult, Result, Run
 
 Log = Callable[[str], None]
@@ -143,7 +144,7 @@ def _score_source(
     t_load = time.perf_counter() - t0
     mean, std = enc.mean or data.mean, enc.std or data.std
     n_train = 0 if data.train_images is None else len(data.train_images)
-    task = progress.add_task(f"embedding {source.name}", total=len(data.images) + n_train) if progress else None
+    task = progress.add_task(printable(f"embedding {source.name}"), total=len(data.images) + n_train) if progress else None
     advance = (lambda k: progress.advance(task, k)) if progress else None
     t0 = time.perf_counter()
     try:

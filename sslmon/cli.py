@@ -24,7 +24,8 @@ from rich.table import Table
 from sslmon import __version__
 from sslmon._text import one_line
 from sslmon.conditions import Condition, judge as judge_results, parse_condition
-from sslmon.config import FOLDER_CONFIG, ConfigError, check_folder_key, check_type, option_name, read_yaml
+from sslmon.config import (FOLDER_CONFIG, ConfigError, check_folder_key, check_type, folder_config, option_name,
+                           read_yaml)
 from sslmon.evaluate import EvalConfig
 from sslmon.inputs import EMBEDDING_SUFFIXES
 from sslmon.metrics import METRICS
@@ -108,7 +109,7 @@ NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when t
 FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8" holds for the judged result (repeatable).')]
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
 SaveZ3 = Annotated[Optional[Path], typer.Option("--save-z3", help="Folder to save each input's Z3 (UMAP 3-d), C1/C2 and labels as NAME.z3.npz, for `sslmon plot`.")]
-ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too; the command line wins.")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too (evaluation settings only); the command line wins.")]
 
 
 def _metric_list(value: Optional[str], rank_by: str) -> Optional[list[str]]:
@@ -146,7 +147,7 @@ def _progress(quiet: bool) -> Progress | None:
     """Rich progress bars on stderr, only when stderr is a terminal and not --quiet."""
     if quiet or not err.is_terminal:
         return None
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
 
 
 def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: Sequence[Path] = ()) -> None:
@@ -339,7 +340,10 @@ def score(
     quiet: Quiet = False,
 ) -> None:
     """Score checkpoints (or embedding files) and print them ranked by a label-free metric."""
-    folder_configs = [p / FOLDER_CONFIG for p in paths if p.is_dir() and (p / FOLDER_CONFIG).is_file()]
+    try:
+        folder_configs = [f for f in (folder_config(p) for p in paths if p.is_dir()) if f is not None]
+    except ConfigError as exc:
+        _fail(exc)
     _apply_yaml(ctx, config, folder_configs)
     opts = ctx.params
     rank_by = opts["rank_by"]

@@ -61,6 +61,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+def folder_config(folder: Path) -> Path | None:
+    """The folder's own option file, if it has one; ConfigError when it is a link to a file outside the folder."""
+    path = folder / FOLDER_CONFIG
+    if not path.is_file():
+        return None
+    if path.resolve().parent != folder.resolve():
+        raise ConfigError(f"{path}: links to {path.resolve()}, outside the folder; a folder's {FOLDER_CONFIG} must be its own")
+    return path
+
+
 def option_name(key: Any) -> str:
     """``rank-by`` -> ``rank_by``; documented aliases (``format``) -> the option's name."""
     name = str(key).replace("-", "_")

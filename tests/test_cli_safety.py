@@ -93,6 +93,16 @@ def test_broken_symlink_in_a_folder_is_named_in_one_warning(tmp_path, tiny_data,
     assert [r["name"] for r in json.loads(out)["results"]] == ["epoch_0001.pt"]
 
 
+def test_folder_config_linked_from_outside_the_folder_is_refused(tmp_path, cli):
+    (tmp_path / "elsewhere.yaml").write_text("limit: 5\n")
+    (tmp_path / "ckpts").mkdir()
+    (tmp_path / "ckpts" / "sslmon.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    code, out, err = cli("score", str(tmp_path / "ckpts"))
+    assert code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "ckpts/sslmon.yaml" in line and "outside the folder" in line
+
+
 # --------------------------------------------------------------------------- cache
 
 
