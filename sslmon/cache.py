@@ -20,7 +20,6 @@ import json
 import os
 from pathlib import Path
 import platform
-import stat
 import tempfile
 from typing import Any, Callable
 
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from sslmon import __version__
+from sslmon.output import read_regular
 from sslmon.results import Result
 
 
@@ -93,14 +93,7 @@ class ResultCache:
     def get(self, key: str) -> Result | None:
         """The stored result, or None when absent or not a sound entry for this key (then it is recomputed)."""
         try:
-            fd = os.open(self.folder / f"{key}.json", os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        except OSError:
-            return None
-        try:
-            with os.fdopen(fd, "rb") as f:
-                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                    return None  # a FIFO or device planted under an entry's name must not block or flood us
-                raw = f.read(MAX_ENTRY_BYTES + 1)
+            raw = read_regular(self.folder / f"{key}.json", MAX_ENTRY_BYTES)
             doc = json.loads(raw, parse_constant=_refuse_constant)
             if len(raw) > MAX_ENTRY_BYTES or not isinstance(doc, dict) or doc.get("schema") != SCHEMA or doc.get("key") != key:
                 return None

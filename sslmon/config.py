@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from sslmon._text import one_line
+from sslmon.output import read_regular
 
 FOLDER_CONFIG = "sslmon.yaml"
 MAX_BYTES = 1 << 20
@@ -33,8 +34,7 @@ class ConfigError(ValueError):
 def read_yaml(path: Path) -> dict[str, Any]:
     """The mapping of an option file, read safely (see module docstring); ConfigError otherwise."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_BYTES + 1)
+        raw = read_regular(path, MAX_BYTES)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({(exc.strerror or type(exc).__name__).lower()})") from None
     if len(raw) > MAX_BYTES:

@@ -8,6 +8,8 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -101,6 +103,18 @@ def test_folder_config_linked_from_outside_the_folder_is_refused(tmp_path, cli):
     assert code == 2 and "Traceback" not in err
     (line,) = [line for line in err.splitlines() if line.startswith("error:")]
     assert "ckpts/sslmon.yaml" in line and "outside the folder" in line
+
+
+def test_fifo_given_as_config_is_refused_without_hanging(tmp_path):
+    np.savez(tmp_path / "good.npz", embeddings=np.random.default_rng(0).normal(size=(30, 4)), labels=np.arange(30) % 2)
+    os.mkfifo(tmp_path / "c.yaml")  # opening it for reading would wait for a writer forever
+    cmd = [sys.executable, "-c", "from sslmon.cli import main; main()", "score", str(tmp_path / "good.npz"),
+           "--config", str(tmp_path / "c.yaml")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert "c.yaml" in line and "not a regular file" in line
 
 
 # --------------------------------------------------------------------------- cache

@@ -47,6 +47,7 @@ CASES = [
     Case("config-binary", ["--config", "{t}/c.yaml"], {"c.yaml": b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01"}, names="UTF-8"),
     Case("config-huge", ["--config", "{t}/c.yaml"], {"c.yaml": "# " + "x" * (1 << 20) + "\n"}, names="MiB"),
     Case("config-deep", ["--config", "{t}/c.yaml"], {"c.yaml": "a: " + "[" * 5000 + "]" * 5000 + "\n"}, names="nested"),
+    Case("config-device-file", ["--config", "/dev/zero"], names="/dev/zero"),
     Case("config-not-mapping", ["--config", "{t}/c.yaml"], {"c.yaml": "- seed\n- 1\n"}, names="mapping"),
     Case("folder-trust", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "trust_checkpoints: true\n"}, names="trust_checkpoints"),
     Case("folder-output", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "output: {t}/stolen.json\n"}, names="'output'"),
