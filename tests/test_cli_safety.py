@@ -267,3 +267,24 @@ def test_output_naming_a_checkpoint_in_an_input_folder_is_refused(tmp_path, tiny
     assert code == 0, err
     (row,) = csv.DictReader(io.StringIO((tmp_path / "ckpts" / "r.csv").read_text()))
     assert row["name"] == "epoch_0001.pt"
+
+
+def test_correlate_output_files_are_written_whole(tmp_path, cli):
+    from scipy.stats import pearsonr
+
+    values, acc = [1.0, 3.0, 2.0, 5.0], [0.1, 0.4, 0.2, 0.6]
+    records = [{"name": f"e{e}", "epoch": e + 1, "metrics": {"rankme": v, "lp_acc": a}} for e, (v, a) in enumerate(zip(values, acc))]
+    (tmp_path / "r.json").write_text(json.dumps({"results": records}))
+    code, stdout, err = cli("correlate", str(tmp_path / "r.json"), "-f", "json")
+    assert code == 0, err
+    code, _, err = cli("correlate", str(tmp_path / "r.json"), "-f", "json", "-o", str(tmp_path / "out" / "c.json"))
+    assert code == 0, err
+    doc = json.loads((tmp_path / "out" / "c.json").read_text())
+    assert doc == json.loads(stdout)
+    r = doc["runs"][0]["correlations"]["rankme"]["with_init"]["pearson_r"]
+    assert r == pytest.approx(pearsonr(values, acc).statistic)
+    code, _, err = cli("correlate", str(tmp_path / "r.json"), "-o", str(tmp_path / "out" / "c.txt"))
+    assert code == 0 and "Pearson correlation with lp_acc" in (tmp_path / "out" / "c.txt").read_text()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.json", "c.txt"]  # no temporary file left
+    code, _, err = cli("correlate", str(tmp_path / "r.json"), "-o", str(tmp_path / "r.json"))
+    assert code == 2 and "is one of the inputs" in err and json.loads((tmp_path / "r.json").read_text())["results"] == records
