@@ -1,7 +1,7 @@
 """Result files that survive a kill, a full disk or a mistyped path (``-o FILE``).
 
 - :func:`check_target` refuses, before anything is computed, an output that is a directory,
-  one of the inputs, or in a folder where no file can be created.
+  one of the inputs, read-only, or in a folder where no file can be created.
 - :func:`write_atomic` replaces a file in one step: the text goes to a temporary file in the
   same folder, is flushed to disk (fsync) and renamed over the target (``os.replace``), so
   the target is always either the old or the new complete file. Devices and FIFOs
@@ -64,6 +64,8 @@ def check_target(path: Path, inputs: Iterable[Path] = ()) -> None:
             raise OutputError(f"{path}: is one of the inputs ({source}); writing the results there would overwrite it")
     if _special(path):
         return
+    if path.exists() and not os.access(path, os.W_OK):
+        raise OutputError(f"{path}: is read-only")
     folder = Path(os.path.realpath(path)).parent
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{path}: {folder} is not a folder")
@@ -74,6 +76,16 @@ def check_target(path: Path, inputs: Iterable[Path] = ()) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise OutputError(f"{path}: cannot write a file in {folder} ({_reason(exc)})") from None
+
+
+def _mode(target: Path) -> int:
+    """Permission bits for the new file: those of the file it replaces, else 0o666 less the umask (as open() gives)."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -91,6 +103,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({_reason(exc)})") from None
     try:
+        os.fchmod(fd, _mode(target))
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
             f.flush()
