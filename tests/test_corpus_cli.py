@@ -67,6 +67,7 @@ CASES = [
          names="corrupt.npz", scored=True),
     Case("correlate-output-directory", ["correlate", "{t}/results.json", "-o", "{t}/out"], names="{t}/out"),
     Case("plot-key-with-slash", ["plot", "{t}/slash.json", "--out", "{t}/out/plots"], names="slash.json"),
+    Case("plot-out-is-a-file", ["plot", "{t}/results.json", "--out", "{t}/out/taken"], {"out/taken": "x"}, names="out/taken"),
     Case("plot-z3-bad-epoch", ["plot", "{t}/results.json", "--out", "{t}/out/plots", "--z3", "{t}/z3"], names="x.z3.npz"),
 ]
 
