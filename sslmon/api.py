@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
+import io
 from pathlib import Path
 import time
 from typing import Any, Callable, Iterable
@@ -25,7 +26,9 @@ from sslmon.embed import Precision, embed_images, resolve_device
 from sslmon.encoders import CheckpointError, Encoder, find_checkpoints, load_checkpoint, load_torchvision
 from sslmon.evaluate import EvalConfig, evaluate_embeddings
 from sslmon.inputs import InputError, load_embeddings
-from sslmon.results import Failure, Result, Run
+from sslmon.output import OutputError, write_atomic
+from sslmon.report import printable
+from sslmon.results import Failure, OnResult, Result, Run
 
 Log = Callable[[str], None]
 
@@ -50,9 +53,10 @@ def score_embeddings(
     """
     ev = evaluate_embeddings(Z, labels, train_embeddings, train_labels, config, metrics)
     if z3_path is not None and ev.Z3 is not None:
-        z3_path.parent.mkdir(parents=True, exist_ok=True)
         extra = {key: arr for key, arr in (("c1", ev.C1), ("c2", ev.C2), ("labels", labels)) if arr is not None}
-        np.savez(z3_path, z3=ev.Z3, epoch=-1 if epoch is None else epoch, **extra)
+        buffer = io.BytesIO()
+        np.savez(buffer, z3=ev.Z3, epoch=-1 if epoch is None else epoch, **extra)
+        write_atomic(z3_path, buffer.getvalue())  # a killed run leaves no truncated file that a cache hit would trust
     shape = getattr(Z, "shape", None)
     return Result(
         name=name,
@@ -76,8 +80,11 @@ def score_embedding_files(
     config: EvalConfig = EvalConfig(),
     metrics: list[str] | None = None,
     log: Log | None = None,
+    on_result: OnResult | None = None,
 ) -> Run:
-    """Score each ``.npz``/``.npy`` file; unreadable files become failures, the rest are scored."""
+    """Score each ``.npz``/``.npy`` file; unreadable files become failures, the rest are scored.
+
+    ``on_result(run, record)`` is called as each file's result or failure is added."""
     run = Run(config={**config.as_dict(), "metrics": metrics})
     for path in paths:
         try:
@@ -88,6 +95,8 @@ def score_embedding_files(
             run.failures.append(Failure(str(path), str(exc)))
             if log:
                 log(f"error: {exc}")
+            if on_result:
+                on_result(run, run.failures[-1])
             continue
         if log:
             log(f"scoring {emb.path} ({emb.embeddings.shape[0]} x {emb.embeddings.shape[1]})")
@@ -103,6 +112,8 @@ def score_embedding_files(
                 path=emb.path,
             )
         )
+        if on_result:
+            on_result(run, run.results[-1])
     return run
 
 
@@ -136,7 +147,7 @@ def _score_source(
     t_load = time.perf_counter() - t0
     mean, std = enc.mean or data.mean, enc.std or data.std
     n_train = 0 if data.train_images is None else len(data.train_images)
-    task = progress.add_task(f"embedding {source.name}", total=len(data.images) + n_train) if progress else None
+    task = progress.add_task(printable(f"embedding {source.name}"), total=len(data.images) + n_train) if progress else None
     advance = (lambda k: progress.advance(task, k)) if progress else None
     t0 = time.perf_counter()
     try:
@@ -177,12 +188,18 @@ def score_sources(
     run_config: dict[str, Any] | None = None,
     save_z3: Path | None = None,
     precision: Precision = "fp32",
+    on_result: OnResult | None = None,
 ) -> Run:
     """Score each source in order; a source that fails becomes a failure and the others go on.
 
-    ``save_z3``: a folder that receives ``<name>.z3.npz`` per source (see :func:`score_embeddings`).
+    ``save_z3``: a folder that receives ``<name>.z3.npz`` per source (see :func:`score_embeddings`); two sources
+    that would share a file are a ValueError before anything is scored. ``on_result(run, record)`` is called as
+    each result or failure is added. A cached result is reported under the name and path of the source asked for.
     ``precision``: of the forward passes, ``fp32`` or ``bf16`` (see :func:`sslmon.embed.embed_images`).
     """
+    z3_names = [f"{Path(source.name).stem}.z3.npz" for source in sources]
+    if save_z3 is not None:
+        _check_z3_names(sources, z3_names)
     dev = resolve_device(device)
     if config.k is None:
         if data.num_classes is None:
@@ -194,13 +211,15 @@ def score_sources(
                       "batch_size": batch_size, "device": dev.type, "precision": precision, **(run_config or {})})
     dataset_digest = array_digest(data.images, data.labels, data.train_images, data.train_labels) if cache else ""
     overall = progress.add_task("encoders", total=len(sources)) if progress else None
-    for source in sources:
+    for source, z3_name in zip(sources, z3_names):
+        failed = len(run.failures)
         try:
-            z3_path = save_z3 / f"{Path(source.name).stem}.z3.npz" if save_z3 is not None else None
+            z3_path = save_z3 / z3_name if save_z3 is not None else None
             key = cache.key(source.content(), dataset_digest, run.config) if cache else None
             reuse = cache is not None and (z3_path is None or z3_path.exists())
             result = cache.get(key) if reuse else None
             if result is not None:
+                result = replace(result, name=source.name, path=source.path)
                 if log:
                     log(f"cached: {source.name} (same file, dataset and settings; --no-cache recomputes)")
             else:
@@ -212,7 +231,7 @@ def score_sources(
             run.results.append(result)
         except Exception as exc:  # one bad encoder never loses the results of the others
             where = source.path or source.name
-            if isinstance(exc, CheckpointError):
+            if isinstance(exc, (CheckpointError, OutputError)):
                 message = str(exc)
             elif isinstance(exc, OSError) and exc.strerror:
                 message = f"{where}: {exc.strerror.lower()}"
@@ -221,9 +240,22 @@ def score_sources(
             run.failures.append(Failure(where, message))
             if log:
                 log(f"error: {message}")
+        if on_result:
+            on_result(run, run.failures[-1] if len(run.failures) > failed else run.results[-1])
         if progress:
             progress.advance(overall)
     return run
+
+
+def _check_z3_names(sources: list[Source], z3_names: list[str]) -> None:
+    """ValueError naming the first two sources whose Z3 files would have the same name."""
+    seen: dict[str, Source] = {}
+    for source, name in zip(sources, z3_names):
+        if name in seen:
+            first = seen[name]
+            raise ValueError(f"--save-z3: {first.path or first.name} and {source.path or source.name} would both be saved as "
+                             f"{name}; give each folder its own --save-z3 folder (one run per sslmon score)")
+        seen[name] = source
 
 
 def checkpoint_sources(paths: Iterable[str | Path], arch: str = "auto", trust: bool = False) -> list[Source]:
@@ -232,8 +264,15 @@ def checkpoint_sources(paths: Iterable[str | Path], arch: str = "auto", trust: b
     for path in map(Path, paths):
         files = find_checkpoints(path) if path.is_dir() else [path]
         for f in files:
-            sources.append(Source(f.name, str(f), partial(load_checkpoint, f, arch=arch, trust=trust), partial(file_digest, f)))
+            sources.append(Source(f.name, str(f), partial(load_checkpoint, f, arch=arch, trust=trust),
+                                  partial(_checkpoint_identity, f, arch, trust)))
     return sources
+
+
+def _checkpoint_identity(path: Path, arch: str, trust: bool) -> str:
+    """What identifies a checkpoint's result in the cache: its bytes, and the file name (the epoch may come from
+    it), the architecture asked for and trust (a file read with --trust-checkpoints is never served without it)."""
+    return f"{file_digest(path)} name={path.name} arch={arch} trust={trust}"
 
 
 def torchvision_sources(

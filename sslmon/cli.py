@@ -1,15 +1,20 @@
 """The ``sslmon`` command line: a thin layer over :mod:`sslmon.api`.
 
 Exit codes: 0 success; 1 a ``--fail-if`` condition held; 2 some input failed
-(the others are still reported and written) or a usage error.
+(the others are still reported and written), the ``-o`` file could not be written
+(the results go to stdout) or a usage error; 130 interrupted (Ctrl-C) after the
+finished results were written.
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
 from enum import Enum
+import io
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional
+import sys
+from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, Sequence, get_args, get_origin
 
 import typer
 from rich.console import Console
@@ -19,11 +24,14 @@ from rich.table import Table
 from sslmon import __version__
 from sslmon._text import one_line
 from sslmon.conditions import Condition, judge as judge_results, parse_condition
+from sslmon.config import (FOLDER_CONFIG, ConfigError, check_folder_key, check_type, folder_config, option_name,
+                           read_yaml)
 from sslmon.evaluate import EvalConfig
 from sslmon.inputs import EMBEDDING_SUFFIXES
 from sslmon.metrics import METRICS
-from sslmon.report import render, render_table
-from sslmon.results import Run
+from sslmon.output import OutputError, ResultsFile, check_target, write_atomic
+from sslmon.report import jsonl_line, printable, render, render_table
+from sslmon.results import Failure, OnResult, Result, Run
 
 if TYPE_CHECKING:
     from sslmon.correlate import RunResults
@@ -36,7 +44,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 err = Console(stderr=True)
-FOLDER_CONFIG = "sslmon.yaml"
 
 
 class OutputFormat(str, Enum):
@@ -76,9 +83,21 @@ def _rank_by(value: str) -> str:
     return value
 
 
+def _device(value: str) -> str:
+    """Check a --device name (``auto`` always passes; ``tpu`` or an absent CUDA is a usage error, not a traceback)."""
+    if value != "auto":
+        from sslmon.embed import resolve_device
+
+        try:
+            resolve_device(value)
+        except (ValueError, RuntimeError) as exc:
+            raise typer.BadParameter(one_line(exc))
+    return value
+
+
 # Options shared by `score` and `compare` (one definition each).
 K = Annotated[Optional[int], typer.Option("--k", min=2, help="k1, the number of k-means clusters (k2 = 2*k1). Default: the number of classes; required without labels.")]
-Seed = Annotated[int, typer.Option(help="Data seed: image subsets (--limit), the reference split of knn_acc/lp_acc, random init. UMAP and k-means use --seeds.")]
+Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Data seed: image subsets (--limit), the reference split of knn_acc/lp_acc, random init. UMAP and k-means use --seeds.")]
 Seeds = Annotated[Optional[str], typer.Option("--seeds", callback=lambda v: _seed_list(v), help="Evaluation seeds of UMAP and k-means: a count S (seeds 0..S-1) or a list such as 0,5,7. Metrics are the mean over the seeds (std and per-seed values in JSON). Default 3.")]
 UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default 100, chosen in docs/speed.md; umap-learn's own default is 500 up to 10k points).")]
 RankBy = Annotated[str, typer.Option("--rank-by", callback=_rank_by, help="Metric to rank by (see `sslmon metrics`).")]
@@ -86,7 +105,7 @@ Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separat
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
 Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results to this file (.json, .jsonl or .csv; format from --format when given).")]
-Device = Annotated[str, typer.Option(help="Torch device: auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
+Device = Annotated[str, typer.Option(callback=_device, help="Torch device: auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
 PrecisionOpt = Annotated[PrecisionChoice, typer.Option("--precision", help="Forward passes in fp32 (default: CPU and GPU agree) or bf16 (bfloat16 autocast, faster on recent GPUs); recorded in config.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors are still printed).")]
 Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images to embed: default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:FILE.")]
@@ -99,7 +118,7 @@ FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 w
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
 SaveZ3 = Annotated[Optional[Path], typer.Option("--save-z3", help="Folder to save each input's Z3 (UMAP 3-d), C1/C2 and labels as NAME.z3.npz, for `sslmon plot`.")]
 TrustData = Annotated[bool, typer.Option("--trust-data", help="Allow dataset files (CIFAR pickles) that need full unpickling (can run code: only for files you trust).")]
-ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too; the command line wins.")]
+ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too (evaluation settings only); the command line wins.")]
 
 
 def _seed_list(value: Optional[str]) -> Optional[tuple[int, ...]]:
@@ -138,15 +157,15 @@ def _metric_list(value: Optional[str], rank_by: str) -> Optional[list[str]]:
 
 
 def _say(msg: str) -> None:
-    """One line to stderr, as written: no markup, no highlighting, never wrapped."""
-    err.print(msg, highlight=False, soft_wrap=True, markup=False)
+    """One line to stderr, as written: no markup, no highlighting, never wrapped, control characters escaped."""
+    err.print(printable(msg), highlight=False, soft_wrap=True, markup=False)
 
 
 def _logger(quiet: bool) -> Callable[[str], None]:
-    """Progress lines to stderr unless quiet; error lines (``error: ...``) always."""
+    """Progress lines to stderr unless quiet; error and warning lines always."""
 
     def log(msg: str) -> None:
-        if not quiet or msg.startswith("error:"):
+        if not quiet or msg.startswith(("error:", "warning:")):
             _say(msg)
 
     return log
@@ -162,30 +181,44 @@ def _progress(quiet: bool) -> Progress | None:
     """Rich progress bars on stderr, only when stderr is a terminal and not --quiet."""
     if quiet or not err.is_terminal:
         return None
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
 
 
-def _apply_yaml(ctx: typer.Context, files: list[Path]) -> None:
-    """Fill options the user did not give on the command line from YAML files (earlier files win)."""
-    import yaml
-
+def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: Sequence[Path] = ()) -> None:
+    """Fill options the user did not give on the command line from --config, then from the folders' own files
+    (untrusted: evaluation settings only, see :mod:`sslmon.config`). A refused file is one error line, exit 2."""
     params = {p.name: p for p in ctx.command.params}
-    for path in files:
+    set_by_file: set[str] = set()  # an earlier file wins
+    files = [(config, False)] if config else []
+    for path, untrusted in [*files, *((f, True) for f in folder_files)]:
         try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise typer.BadParameter(f"{path}: cannot read YAML ({one_line(exc)})", param_hint="--config")
-        if not isinstance(data, dict):
-            raise typer.BadParameter(f"{path}: expected a mapping of option names to values", param_hint="--config")
-        for key, value in data.items():
-            name = str(key).replace("-", "_")
-            if name not in params or name in ("paths", "names", "config"):
-                raise typer.BadParameter(f"{path}: unknown option '{key}'", param_hint="--config")
-            if ctx.get_parameter_source(name).name == "DEFAULT":
-                try:
-                    ctx.params[name] = params[name].process_value(ctx, value)  # type coercion, bounds, callback
-                except Exception as exc:
-                    raise typer.BadParameter(f"{path}: option '{key}': {one_line(exc)}", param_hint="--config")
+            data = read_yaml(path)
+            for key, value in data.items():
+                name = option_name(key)
+                if name not in params or name in ("paths", "names", "config"):
+                    raise ConfigError(f"{path}: unknown option '{key}'")
+                if untrusted:
+                    check_folder_key(path, key)
+                value = check_type(path, key, value, _option_type(params[name]), params[name].multiple)
+                if ctx.get_parameter_source(name).name == "DEFAULT" and name not in set_by_file:
+                    try:
+                        ctx.params[name] = params[name].process_value(ctx, value)  # coercion, bounds, callback
+                    except Exception as exc:
+                        raise ConfigError(f"{path}: option '{key}': {one_line(exc)}") from None
+                    set_by_file.add(name)
+        except ConfigError as exc:
+            _fail(exc)
+
+
+def _option_type(param: Any) -> type:
+    """The Python type an option takes (int, float, bool, else str), for checking values read from YAML."""
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is None:  # typer versions whose options are plain click options
+        annotation = {"integer": int, "integer range": int, "float": float, "float range": float, "boolean": bool}.get(
+            param.type.name, str)
+    if get_origin(annotation) is list:
+        annotation = get_args(annotation)[0]
+    return annotation if annotation in (int, float, bool) else str
 
 
 def _stdout_console() -> Console:
@@ -194,33 +227,87 @@ def _stdout_console() -> Console:
     return out if out.is_terminal else Console(width=1000)
 
 
-def _emit(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path]) -> None:
-    """Write the run to ``output`` (format from --format, else from the suffix) and/or stdout."""
-    if output is not None:
-        suffix = output.suffix.lstrip(".")
-        file_fmt = fmt.value if fmt != OutputFormat.table else (suffix if suffix in {"json", "jsonl", "csv"} else "json")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(render(run, rank_by, file_fmt))
-        _say(f"wrote {output} ({file_fmt})")
-        if fmt != OutputFormat.table:
-            return
+def _results_file(output: Optional[Path], fmt: OutputFormat, inputs: list[Path]) -> ResultsFile | None:
+    """The -o file (format from --format, else from the suffix), checked before any scoring: exit 2 when refused."""
+    if output is None:
+        return None
+    try:
+        check_target(output, inputs)
+    except OutputError as exc:
+        _fail(exc)
+    suffix = output.suffix.lstrip(".")
+    file_fmt = fmt.value if fmt != OutputFormat.table else (suffix if suffix in {"json", "jsonl", "csv"} else "json")
+    return ResultsFile(output, file_fmt, _say)
+
+
+def _input_files(paths: list[Path], config: Optional[Path], dataset: Optional[str]) -> list[Path]:
+    """Every file the run reads (the files of folder inputs included), so that -o cannot overwrite one."""
+    files = [p for p in (config, Path(dataset.split(":", 1)[1]).expanduser() if dataset and ":" in dataset else None) if p]
+    for path in paths:
+        files += _entries(path) if path.is_dir() else [path]
+    return files
+
+
+def _entries(folder: Path) -> list[Path]:
+    """The entries of a folder input, sorted; none when it cannot be listed (scoring then reports why)."""
+    try:
+        return sorted(folder.iterdir())
+    except OSError:
+        return []
+
+
+def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tuple[Run | None, bool]:
+    """Run ``score_fn``, streaming each finished record to the -o file; on Ctrl-C return what finished.
+
+    Returns (run, interrupted); the run is None when Ctrl-C came before the first result."""
+    latest: list[Run] = []
+
+    def on_result(run: Run, item: Result | Failure) -> None:
+        latest[:] = [run]
+        if out is not None:
+            out.stream(jsonl_line(item))
+
+    try:
+        return score_fn(on_result), False
+    except KeyboardInterrupt:
+        return (latest[0] if latest else None), True
+
+
+def _finish(run: Run | None, rank_by: str, fmt: OutputFormat, out: ResultsFile | None, conditions: list[Condition],
+            which: Judge, interrupted: bool = False) -> None:
+    """Write the -o file and/or stdout, then exit 130 if interrupted, 2 if some input failed or -o could not be
+    written (the results then go to stdout), 1 if a --fail-if condition held, else 0."""
+    if run is None:
+        _say("interrupted before any result finished")
+        raise typer.Exit(130)
+    run.config["rank_by"] = rank_by
+    written = out is not None and out.finish(render(run, rank_by, out.fmt))
+    if written:
+        _say(f"wrote {out.path} ({out.fmt})")
     if fmt == OutputFormat.table:
         render_table(run, rank_by, _stdout_console())
-    else:
+    elif not written:
         typer.echo(render(run, rank_by, fmt.value), nl=False)
-
-
-def _finish(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path], conditions: list[Condition], which: Judge) -> None:
-    """Emit the results, then exit 2 if some input failed, 1 if a --fail-if condition held, else 0."""
-    run.config["rank_by"] = rank_by
-    _emit(run, rank_by, fmt, output)
+    if interrupted:
+        _say(f"interrupted: the {len(run.results)} finished result(s) were reported")
+        raise typer.Exit(130)
     tripped = judge_results(run, conditions, which.value, rank_by) if conditions else []
     for message in tripped:
         _say(f"fail-if: {message}")
-    if run.failures:
+    if run.failures or (out is not None and out.failed):
         raise typer.Exit(2)
     if tripped:
         raise typer.Exit(1)
+
+
+def _broken_links(paths: list[Path], log: Callable[[str], None]) -> None:
+    """One warning line per checkpoint-named symbolic link in a folder input whose target is missing (or a loop)."""
+    from sslmon.encoders import CHECKPOINT_SUFFIXES
+
+    for folder in (p for p in paths if p.is_dir()):
+        for entry in _entries(folder):
+            if entry.suffix.lower() in CHECKPOINT_SUFFIXES and entry.is_symlink() and not entry.exists():
+                log(f"warning: {entry}: broken symbolic link (to {os.readlink(entry)}), skipped")
 
 
 def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
@@ -230,7 +317,8 @@ def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
         raise typer.BadParameter(str(exc), param_hint="--fail-if")
 
 
-def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_factor: float, run_config: dict[str, Any]) -> Run:
+def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_factor: float, run_config: dict[str, Any],
+                    on_result: OnResult) -> Run:
     """Load the dataset once and score each encoder source; bad dataset or empty source list is a usage error."""
     from sslmon.api import score_sources
     from sslmon.cache import ResultCache
@@ -252,8 +340,9 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
     try:
         with progress or nullcontext():
             run = score_sources(sources, data, config, opts["metrics"], opts["batch_size"], opts["device"],
-                                cache=None if opts["no_cache"] else ResultCache(), progress=progress, log=log,
-                                run_config=run_config, save_z3=opts["save_z3"], precision=opts["precision"].value)
+                                cache=None if opts["no_cache"] else ResultCache(warn=log), progress=progress, log=log,
+                                run_config=run_config, save_z3=opts["save_z3"], precision=opts["precision"].value,
+                                on_result=on_result)
     except ValueError as exc:
         raise typer.BadParameter(str(exc))
     return run
@@ -290,8 +379,11 @@ def score(
     quiet: Quiet = False,
 ) -> None:
     """Score checkpoints (or embedding files) and print them ranked by a label-free metric."""
-    folder_configs = [p / FOLDER_CONFIG for p in paths if p.is_dir() and (p / FOLDER_CONFIG).is_file()]
-    _apply_yaml(ctx, ([config] if config else []) + folder_configs)
+    try:
+        folder_configs = [f for f in (folder_config(p) for p in paths if p.is_dir()) if f is not None]
+    except ConfigError as exc:
+        _fail(exc)
+    _apply_yaml(ctx, config, folder_configs)
     opts = ctx.params
     rank_by = opts["rank_by"]
     opts["metrics"] = _metric_list(opts["metrics"], rank_by)
@@ -300,18 +392,22 @@ def score(
     embedding_files = [p for p in paths if p.suffix in EMBEDDING_SUFFIXES]
     if embedding_files and len(embedding_files) != len(paths):
         raise typer.BadParameter("give either embedding files (.npz/.npy) or checkpoints, not both", param_hint="PATHS")
+    out = _results_file(opts["output"], opts["fmt"], _input_files(paths, config, opts["dataset"]))
     if embedding_files:
         from sslmon.api import score_embedding_files
 
         device = "cpu" if opts["device"] == "auto" else opts["device"]
         cfg = _eval_config(opts, bin_factor, device)
-        run = score_embedding_files(paths, cfg, opts["metrics"], log=_logger(opts["quiet"]))
+        run, interrupted = _scoring(lambda on_result: score_embedding_files(
+            paths, cfg, opts["metrics"], log=_logger(opts["quiet"]), on_result=on_result), out)
     else:
         from sslmon.api import checkpoint_sources
 
-        run = _score_encoders(lambda: checkpoint_sources(paths, opts["arch"], opts["trust_checkpoints"]), opts, bin_factor,
-                              {"arch": opts["arch"], "limit": opts["limit"]})
-    _finish(run, rank_by, opts["fmt"], opts["output"], conditions, opts["judge"])
+        _broken_links(paths, _logger(opts["quiet"]))
+        run, interrupted = _scoring(lambda on_result: _score_encoders(
+            lambda: checkpoint_sources(paths, opts["arch"], opts["trust_checkpoints"]), opts, bin_factor,
+            {"arch": opts["arch"], "limit": opts["limit"]}, on_result), out)
+    _finish(run, rank_by, opts["fmt"], out, conditions, opts["judge"], interrupted)
 
 
 @app.command()
@@ -345,7 +441,7 @@ def compare(
     quiet: Quiet = False,
 ) -> None:
     """Score torchvision models on the same images; images are resized to each model's weights resolution."""
-    _apply_yaml(ctx, [config] if config else [])
+    _apply_yaml(ctx, config)
     opts = ctx.params
     if opts["weights"] not in ("default", "none"):
         raise typer.BadParameter("must be 'default' or 'none'", param_hint="--weights")
@@ -363,9 +459,11 @@ def compare(
 
     download = False if opts["offline"] else None  # None: download unless SSLMON_OFFLINE=1
     progress = False if opts["quiet"] else None  # None: a download progress bar when stderr is a terminal
-    run = _score_encoders(lambda: torchvision_sources(names, opts["weights"], opts["seed"], download, progress), opts,
-                          opts["bin_factor"] or 0.8, {"weights": opts["weights"], "limit": opts["limit"]})
-    _finish(run, rank_by, opts["fmt"], opts["output"], conditions, opts["judge"])
+    out = _results_file(opts["output"], opts["fmt"], _input_files([], config, opts["dataset"]))
+    run, interrupted = _scoring(lambda on_result: _score_encoders(
+        lambda: torchvision_sources(names, opts["weights"], opts["seed"], download, progress), opts,
+        opts["bin_factor"] or 0.8, {"weights": opts["weights"], "limit": opts["limit"]}, on_result), out)
+    _finish(run, rank_by, opts["fmt"], out, conditions, opts["judge"], interrupted)
 
 
 class Method(str, Enum):
@@ -459,12 +557,17 @@ def correlate(
 
     runs = [correlate_run(run, against) for run in _load_runs(paths, names)]
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
         if fmt == CorrelateFormat.table and output.suffix == ".txt":
-            with output.open("w") as fh:
-                render_table(runs, against, Console(file=fh, width=1000, no_color=True))
+            buffer = io.StringIO()
+            render_table(runs, against, Console(file=buffer, width=1000, no_color=True))
+            document = buffer.getvalue()
         else:
-            output.write_text(to_json(runs, against))
+            document = to_json(runs, against)
+        try:
+            check_target(output, paths)
+            write_atomic(output, document)
+        except OutputError as exc:
+            _fail(exc)
         _say(f"wrote {output}")
         if fmt == CorrelateFormat.json:
             return
@@ -510,7 +613,9 @@ def plot(
         written = make_plots(runs, out, against, z3, chosen_epochs, log=_logger(quiet))
     except PlotError as exc:
         _fail(exc)
-    typer.echo("\n".join(map(str, written)))
+    except OSError as exc:
+        _fail(OutputError(f"{out}: cannot write the figures ({(exc.strerror or type(exc).__name__).lower()})"))
+    typer.echo("\n".join(printable(str(path)) for path in written))
 
 
 @app.command("metrics")
@@ -531,5 +636,15 @@ def list_archs_cmd() -> None:
     typer.echo("\n".join(list_archs()))
 
 
+# click's ClickException, whichever click typer uses (its own vendored copy or the click package)
+_ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
 def main() -> None:
-    app()
+    """The console script: a usage error (bad option value, missing argument) is one ``error:`` line and exit 2."""
+    try:
+        code = app(standalone_mode=False)
+    except _ClickException as exc:
+        _say("error: " + " ".join(exc.format_message().split()))
+        code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+import re
 import textwrap
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 import zipfile
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
+_SAFE_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a metric key that is a plain file-name part
 OUTLIER_FACTOR = 5.0
 MAD_TO_STD = 1.4826  # MAD * 1.4826 estimates the std of normally distributed values
 OUTLIER_RULE = (f"black × = outlier: distance to the median of Z3 > median distance + {OUTLIER_FACTOR:g} robust std "
@@ -133,12 +135,12 @@ def load_z3_dir(folder: Path) -> list[Z3Snapshot]:
     snapshots = []
     for path in files:
         try:
-            with np.load(path) as npz:
+            with np.load(path, allow_pickle=False) as npz:
                 z3 = np.asarray(npz["z3"], dtype=np.float64)
-                epoch = int(npz["epoch"]) if "epoch" in npz else -1
+                epoch = _epoch(npz["epoch"]) if "epoch" in npz else -1
                 source = "labels" if "labels" in npz else "c1" if "c1" in npz else None
                 colours = np.asarray(npz[source]) if source else None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise PlotError(f"{path}: not a Z3 file from --save-z3 ({' '.join(str(exc).split())})") from None
         if z3.ndim != 2 or z3.shape[1] != 3:
             raise PlotError(f"{path}: z3 has shape {z3.shape}, expected (n, 3)")
@@ -147,6 +149,13 @@ def load_z3_dir(folder: Path) -> list[Z3Snapshot]:
         colour_by = {"labels": "ground-truth class", "c1": "k-means cluster C1", None: ""}[source]
         snapshots.append(Z3Snapshot(path.name.removesuffix(".z3.npz"), None if epoch < 0 else epoch, z3, colours, colour_by))
     return sorted(snapshots, key=lambda s: (s.epoch is None, s.epoch or 0, s.name))
+
+
+def _epoch(value: np.ndarray) -> int:
+    """The ``epoch`` array of a Z3 file: one integer (-1 = unknown); ValueError otherwise."""
+    if value.shape != () or not np.issubdtype(value.dtype, np.integer):
+        raise ValueError(f"epoch must be one integer, got {value.dtype} array of shape {value.shape}")
+    return int(value)
 
 
 def select_snapshots(snapshots: list[Z3Snapshot], epochs: Sequence[int] | None = None) -> list[Z3Snapshot]:
@@ -345,6 +354,11 @@ def make_plots(
     anything if matplotlib is missing or the Z3 folder or ``epochs`` cannot be used.
     """
     _require_matplotlib()
+    for run in runs:
+        for key in run.metric_keys():
+            if not _SAFE_KEY.fullmatch(key):
+                raise PlotError(f"{run.path}: metric key {key!r} cannot be part of a file name "
+                                "(letters, digits, '_', '-' and '.' only)")
     snapshots = load_z3_dir(z3_dir) if z3_dir is not None else []
     chosen = select_snapshots(snapshots, epochs) if snapshots else []
     outlier_epochs = {s.epoch: int(n) for s in snapshots if s.epoch is not None and (n := find_outliers(s.z3).sum())}

@@ -3,18 +3,44 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import asdict
 import io
 import json
+import re
 from typing import Literal
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from sslmon.metrics import METRICS
-from sslmon.results import Run
+from sslmon.results import Failure, Result, Run
 
 Format = Literal["table", "json", "jsonl", "csv"]
 ARROWS = {"higher": "↑", "lower": "↓", "target": "→1"}
+
+
+# C0/C1 controls and DEL, Unicode line/paragraph separators, bidirectional overrides and isolates.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (newline, escape, bidi overrides ...) written as Python escapes
+    (``\\n``, ``\\x1b``, ``\\u202e``), so a file name can neither break a line nor drive the terminal."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def csv_cell(text: str) -> str:
+    """A text cell that a spreadsheet cannot run as a formula: one starting with = + - @, tab or CR gets a leading '."""
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def jsonl_line(item: Result | Failure, rank: int | None = None) -> str:
+    """One JSON Lines record: a result (with its ``rank``, None while unranked) or a failure (``"failed": true``)."""
+    if isinstance(item, Failure):
+        return json.dumps({"failed": True, **asdict(item)}) + "\n"
+    return json.dumps({"rank": rank, **item.to_dict()}, allow_nan=False) + "\n"
 
 
 def _metric_columns(run: Run) -> list[str]:
@@ -30,15 +56,16 @@ def to_json(run: Run, rank_by: str) -> str:
 
 def to_jsonl(run: Run, rank_by: str) -> str:
     """One JSON object per result in rank order, then one per failure (``"failed": true``)."""
-    doc = run.to_dict(rank_by)
-    lines = [json.dumps(r, allow_nan=False) for r in doc["results"]]
-    lines += [json.dumps({"failed": True, **f}) for f in doc["failures"]]
-    return "".join(line + "\n" for line in lines)
+    lines = [jsonl_line(r, rank if r.metrics.get(rank_by) is not None else None)
+             for rank, r in enumerate(run.ranked(rank_by), start=1)]
+    return "".join(lines + [jsonl_line(f) for f in run.failures])
 
 
 def to_csv(run: Run, rank_by: str) -> str:
     """One row per result in rank order: rank, name, path, epoch, n, d, k, metrics (means over the
-    seeds), their std over the seeds (``<key>_std``, empty with one seed), errors."""
+    seeds), their std over the seeds (``<key>_std``, empty with one seed), errors.
+
+    Text cells are escaped against formula injection (:func:`csv_cell`)."""
     doc = run.to_dict(rank_by)
     metric_keys = list(METRICS)
     buf = io.StringIO()
@@ -49,8 +76,9 @@ def to_csv(run: Run, rank_by: str) -> str:
         errors = "; ".join(f"{m}: {why}" for m, why in r["errors"].items())
         values = [_cell(r["metrics"].get(m)) for m in metric_keys]
         stds = [_cell(r["metrics_std"].get(m)) for m in metric_keys]
-        writer.writerow([r["rank"] or "", r["name"], r["path"] or "", r["epoch"] if r["epoch"] is not None else "",
-                         r["n_samples"], r["dim"], r["k"] or "", *values, *stds, errors])
+        writer.writerow([r["rank"] or "", csv_cell(r["name"]), csv_cell(r["path"] or ""),
+                         r["epoch"] if r["epoch"] is not None else "", r["n_samples"], r["dim"], r["k"] or "", *values,
+                         *stds, csv_cell(errors)])
     return buf.getvalue()
 
 
@@ -87,15 +115,15 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
         header = f"{head}\n{tail} {ARROWS[METRICS[m].better]}"
         table.add_column(header, justify="right", style="bold" if m == rank_by else None, no_wrap=True)
     for rank, r in enumerate(run.ranked(rank_by), start=1):
-        row = [str(rank) if r.metrics.get(rank_by) is not None else "—", r.name]
+        row: list[str | Text] = [str(rank) if r.metrics.get(rank_by) is not None else "—", Text(printable(r.name))]
         if show_epoch:
             row.append("" if r.epoch is None else str(r.epoch))
         row += [_fmt(r.metrics.get(m), r.metrics_std.get(m)) for m in columns]
         table.add_row(*row)
     console.print(table)
-    notes = [f"{r.name}: {m} undefined: {why}" for r in run.results for m, why in r.errors.items()]
+    notes = [printable(f"{r.name}: {m} undefined: {why}") for r in run.results for m, why in r.errors.items()]
     references = sorted({r.reference for r in run.results if r.reference})
-    notes += [f"knn_acc/lp_acc fitted on {ref}" for ref in references]
+    notes += [printable(f"knn_acc/lp_acc fitted on {ref}") for ref in references]
     for note in notes:
         console.print(note, style="dim", highlight=False, markup=False, soft_wrap=True)
 

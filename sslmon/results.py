@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields
+import math
+from typing import Any, Callable
 
 from sslmon import __version__
 from sslmon.metrics import METRICS
@@ -33,6 +34,36 @@ class Result:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Result:
+        """The inverse of :meth:`to_dict` for a document read back from disk; ValueError naming the first
+        field that is missing, of the wrong type, or a non-finite number (nothing half-checked gets through)."""
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        names = {f.name for f in fields(cls)}
+        if set(doc) != names:
+            raise ValueError(f"fields {sorted(set(doc) ^ names)} missing or unexpected")
+        _expect(doc["name"], str, "name")
+        for key in ("path", "reference"):
+            _expect(doc[key], (str, type(None)), key)
+        for key in ("epoch", "n_samples", "dim", "k"):
+            _expect(doc[key], (int, type(None)), key)
+        _expect(doc["source"], dict, "source")
+        for key, values, kinds in (("metrics", doc["metrics"], (int, float, type(None))), ("errors", doc["errors"], str),
+                                   ("timings", doc["timings"], (int, float))):
+            _expect(values, dict, key)
+            for name, value in values.items():
+                _expect(value, kinds, f"{key}.{name}")
+        return cls(**doc)
+
+
+def _expect(value: Any, kinds: type | tuple[type, ...], where: str) -> None:
+    """ValueError unless ``value`` is one of ``kinds`` (bool is not a number) and, if a float, finite."""
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise ValueError(f"'{where}' has the wrong type ({type(value).__name__})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"'{where}' is not a finite number")
 
 
 @dataclass
@@ -71,3 +102,6 @@ class Run:
             "results": records,
             "failures": [asdict(f) for f in self.failures],
         }
+
+
+OnResult = Callable[[Run, "Result | Failure"], None]  # called with the run so far and the record just added to it

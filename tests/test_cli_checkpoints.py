@@ -128,14 +128,20 @@ def test_fail_if_exit_codes_and_judged_checkpoint(tmp_path, tiny_data, cache_dir
 def test_folder_yaml_and_config_file(tmp_path, tiny_data, cache_dir):
     ckpts = tmp_path / "ckpts"
     _write_milestones(ckpts, epochs=(0, 1))
-    (ckpts / "sslmon.yaml").write_text(f"dataset: {tiny_data}\nmetrics: rankme\nrank-by: rankme\nlimit: 30\n")
-    result = runner.invoke(app, ["score", str(ckpts), "--format", "json", "-q"])
+    (ckpts / "sslmon.yaml").write_text("metrics: rankme\nrank-by: rankme\nlimit: 30\n")
+    result = runner.invoke(app, ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "-q"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["config"]["n_samples"] == 30 and doc["config"]["metrics"] == ["rankme"]
     # the command line wins over the folder file
-    result = runner.invoke(app, ["score", str(ckpts), "--format", "json", "-q", "--limit", "45"])
+    result = runner.invoke(app, ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "-q", "--limit", "45"])
     assert json.loads(result.stdout)["config"]["n_samples"] == 45
+    # --config (trusted: may name the dataset, and the documented key `format`) wins over the folder file
+    user = tmp_path / "user.yaml"
+    user.write_text(f"dataset: {tiny_data}\nlimit: 40\nformat: json\nquiet: true\n")
+    result = runner.invoke(app, ["score", str(ckpts), "--config", str(user)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["config"]["n_samples"] == 40
     bad = tmp_path / "bad.yaml"
     bad.write_text("no_such_option: 1\n")
     result = runner.invoke(app, ["score", str(ckpts), "--config", str(bad)])

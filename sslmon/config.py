@@ -1,0 +1,103 @@
+"""Option files: the user's ``--config FILE`` (trusted) and a folder's own ``sslmon.yaml`` (untrusted).
+
+Both are read the same careful way: at most :data:`MAX_BYTES`, UTF-8 text, YAML through
+``yaml.safe_load`` (no Python tags), no aliases (a "billion laughs" document expands
+aliases exponentially) and at most :data:`MAX_DEPTH` levels of nesting. A folder's file
+travels with the data, so it may set only :data:`FOLDER_KEYS`: how the checkpoints are
+evaluated, never a trust flag, a path to read or write, or what happens to the output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sslmon._text import one_line
+from sslmon.output import read_regular
+
+FOLDER_CONFIG = "sslmon.yaml"
+MAX_BYTES = 1 << 20
+MAX_DEPTH = 20
+ALIASES = {"format": "fmt"}  # documented key -> option name
+# Evaluation settings a folder's own sslmon.yaml may set. Everything else (trust_checkpoints, dataset, output,
+# save_z3, config, no_cache, fmt, judge, quiet) only from the command line or --config.
+FOLDER_KEYS = frozenset({"limit", "train_limit", "image_size", "arch", "k", "seed", "seeds", "umap_epochs", "rank_by",
+                         "metrics", "bin_factor", "batch_size", "device", "precision", "fail_if"})
+
+
+class ConfigError(ValueError):
+    """An option file that is refused; the message names the file (and the key), on one line."""
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping of an option file, read safely (see module docstring); ConfigError otherwise."""
+    try:
+        raw = read_regular(path, MAX_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({(exc.strerror or type(exc).__name__).lower()})") from None
+    if len(raw) > MAX_BYTES:
+        raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not an option file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (a binary file?)") from None
+    try:
+        depth = 0
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ConfigError(f"{path}: YAML aliases (*{event.anchor}) are not allowed in option files")
+            depth += isinstance(event, yaml.CollectionStartEvent) - isinstance(event, yaml.CollectionEndEvent)
+            if depth > MAX_DEPTH:
+                raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep")
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({one_line(exc)})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of option names to values, got a {type(data).__name__}")
+    return data
+
+
+def folder_config(folder: Path) -> Path | None:
+    """The folder's own option file, if it has one; ConfigError when it is a link to a file outside the folder."""
+    path = folder / FOLDER_CONFIG
+    if not path.is_file():
+        return None
+    if path.resolve().parent != folder.resolve():
+        raise ConfigError(f"{path}: links to {path.resolve()}, outside the folder; a folder's {FOLDER_CONFIG} must be its own")
+    return path
+
+
+def option_name(key: Any) -> str:
+    """``rank-by`` -> ``rank_by``; documented aliases (``format``) -> the option's name."""
+    name = str(key).replace("-", "_")
+    return ALIASES.get(name, name)
+
+
+def check_folder_key(path: Path, key: Any) -> None:
+    """ConfigError unless a folder's own option file may set ``key``."""
+    if option_name(key) not in FOLDER_KEYS:
+        raise ConfigError(f"{path}: '{key}' cannot be set by a folder's own {FOLDER_CONFIG} (it travels with the data); "
+                          f"give it on the command line or in --config. A folder may set: {', '.join(sorted(FOLDER_KEYS))}")
+
+
+_WANTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def check_type(path: Path, key: Any, value: Any, expected: type, multiple: bool) -> Any:
+    """``value`` checked against the option's type (int, float, bool or str; an int passes as a float); a single
+    string for a repeatable option becomes a one-item list. ConfigError naming the file and key otherwise."""
+    if value is None:
+        return None
+    if multiple:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list):
+            raise ConfigError(f"{path}: option '{key}' must be a list or a string, got {type(value).__name__}")
+        return [check_type(path, key, item, expected, False) for item in items]
+    types = (int, float) if expected is float else (expected,)
+    if isinstance(value, bool) != (expected is bool) or not isinstance(value, types):
+        raise ConfigError(f"{path}: option '{key}' must be {_WANTED[expected]}, got {type(value).__name__} {value!r:.40}")
+    return value

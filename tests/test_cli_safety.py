@@ -1,0 +1,290 @@
+"""Presentation safety (names shown literally, escaped, CSV cells defused), a cache that can be trusted,
+--save-z3 collisions, broken symlinks. In-process through the console-script entry point."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sslmon.archs import SmallConvNet
+from sslmon.cache import ResultCache
+from sslmon.report import csv_cell, printable
+from sslmon.results import Result
+from cli_helpers import run_cli, snapshot
+
+FAST = ["--metrics", "rankme,l2_std", "--arch", "convnet-small"]
+
+
+@pytest.fixture()
+def cli(capsys, monkeypatch):
+    return lambda *args: run_cli(list(args), capsys, monkeypatch)
+
+
+@pytest.fixture()
+def tiny_data(tmp_path) -> str:
+    """40 labelled 16x16 grayscale images in 2 classes, with 20 train images."""
+    rng = np.random.default_rng(1)
+    images = (rng.integers(0, 100, size=(60, 16, 16)) + 100 * (np.arange(60) % 2)[:, None, None]).astype(np.uint8)
+    path = tmp_path / "tiny.npz"
+    np.savez(path, images=images[:40], labels=np.arange(40) % 2, train_images=images[40:], train_labels=np.arange(20) % 2)
+    return f"npz:{path}"
+
+
+@pytest.fixture()
+def cache_dir(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("SSLMON_CACHE_DIR", str(folder))
+    return folder
+
+
+def _checkpoint(path: Path, seed: int, **extra) -> None:
+    """A convnet-small state dict; the epoch comes from the file name unless ``extra`` holds one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    torch.save({"state_dict": SmallConvNet().state_dict(), **extra}, path)
+
+
+# --------------------------------------------------------------------------- presentation
+
+
+def test_printable_and_csv_cell():
+    assert printable("a\nb\x1b[31mc\u202ed\te") == "a\\nb\\x1b[31mc\\u202ed\\te"
+    assert printable("épreuve [red]x[/red]") == "épreuve [red]x[/red]"  # markup is not a control character
+    assert [csv_cell(t) for t in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "ok", "a=b")] == \
+        ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "ok", "a=b"]
+
+
+HOSTILE = ["[bold red]x", "[link=mailto:a@b.c]y", "=1+2", "@SUM(A1)", "line\nbreak\x1b[2J"]
+
+
+def test_hostile_names_are_shown_literally_escaped_and_defused(tmp_path, cli):
+    rng = np.random.default_rng(0)
+    for name in HOSTILE:
+        np.savez(tmp_path / f"{name}.npz", embeddings=rng.normal(size=(30, 5)), labels=np.arange(30) % 3)
+    paths = [str(tmp_path / f"{name}.npz") for name in HOSTILE]
+    code, out, err = cli("score", *paths, "--metrics", "rankme")
+    assert code == 0, err
+    assert "[bold red]x" in out and "[link=mailto:a@b.c]y" in out  # shown, not interpreted as markup
+    assert "line\\nbreak\\x1b[2J" in out and "\x1b" not in out  # escaped in the table
+    assert "line\\nbreak\\x1b[2J.npz" in err and "\x1b" not in err  # and in the stderr progress lines
+    code, out, err = cli("score", *paths, "--metrics", "rankme", "-o", str(tmp_path / "r.csv"))
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text(), newline="")))
+    assert sorted(r["name"] for r in rows) == sorted(["[bold red]x", "[link=mailto:a@b.c]y", "'=1+2", "'@SUM(A1)",
+                                                      "line\nbreak\x1b[2J"])
+    assert all(not r[col].startswith(("=", "+", "-", "@")) for r in rows for col in ("name", "path"))
+
+
+def test_broken_symlink_in_a_folder_is_named_in_one_warning(tmp_path, tiny_data, cache_dir, cli):
+    ckpts = tmp_path / "ckpts"
+    _checkpoint(ckpts / "epoch_0001.pt", 1)
+    (ckpts / "epoch_0002.pt").symlink_to(tmp_path / "gone.pt")
+    code, out, err = cli("score", str(ckpts), "--dataset", tiny_data, *FAST, "-q", "-f", "json")
+    assert code == 0, err
+    (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert "epoch_0002.pt" in warning and "broken symbolic link" in warning
+    assert [r["name"] for r in json.loads(out)["results"]] == ["epoch_0001.pt"]
+
+
+def test_folder_config_linked_from_outside_the_folder_is_refused(tmp_path, cli):
+    (tmp_path / "elsewhere.yaml").write_text("limit: 5\n")
+    (tmp_path / "ckpts").mkdir()
+    (tmp_path / "ckpts" / "sslmon.yaml").symlink_to(tmp_path / "elsewhere.yaml")
+    code, out, err = cli("score", str(tmp_path / "ckpts"))
+    assert code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "ckpts/sslmon.yaml" in line and "outside the folder" in line
+
+
+def test_fifo_given_as_config_is_refused_without_hanging(tmp_path):
+    np.savez(tmp_path / "good.npz", embeddings=np.random.default_rng(0).normal(size=(30, 4)), labels=np.arange(30) % 2)
+    os.mkfifo(tmp_path / "c.yaml")  # opening it for reading would wait for a writer forever
+    cmd = [sys.executable, "-c", "from sslmon.cli import main; main()", "score", str(tmp_path / "good.npz"),
+           "--config", str(tmp_path / "c.yaml")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert "c.yaml" in line and "not a regular file" in line
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def test_identical_files_under_two_names_give_two_correct_rows(tmp_path, tiny_data, cache_dir, cli):
+    ckpts = tmp_path / "ckpts"
+    _checkpoint(ckpts / "epoch_0005.pt", 5)  # no epoch inside: it comes from the name
+    shutil.copy(ckpts / "epoch_0005.pt", ckpts / "last.pt")
+    args = ["score", str(ckpts), "--dataset", tiny_data, *FAST, "-f", "json"]
+    runs = [cli(*args), cli(*args)]
+    for code, out, err in runs:
+        assert code == 0, err
+        rows = {r["name"]: r for r in json.loads(out)["results"]}
+        assert set(rows) == {"epoch_0005.pt", "last.pt"}
+        assert rows["epoch_0005.pt"]["epoch"] == 5 and rows["last.pt"]["epoch"] is None
+        assert rows["last.pt"]["path"] == str(ckpts / "last.pt")
+        assert rows["epoch_0005.pt"]["metrics"] == rows["last.pt"]["metrics"]  # same weights, same numbers
+    assert runs[1][2].count("cached:") == 2
+    # the same file in another folder: served from the cache, reported under its own path
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(ckpts / "epoch_0005.pt", other / "epoch_0005.pt")
+    code, out, err = cli("score", str(other), "--dataset", tiny_data, *FAST, "-f", "json")
+    assert "cached: epoch_0005.pt" in err
+    assert json.loads(out)["results"][0]["path"] == str(other / "epoch_0005.pt")
+
+
+def test_a_result_scored_with_trust_is_not_served_without_it(tmp_path, tiny_data, cache_dir, cli):
+    _checkpoint(tmp_path / "ckpts" / "epoch_0001.pt", 1)
+    args = ["score", str(tmp_path / "ckpts"), "--dataset", tiny_data, *FAST, "-f", "json"]
+    assert "cached:" not in cli(*args, "--trust-checkpoints")[2]
+    assert "cached:" not in cli(*args)[2]
+    assert "cached:" in cli(*args, "--trust-checkpoints")[2]
+    assert "cached:" in cli(*args)[2]
+
+
+def _entry(rankme: float = 3.0) -> Result:
+    return Result("a.pt", "a.pt", {"rankme": rankme}, timings={"embed": 0.1}, epoch=1, n_samples=10, dim=4, k=2)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "binary", "foreign", "wrong-schema", "nan", "directory", "fifo"])
+def test_damaged_cache_entries_are_ignored_and_rewritten(tmp_path, damage):
+    cache = ResultCache(tmp_path)
+    cache.put("k1", _entry())
+    cache.put("k2", _entry(7.0))
+    path = tmp_path / "k1.json"
+    good = json.loads(path.read_text())
+    if damage == "truncated":
+        path.write_text(path.read_text()[:40])
+    elif damage == "garbage":
+        path.write_text("{not json")
+    elif damage == "binary":
+        path.write_bytes(b"\xff\xfe\x00garbage")
+    elif damage == "foreign":  # another key's entry under this key's name
+        shutil.copy(tmp_path / "k2.json", path)
+    elif damage == "wrong-schema":
+        path.write_text(json.dumps({**good, "result": {**good["result"], "metrics": "many"}}))
+    elif damage == "nan":
+        path.write_text(path.read_text().replace("3.0", "NaN"))
+    elif damage == "directory":
+        path.unlink()
+        path.mkdir()
+    else:
+        path.unlink()
+        os.mkfifo(path)
+    assert cache.get("k1") is None
+    if damage in ("directory", "fifo"):
+        return  # not a file: nothing the cache may replace
+    cache.put("k1", _entry(5.0))
+    assert cache.get("k1").metrics == {"rankme": 5.0}
+    assert cache.get("k2").metrics == {"rankme": 7.0}
+
+
+def test_wrong_schema_entry_in_a_real_run_is_recomputed(tmp_path, tiny_data, cache_dir, cli):
+    _checkpoint(tmp_path / "ckpts" / "epoch_0001.pt", 1)
+    args = ["score", str(tmp_path / "ckpts"), "--dataset", tiny_data, *FAST, "-f", "json"]
+    first = json.loads(cli(*args)[1])["results"][0]["metrics"]
+    (entry,) = cache_dir.glob("*.json")
+    doc = json.loads(entry.read_text())
+    doc["result"]["metrics"] = {"rankme": "high"}
+    entry.write_text(json.dumps(doc))
+    code, out, err = cli(*args)
+    assert code == 0 and "cached:" not in err and "Traceback" not in err
+    assert json.loads(out)["results"][0]["metrics"] == first
+    assert "cached:" in cli(*args)[2]  # rewritten
+
+
+def test_unwritable_cache_folder_warns_once_and_scores_everything(tmp_path, tiny_data, monkeypatch, cli):
+    (tmp_path / "plain-file").write_text("")
+    monkeypatch.setenv("SSLMON_CACHE_DIR", str(tmp_path / "plain-file" / "cache"))  # cannot be created, even by root
+    for e in (1, 2, 3):
+        _checkpoint(tmp_path / "ckpts" / f"epoch_{e:04d}.pt", e)
+    code, out, err = cli("score", str(tmp_path / "ckpts"), "--dataset", tiny_data, *FAST, "-f", "json", "-q")
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cache" in warnings[0] and not [line for line in err.splitlines() if "error" in line]
+    assert [r["epoch"] for r in json.loads(out)["results"]] != [] and len(json.loads(out)["results"]) == 3
+
+
+def test_cache_entries_are_never_read_half_written(tmp_path):
+    """A writer that keeps replacing an entry while a reader reads it: the reader sees a whole entry or nothing."""
+    import threading
+
+    cache = ResultCache(tmp_path)
+    cache.put("k", _entry(1.0))
+    stop = threading.Event()
+
+    def writer() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            cache.put("k", _entry(float(i % 50 + 1)))
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        seen = [cache.get("k") for _ in range(2000)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(r is not None and 1.0 <= r.metrics["rankme"] <= 50.0 for r in seen)
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+# --------------------------------------------------------------------------- --save-z3
+
+
+def test_save_z3_names_that_would_collide_are_refused_before_scoring(tmp_path, tiny_data, cache_dir, cli):
+    for run in ("run1", "run2"):
+        _checkpoint(tmp_path / run / "epoch_0001.pt", 1)
+    before = snapshot(tmp_path)
+    code, out, err = cli("score", str(tmp_path / "run1"), str(tmp_path / "run2"), "--dataset", tiny_data, *FAST,
+                         "--save-z3", str(tmp_path / "z3"), "-q")
+    assert code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "run1/epoch_0001.pt" in line and "run2/epoch_0001.pt" in line and "--save-z3" in line
+    assert snapshot(tmp_path) == before  # nothing scored, nothing written (the cache included)
+
+
+def test_output_naming_a_checkpoint_in_an_input_folder_is_refused(tmp_path, tiny_data, cache_dir, cli):
+    _checkpoint(tmp_path / "ckpts" / "epoch_0001.pt", 1)
+    before = snapshot(tmp_path)
+    code, out, err = cli("score", str(tmp_path / "ckpts"), "--dataset", tiny_data, *FAST,
+                         "-o", str(tmp_path / "ckpts" / "epoch_0001.pt"))
+    assert code == 2 and "is one of the inputs" in err
+    assert snapshot(tmp_path) == before
+    # a results file inside the folder is fine
+    code, out, err = cli("score", str(tmp_path / "ckpts"), "--dataset", tiny_data, *FAST, "-o", str(tmp_path / "ckpts" / "r.csv"))
+    assert code == 0, err
+    (row,) = csv.DictReader(io.StringIO((tmp_path / "ckpts" / "r.csv").read_text()))
+    assert row["name"] == "epoch_0001.pt"
+
+
+def test_correlate_output_files_are_written_whole(tmp_path, cli):
+    from scipy.stats import pearsonr
+
+    values, acc = [1.0, 3.0, 2.0, 5.0], [0.1, 0.4, 0.2, 0.6]
+    records = [{"name": f"e{e}", "epoch": e + 1, "metrics": {"rankme": v, "lp_acc": a}} for e, (v, a) in enumerate(zip(values, acc))]
+    (tmp_path / "r.json").write_text(json.dumps({"results": records}))
+    code, stdout, err = cli("correlate", str(tmp_path / "r.json"), "-f", "json")
+    assert code == 0, err
+    code, _, err = cli("correlate", str(tmp_path / "r.json"), "-f", "json", "-o", str(tmp_path / "out" / "c.json"))
+    assert code == 0, err
+    doc = json.loads((tmp_path / "out" / "c.json").read_text())
+    assert doc == json.loads(stdout)
+    r = doc["runs"][0]["correlations"]["rankme"]["with_init"]["pearson_r"]
+    assert r == pytest.approx(pearsonr(values, acc).statistic)
+    code, _, err = cli("correlate", str(tmp_path / "r.json"), "-o", str(tmp_path / "out" / "c.txt"))
+    assert code == 0 and "Pearson correlation with lp_acc" in (tmp_path / "out" / "c.txt").read_text()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["c.json", "c.txt"]  # no temporary file left
+    code, _, err = cli("correlate", str(tmp_path / "r.json"), "-o", str(tmp_path / "r.json"))
+    assert code == 2 and "is one of the inputs" in err and json.loads((tmp_path / "r.json").read_text())["results"] == records

@@ -1,0 +1,121 @@
+"""The CLI-level bad-input corpus: configs, option values and output targets.
+
+Every case asserts the exit code, exactly one ``error:`` line naming the bad input, no
+traceback, that the good input of the same run is still scored and reported where the run
+goes ahead, and that no file outside the output folder ``out/`` was created, changed or removed.
+The CLI runs in-process through the console-script entry point (``sslmon.cli.main``), on small
+embedding files with cheap metrics (no UMAP).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from cli_helpers import rankme, run_cli, snapshot
+
+FAST = ["--metrics", "rankme,l2_std"]
+
+
+@dataclass
+class Case:
+    """One bad input: files to create (relative path -> bytes or text), the arguments, what must happen."""
+
+    id: str
+    args: list[str]
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    code: int = 2
+    names: str = ""  # text the error line must contain (the bad input)
+    scored: bool = False  # the good input is still scored and reported (stdout, or out/ when -o works)
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+CASES = [
+    Case("config-unknown-key", ["--config", "{t}/c.yaml"], {"c.yaml": "no_such_option: 1\n"}, names="no_such_option"),
+    Case("config-wrong-type-list", ["--config", "{t}/c.yaml"], {"c.yaml": "limit: [1, 2]\n"}, names="'limit'"),
+    Case("config-wrong-type-str", ["--config", "{t}/c.yaml"], {"c.yaml": "seed: abc\n"}, names="'seed'"),
+    Case("config-wrong-type-bool", ["--config", "{t}/c.yaml"], {"c.yaml": "k: true\n"}, names="'k'"),
+    Case("config-out-of-range", ["--config", "{t}/c.yaml"], {"c.yaml": "seed: -5\n"}, names="'seed'"),
+    Case("config-yaml-bomb", ["--config", "{t}/c.yaml"], {"c.yaml": BOMB}, names="alias"),
+    Case("config-python-tag", ["--config", "{t}/c.yaml"],
+         {"c.yaml": "seed: !!python/object/apply:os.system ['touch {t}/pwned']\n"}, names="c.yaml"),
+    Case("config-binary", ["--config", "{t}/c.yaml"], {"c.yaml": b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01"}, names="UTF-8"),
+    Case("config-huge", ["--config", "{t}/c.yaml"], {"c.yaml": "# " + "x" * (1 << 20) + "\n"}, names="MiB"),
+    Case("config-deep", ["--config", "{t}/c.yaml"], {"c.yaml": "a: " + "[" * 5000 + "]" * 5000 + "\n"}, names="nested"),
+    Case("config-device-file", ["--config", "/dev/zero"], names="/dev/zero"),
+    Case("config-not-mapping", ["--config", "{t}/c.yaml"], {"c.yaml": "- seed\n- 1\n"}, names="mapping"),
+    Case("folder-trust", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "trust_checkpoints: true\n"}, names="trust_checkpoints"),
+    Case("folder-output", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "output: {t}/stolen.json\n"}, names="'output'"),
+    Case("folder-dataset", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "dataset: cifar10:{t}\n"}, names="'dataset'"),
+    Case("folder-save-z3", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "save-z3: {t}/z3\n"}, names="'save-z3'"),
+    Case("folder-no-cache", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "no_cache: true\n"}, names="'no_cache'"),
+    Case("folder-config", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "config: {t}/c.yaml\n"}, names="'config'"),
+    Case("seed-negative", ["--seed", "-1"], names="--seed"),
+    Case("seed-huge", ["--seed", str(2**70)], names="--seed"),
+    Case("device-unknown", ["--device", "tpu"], names="--device"),
+    Case("output-directory", ["-o", "{t}/out"], names="{t}/out"),
+    Case("output-proc", ["-o", "/proc/version"], names="/proc/version"),
+    Case("output-under-a-file", ["-o", "{t}/good.npz/r.json"], names="good.npz is not a folder"),
+    Case("output-is-an-input", ["-o", "{t}/good.npz"], names="is one of the inputs"),
+    Case("output-full-disk", ["-o", "/dev/full", "-f", "json"], names="/dev/full", scored=True),
+    Case("bad-input-next-to-good", ["{t}/corrupt.npz", "-o", "{t}/out/r.json"], {"corrupt.npz": b"PK\x03\x04garbage"},
+         names="corrupt.npz", scored=True),
+    Case("correlate-output-directory", ["correlate", "{t}/results.json", "-o", "{t}/out"], names="{t}/out"),
+    Case("plot-key-with-slash", ["plot", "{t}/slash.json", "--out", "{t}/out/plots"], names="slash.json"),
+    Case("plot-out-is-a-file", ["plot", "{t}/results.json", "--out", "{t}/out/taken"], {"out/taken": "x"}, names="out/taken"),
+    Case("plot-z3-bad-epoch", ["plot", "{t}/results.json", "--out", "{t}/out/plots", "--z3", "{t}/z3"], names="x.z3.npz"),
+]
+
+
+def _results_doc(key: str) -> str:
+    records = [{"name": f"e{e}", "epoch": e, "metrics": {key: float(e), "lp_acc": 0.1 * e}} for e in range(4)]
+    return json.dumps({"results": records})
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_gives_one_error_line_and_touches_nothing(case: Case, tmp_path, capsys, monkeypatch):
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(60, 8))
+    np.savez(tmp_path / "good.npz", embeddings=Z, labels=np.arange(60) % 3)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "ckpts").mkdir()
+    (tmp_path / "z3").mkdir()
+    np.savez(tmp_path / "z3" / "x.z3.npz", z3=rng.normal(size=(10, 3)), epoch=np.array([1, 2]))
+    (tmp_path / "results.json").write_text(_results_doc("rankme"))
+    (tmp_path / "slash.json").write_text(_results_doc("../../escape/rankme"))
+    for rel, content in case.files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content.replace("{t}", str(tmp_path)))
+    monkeypatch.setenv("SSLMON_CACHE_DIR", str(tmp_path / "out" / "cache"))
+    monkeypatch.chdir(tmp_path / "out")
+    args = [a.replace("{t}", str(tmp_path)) for a in case.args]
+    if args[0] not in ("correlate", "plot"):  # score: the good embedding file first, unless a folder is scored
+        args = ["score", *([] if any(a.endswith("ckpts") for a in args) else [str(tmp_path / "good.npz")]), *args, *FAST]
+    before = snapshot(tmp_path)
+
+    code, out, err = run_cli(args, capsys, monkeypatch)
+
+    assert code == case.code, err
+    assert "Traceback" not in out + err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
+    assert case.names.replace("{t}", str(tmp_path)) in errors[0]
+    after = snapshot(tmp_path)
+    outside = {k for k in set(before) | set(after) if before.get(k) != after.get(k) and not k.startswith("out")}
+    assert outside == set()
+    if case.scored:
+        written = tmp_path / "out" / "r.json"
+        doc = json.loads(written.read_text() if written.exists() else out)
+        (record,) = doc["results"]
+        assert record["name"] == "good"
+        assert record["metrics"]["rankme"] == pytest.approx(rankme(Z), rel=1e-6)
+        assert len(doc["failures"]) == len(case.files)  # the bad input, when the case adds one
