@@ -93,14 +93,15 @@ SaveZ3 = Annotated[Optional[Path], typer.Option("--save-z3", help="Folder to sav
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too; the command line wins.")]
 
 
-def _metric_list(value: Optional[str], rank_by: str) -> Optional[list[str]]:
+def _metric_list(value: Optional[str], rank_by: Optional[str], option: str = "--metrics") -> Optional[list[str]]:
+    """The comma-separated metric keys of ``option`` (plus ``rank_by`` when given and missing)."""
     if value is None:
         return None
     names = [m.strip() for m in value.split(",") if m.strip()]
     unknown = [m for m in names if m not in METRICS]
-    if unknown:
-        raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(METRICS)}", param_hint="--metrics")
-    return names if rank_by in names else [*names, rank_by]
+    if unknown or not names:
+        raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown) or repr(value)}; valid: {', '.join(METRICS)}", param_hint=option)
+    return names if rank_by is None or rank_by in names else [*names, rank_by]
 
 
 def _say(msg: str) -> None:
@@ -179,8 +180,9 @@ def _emit(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path]) -> 
 def _finish(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path], conditions: list[Condition], which: Judge) -> None:
     """Emit the results, then exit 2 if some input failed, 1 if a --fail-if condition held, else 0."""
     run.config["rank_by"] = rank_by
+    run.config["exclude_init"] = run.exclude_init
     _emit(run, rank_by, fmt, output)
-    tripped = judge_results(run, conditions, which.value, rank_by) if conditions else []
+    tripped = judge_results(run.gated(), conditions, which.value, rank_by) if conditions else []
     for message in tripped:
         _say(f"fail-if: {message}")
     if run.failures:
@@ -248,6 +250,7 @@ def score(
     save_z3: SaveZ3 = None,
     fail_if: FailIf = None,
     judge: JudgeOpt = Judge.latest,
+    exclude_init: Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if (it is still reported).")] = False,
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
@@ -273,6 +276,7 @@ def score(
 
         run = _score_encoders(lambda: checkpoint_sources(paths, opts["arch"], opts["trust_checkpoints"]), opts, bin_factor,
                               {"arch": opts["arch"], "limit": opts["limit"]})
+    run.exclude_init = opts["exclude_init"]
     _finish(run, rank_by, opts["fmt"], opts["output"], conditions, opts["judge"])
 
 
@@ -404,14 +408,18 @@ def correlate(
     names: RunNames = None,
     fmt: Annotated[CorrelateFormat, typer.Option("--format", "-f", help="Output format on stdout.")] = CorrelateFormat.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the correlations to this file (JSON; the table as text when the name ends in .txt).")] = None,
+    consensus: Annotated[Optional[str], typer.Option("--consensus", help="Comma-separated label-free metrics whose mean rank forms the consensus row (default: rankme,l2_std,silhouette_c1; see docs/selection.md).")] = None,
 ) -> None:
-    """Correlate each metric with a reference accuracy across the checkpoints of each run (the paper's Table I).
+    """Correlate each metric with a reference accuracy across the checkpoints of each run (the paper's Table I),
+    and show which milestone each metric would pick and its regret.
 
-    Pearson r and two-sided p (Spearman rho in JSON), with and without the epoch-0 (untrained) milestone.
+    Pearson r with its 95 % interval and two-sided p (Spearman rho in JSON), with and without the epoch-0
+    (untrained) milestone; then the selection table (pick, regret, rank, Kendall tau; consensus; last milestone).
     """
-    from sslmon.correlate import correlate_run, render_table, to_json
+    from sslmon.correlate import DEFAULT_CONSENSUS, correlate_run, render_table, to_json
 
-    runs = [correlate_run(run, against) for run in _load_runs(paths, names)]
+    members = _metric_list(consensus, None, "--consensus") if consensus is not None else list(DEFAULT_CONSENSUS)
+    runs = [correlate_run(run, against, members) for run in _load_runs(paths, names)]
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         if fmt == CorrelateFormat.table and output.suffix == ".txt":

@@ -166,6 +166,15 @@ def evaluate_embeddings(
             ("labels", "y_fit"),
         ),
         "lp_acc": (lambda: M.lp_acc(V["Z_fit"], V["y_fit"], V["Z_score"], V["y_score"], seed=cfg.seed), ("labels", "y_fit")),
+        "lp_acc_se": (
+            lambda: M.lp_acc_se(V["lp_acc"] if "lp_acc" in V else r.run("lp_acc", *steps["lp_acc"]), len(V["y_score"])),
+            ("labels", "y_fit"),
+        ),
+        "nesum": (lambda: M.nesum(V["Z"]), ("Z",)),
+        "stable_rank": (lambda: M.stable_rank(V["Z"]), ("Z",)),
+        "self_clustering": (lambda: M.self_clustering(V["Z"]), ("Z",)),
+        "coherence": (lambda: M.coherence(V["Z"]), ("Z",)),
+        "twonn_id": (lambda: M.twonn_id(V["Z"]), ("Z",)),
     }
     for name in wanted:
         fn, needs = steps[name]

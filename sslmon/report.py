@@ -10,7 +10,7 @@ from typing import Literal
 from rich.console import Console
 from rich.table import Table
 
-from sslmon.metrics import METRICS
+from sslmon.metrics import METRICS, UNCERTAINTIES
 from sslmon.results import Run
 
 Format = Literal["table", "json", "jsonl", "csv"]
@@ -18,8 +18,9 @@ ARROWS = {"higher": "↑", "lower": "↓", "target": "→1"}
 
 
 def _metric_columns(run: Run) -> list[str]:
-    """Metric keys that at least one result has a value or a reason for, in registry order."""
-    present = {m for r in run.results for m in r.metrics}
+    """Metric keys that at least one result has a value for, in registry order (standard errors go
+    into their metric's cell, not a column of their own)."""
+    present = {m for r in run.results for m in r.metrics} - set(UNCERTAINTIES)
     return [m for m in METRICS if m in present and any(r.metrics.get(m) is not None for r in run.results)]
 
 
@@ -57,6 +58,15 @@ def _fmt(value: float | None) -> str:
     return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
 
 
+def _cell(metrics: dict[str, float | None], key: str) -> str:
+    """The value, with its standard error as ``0.812 ± 0.006`` where the result has one."""
+    se_key = next((k for k, of in UNCERTAINTIES.items() if of == key), None)
+    value, se = metrics.get(key), metrics.get(se_key) if se_key else None
+    if value is None or se is None:
+        return _fmt(value)
+    return f"{value:.3f} ± {se:.3f}"
+
+
 def render_table(run: Run, rank_by: str, console: Console) -> None:
     """Print the ranked table, then one line per undefined metric (failed inputs go to stderr)."""
     if not run.results:
@@ -66,7 +76,9 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
     if rank_by not in columns:
         columns = [rank_by, *columns]
     show_epoch = any(r.epoch is not None for r in run.results)
-    table = Table(title=f"sslmon: ranked by {rank_by} ({METRICS[rank_by].better} is better)", title_justify="left")
+    excluded = run.exclude_init and any(r.is_init for r in run.results)
+    title = f"sslmon: ranked by {rank_by} ({METRICS[rank_by].better} is better)" + (", init milestone not ranked" if excluded else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("name", no_wrap=True)
     if show_epoch:
@@ -76,15 +88,17 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
         header = f"{head}\n{tail} {ARROWS[METRICS[m].better]}"
         table.add_column(header, justify="right", style="bold" if m == rank_by else None, no_wrap=True)
     for rank, r in enumerate(run.ranked(rank_by), start=1):
-        row = [str(rank) if r.metrics.get(rank_by) is not None else "—", r.name]
+        row = [str(rank) if run.is_ranked(r, rank_by) else "—", r.name]
         if show_epoch:
-            row.append("" if r.epoch is None else str(r.epoch))
-        row += [_fmt(r.metrics.get(m)) for m in columns]
+            row.append("" if r.epoch is None else f"{r.epoch} (init)" if r.is_init else str(r.epoch))
+        row += [_cell(r.metrics, m) for m in columns]
         table.add_row(*row)
     console.print(table)
     notes = [f"{r.name}: {m} undefined: {why}" for r in run.results for m, why in r.errors.items()]
     references = sorted({r.reference for r in run.results if r.reference})
     notes += [f"knn_acc/lp_acc fitted on {ref}" for ref in references]
+    if any(r.metrics.get("lp_acc_se") is not None for r in run.results):
+        notes.append("lp_acc ± its binomial standard error sqrt(p(1-p)/n_test)")
     for note in notes:
         console.print(note, style="dim", highlight=False, markup=False, soft_wrap=True)
 
