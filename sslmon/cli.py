@@ -24,6 +24,7 @@ from sslmon.inputs import EMBEDDING_SUFFIXES
 from sslmon.metrics import METRICS
 from sslmon.report import render, render_table
 from sslmon.results import Run
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 if TYPE_CHECKING:
     from sslmon.correlate import RunResults
@@ -65,16 +66,20 @@ def main_options(
     """sslmon ranks encoders by label-free metrics (Xu, Lowe & Trappenberg 2024)."""
 
 
-def _rank_by(value: str) -> str:
+def _metric_key(value: str) -> str:
     if value not in METRICS:
         raise typer.BadParameter(f"'{value}' is not a metric; valid: {', '.join(METRICS)}")
     return value
 
 
+def _rank_by(value: str) -> str:
+    return value if value == CONSENSUS else _metric_key(value)
+
+
 # Options shared by `score` and `compare` (one definition each).
 K = Annotated[Optional[int], typer.Option("--k", min=2, help="k1, the number of k-means clusters (k2 = 2*k1). Default: the number of classes; required without labels.")]
 Seed = Annotated[int, typer.Option(help="Seed for UMAP, k-means, subsets and random init; the same seed gives the same JSON (timings aside).")]
-RankBy = Annotated[str, typer.Option("--rank-by", callback=_rank_by, help="Metric to rank by (see `sslmon metrics`).")]
+RankBy = Annotated[str, typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md).")]
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
 Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
@@ -101,7 +106,8 @@ def _metric_list(value: Optional[str], rank_by: Optional[str], option: str = "--
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
         raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown) or repr(value)}; valid: {', '.join(METRICS)}", param_hint=option)
-    return names if rank_by is None or rank_by in names else [*names, rank_by]
+    needed = list(DEFAULT_CONSENSUS) if rank_by == CONSENSUS else [] if rank_by is None else [rank_by]
+    return names + [m for m in needed if m not in names]
 
 
 def _say(msg: str) -> None:
@@ -180,6 +186,8 @@ def _emit(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path]) -> 
 def _finish(run: Run, rank_by: str, fmt: OutputFormat, output: Optional[Path], conditions: list[Condition], which: Judge) -> None:
     """Emit the results, then exit 2 if some input failed, 1 if a --fail-if condition held, else 0."""
     run.config["rank_by"] = rank_by
+    if rank_by == CONSENSUS:
+        run.config["consensus_metrics"] = list(DEFAULT_CONSENSUS)
     run.config["exclude_init"] = run.exclude_init
     _emit(run, rank_by, fmt, output)
     tripped = judge_results(run.gated(), conditions, which.value, rank_by) if conditions else []
@@ -239,7 +247,7 @@ def score(
     trust_checkpoints: Annotated[bool, typer.Option("--trust-checkpoints", help="Allow checkpoints that need full unpickling (can run code: only for files you trust).")] = False,
     k: K = None,
     seed: Seed = 0,
-    rank_by: RankBy = "rankme",
+    rank_by: RankBy = CONSENSUS,
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
     fmt: Fmt = OutputFormat.table,
@@ -250,11 +258,11 @@ def score(
     save_z3: SaveZ3 = None,
     fail_if: FailIf = None,
     judge: JudgeOpt = Judge.latest,
-    exclude_init: Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if (it is still reported).")] = False,
+    exclude_init: Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if; it is still reported (docs/selection.md).")] = True,
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
-    """Score checkpoints (or embedding files) and print them ranked by a label-free metric."""
+    """Score checkpoints (or embedding files) and print them ranked by label-free metrics (default: their consensus)."""
     folder_configs = [p / FOLDER_CONFIG for p in paths if p.is_dir() and (p / FOLDER_CONFIG).is_file()]
     _apply_yaml(ctx, ([config] if config else []) + folder_configs)
     opts = ctx.params
@@ -383,7 +391,7 @@ class CorrelateFormat(str, Enum):
 
 
 ResultsFiles = Annotated[list[Path], typer.Argument(help="Results JSON files written by `sslmon score -f json` (or -o FILE.json); one per run or method.")]
-Against = Annotated[str, typer.Option("--against", callback=_rank_by, help="Reference metric (a label-based accuracy) the others are correlated with.")]
+Against = Annotated[str, typer.Option("--against", callback=_metric_key, help="Reference metric (a label-based accuracy) the others are correlated with.")]
 RunNames = Annotated[Optional[list[str]], typer.Option("--name", help="Name of each run, one per results file in order (default: the file stems).")]
 
 
@@ -408,7 +416,7 @@ def correlate(
     names: RunNames = None,
     fmt: Annotated[CorrelateFormat, typer.Option("--format", "-f", help="Output format on stdout.")] = CorrelateFormat.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the correlations to this file (JSON; the table as text when the name ends in .txt).")] = None,
-    consensus: Annotated[Optional[str], typer.Option("--consensus", help="Comma-separated label-free metrics whose mean rank forms the consensus row (default: rankme,l2_std,silhouette_c1; see docs/selection.md).")] = None,
+    consensus: Annotated[Optional[str], typer.Option("--consensus", help=f"Comma-separated metrics whose mean rank forms the consensus row (default: {','.join(DEFAULT_CONSENSUS)}; docs/selection.md).")] = None,
 ) -> None:
     """Correlate each metric with a reference accuracy across the checkpoints of each run (the paper's Table I),
     and show which milestone each metric would pick and its regret.
@@ -416,7 +424,7 @@ def correlate(
     Pearson r with its 95 % interval and two-sided p (Spearman rho in JSON), with and without the epoch-0
     (untrained) milestone; then the selection table (pick, regret, rank, Kendall tau; consensus; last milestone).
     """
-    from sslmon.correlate import DEFAULT_CONSENSUS, correlate_run, render_table, to_json
+    from sslmon.correlate import correlate_run, render_table, to_json
 
     members = _metric_list(consensus, None, "--consensus") if consensus is not None else list(DEFAULT_CONSENSUS)
     runs = [correlate_run(run, against, members) for run in _load_runs(paths, names)]

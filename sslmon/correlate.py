@@ -38,7 +38,7 @@ from scipy import stats
 from sslmon import selection as sel
 from sslmon.metrics import METRICS, UNCERTAINTIES
 from sslmon.report import ARROWS
-from sslmon.selection import Selection
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, Selection
 
 ALPHA = 0.05  # significance level of the table colours
 MIN_POINTS = 3  # fewest checkpoints a correlation is computed from
@@ -49,9 +49,7 @@ NOT_ENOUGH = "not enough data"
 CONSTANT = "constant"
 NO_INIT = "no init milestone"
 CONFIDENCE = 0.95  # of the interval of Pearson r
-CONSENSUS = "consensus"  # selection row of the consensus of label-free metrics
 BASELINE = "last_milestone"  # selection row of the "always pick the last milestone" baseline
-DEFAULT_CONSENSUS = ("rankme", "l2_std", "silhouette_c1")  # docs/selection.md: lowest mean regret on docs/results
 VARIANTS = ("with_init", "without_init")
 
 

@@ -140,7 +140,7 @@ def evaluate_embeddings(
 
     V = r.values
     reference = None
-    if {"knn_acc", "lp_acc"} & set(wanted) and "labels" in V:
+    if {"knn_acc", "lp_acc", "lp_acc_se"} & set(wanted) and "labels" in V:
         if train_embeddings is not None and train_labels is not None:
             reference = "train arrays"
             r.run("Z_fit", lambda: M.check_embeddings(train_embeddings, "train embeddings"))
@@ -167,7 +167,8 @@ def evaluate_embeddings(
         ),
         "lp_acc": (lambda: M.lp_acc(V["Z_fit"], V["y_fit"], V["Z_score"], V["y_score"], seed=cfg.seed), ("labels", "y_fit")),
         "lp_acc_se": (
-            lambda: M.lp_acc_se(V["lp_acc"] if "lp_acc" in V else r.run("lp_acc", *steps["lp_acc"]), len(V["y_score"])),
+            lambda: M.lp_acc_se(V.get("lp_acc") if "lp_acc" in V or "lp_acc" in r.errors else r.run("lp_acc", steps["lp_acc"][0]),
+                                len(V["y_score"])),
             ("labels", "y_fit"),
         ),
         "nesum": (lambda: M.nesum(V["Z"]), ("Z",)),

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from sslmon.metrics import METRICS, UNCERTAINTIES
 from sslmon.results import Run
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 Format = Literal["table", "json", "jsonl", "csv"]
 ARROWS = {"higher": "↑", "lower": "↓", "target": "→1"}
@@ -73,24 +74,30 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
         console.print("no results", style="dim")
         return
     columns = _metric_columns(run)
-    if rank_by not in columns:
+    consensus = rank_by == CONSENSUS
+    if rank_by not in columns and not consensus:
         columns = [rank_by, *columns]
     show_epoch = any(r.epoch is not None for r in run.results)
     excluded = run.exclude_init and any(r.is_init for r in run.results)
-    title = f"sslmon: ranked by {rank_by} ({METRICS[rank_by].better} is better)" + (", init milestone not ranked" if excluded else "")
+    how = f"mean rank over {', '.join(DEFAULT_CONSENSUS)}; lower is better" if consensus else f"{METRICS[rank_by].better} is better"
+    title = f"sslmon: ranked by {rank_by} ({how})" + (", init milestone not ranked" if excluded else "")
     table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("name", no_wrap=True)
     if show_epoch:
         table.add_column("epoch", justify="right")
+    if consensus:
+        table.add_column("consensus\nmean rank ↓", justify="right", style="bold", no_wrap=True)
     for m in columns:
         head, _, tail = m.partition("_")
         header = f"{head}\n{tail} {ARROWS[METRICS[m].better]}"
         table.add_column(header, justify="right", style="bold" if m == rank_by else None, no_wrap=True)
-    for rank, r in enumerate(run.ranked(rank_by), start=1):
-        row = [str(rank) if run.is_ranked(r, rank_by) else "—", r.name]
+    for rank, (r, key) in enumerate(run.ranking(rank_by), start=1):
+        row = [str(rank) if key is not None else "—", r.name]
         if show_epoch:
             row.append("" if r.epoch is None else f"{r.epoch} (init)" if r.is_init else str(r.epoch))
+        if consensus:
+            row.append(_fmt(key))
         row += [_cell(r.metrics, m) for m in columns]
         table.add_row(*row)
     console.print(table)

@@ -7,6 +7,7 @@ from typing import Any
 
 from sslmon import __version__
 from sslmon.metrics import METRICS
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, consensus_keys, metric_keys
 
 INIT_EPOCH = 0  # the untrained milestone
 
@@ -57,16 +58,28 @@ class Run:
     failures: list[Failure] = field(default_factory=list)
     exclude_init: bool = False
 
-    def is_ranked(self, result: Result, rank_by: str) -> bool:
-        """Whether ``result`` gets a rank: it has ``rank_by`` and is not an excluded init milestone."""
-        return result.metrics.get(rank_by) is not None and not (self.exclude_init and result.is_init)
+    def rank_keys(self, rank_by: str) -> list[float | None]:
+        """Per result, a key that is smaller for a better rank; ``None`` for unranked results (no value,
+        or an excluded init milestone). ``rank_by`` is a metric key or ``"consensus"``: the mean rank
+        over the :data:`~sslmon.selection.DEFAULT_CONSENSUS` metrics (:func:`~sslmon.selection.consensus_keys`)."""
+        eligible = [not (self.exclude_init and r.is_init) for r in self.results]
+
+        def column(key: str) -> list[float | None]:
+            return metric_keys([r.metrics.get(key) if ok else None for r, ok in zip(self.results, eligible)], METRICS[key])
+
+        if rank_by == CONSENSUS:
+            return consensus_keys([column(k) for k in DEFAULT_CONSENSUS]) if self.results else []
+        return column(rank_by)
+
+    def ranking(self, rank_by: str) -> list[tuple[Result, float | None]]:
+        """(result, rank key) best first; unranked results (key ``None``) come last, in input order."""
+        pairs = list(zip(self.results, self.rank_keys(rank_by)))
+        scored = sorted((p for p in pairs if p[1] is not None), key=lambda p: p[1])
+        return scored + [p for p in pairs if p[1] is None]
 
     def ranked(self, rank_by: str) -> list[Result]:
         """Results best first by ``rank_by``; unranked results (no value, or excluded init) come last, in input order."""
-        spec = METRICS[rank_by]
-        scored = [r for r in self.results if self.is_ranked(r, rank_by)]
-        unscored = [r for r in self.results if not self.is_ranked(r, rank_by)]
-        return sorted(scored, key=lambda r: spec.sort_key(r.metrics[rank_by])) + unscored
+        return [r for r, _ in self.ranking(rank_by)]
 
     def gated(self) -> Run:
         """The run that ``--fail-if`` judges: without the init milestone when ``exclude_init``."""
@@ -77,8 +90,8 @@ class Run:
     def to_dict(self, rank_by: str) -> dict[str, Any]:
         """The JSON document: version, config, results in rank order (with ``rank``), failures."""
         records = []
-        for rank, result in enumerate(self.ranked(rank_by), start=1):
-            record = {"rank": rank if self.is_ranked(result, rank_by) else None}
+        for rank, (result, key) in enumerate(self.ranking(rank_by), start=1):
+            record = {"rank": rank if key is not None else None}
             record.update(result.to_dict())
             records.append(record)
         return {

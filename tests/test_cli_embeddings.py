@@ -100,9 +100,9 @@ def test_ranking_output_file_and_formats(tmp_path):
     args = ["score", str(tmp_path / "collapsed.npy"), str(tmp_path / "spread.npy"), "--k", "2", "--metrics", "rankme,l2_std", "-q"]
     result = runner.invoke(app, [*args, "--output", str(out)])
     assert result.exit_code == 0, result.output
-    assert "ranked by rankme" in result.stdout
+    assert "ranked by consensus" in result.stdout  # the default: mean rank over the consensus metrics
     rows = list(csv.DictReader(out.open()))
-    assert [r["name"] for r in rows] == ["spread", "collapsed"]  # higher RankMe first
+    assert [r["name"] for r in rows] == ["spread", "collapsed"]  # higher RankMe and l2_std, alpha-ReQ nearer 1
     assert [r["rank"] for r in rows] == ["1", "2"]
     jsonl = runner.invoke(app, [*args, "--format", "jsonl", "--rank-by", "l2_std"])
     lines = [json.loads(line) for line in jsonl.stdout.splitlines()]
