@@ -98,11 +98,11 @@ def test_ranking_output_file_and_formats(tmp_path):
     np.save(tmp_path / "spread.npy", spread)
     out = tmp_path / "res.csv"
     args = ["score", str(tmp_path / "collapsed.npy"), str(tmp_path / "spread.npy"), "--k", "2", "--metrics", "rankme,l2_std", "-q"]
-    result = runner.invoke(app, [*args, "--output", str(out)])
+    result = runner.invoke(app, [*args, "--rank-by", "rankme", "--output", str(out)])  # score's default is the consensus
     assert result.exit_code == 0, result.output
-    assert "ranked by consensus" in result.stdout  # the default: mean rank over the consensus metrics
+    assert "ranked by rankme" in result.stdout
     rows = list(csv.DictReader(out.open()))
-    assert [r["name"] for r in rows] == ["spread", "collapsed"]  # higher RankMe and l2_std, alpha-ReQ nearer 1
+    assert [r["name"] for r in rows] == ["spread", "collapsed"]  # higher RankMe first
     assert [r["rank"] for r in rows] == ["1", "2"]
     jsonl = runner.invoke(app, [*args, "--format", "jsonl", "--rank-by", "l2_std"])
     lines = [json.loads(line) for line in jsonl.stdout.splitlines()]

@@ -60,6 +60,12 @@ def test_table_marks_init_and_shows_lp_acc_with_its_standard_error():
     assert "lp_acc_se" not in text.replace("lp_acc ± its binomial standard error", "")  # no column of its own
 
 
+def test_score_defaults_are_the_consensus_and_excluding_init():
+    helptext = CliRunner().invoke(app, ["score", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    text = " ".join(helptext.stdout.split())
+    assert "[default: consensus]" in text and "[default: exclude-init]" in text
+
+
 def test_exclude_init_changes_the_sample_checkpoint_ranking(tmp_path, monkeypatch):
     """alpha-ReQ of the untrained sample milestone is the closest to 1, so it ranks first unless excluded."""
     monkeypatch.setenv("SSLMON_CACHE_DIR", str(tmp_path / "cache"))
