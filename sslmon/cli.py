@@ -32,6 +32,7 @@ from sslmon.metrics import METRICS
 from sslmon.output import OutputError, ResultsFile, check_target, write_atomic
 from sslmon.report import jsonl_line, printable, render, render_table
 from sslmon.results import Failure, OnResult, Result, Run
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 if TYPE_CHECKING:
     from sslmon.correlate import RunResults
@@ -77,10 +78,14 @@ def main_options(
     """sslmon ranks encoders by label-free metrics (Xu, Lowe & Trappenberg 2024)."""
 
 
-def _rank_by(value: str) -> str:
+def _metric_key(value: str) -> str:
     if value not in METRICS:
         raise typer.BadParameter(f"'{value}' is not a metric; valid: {', '.join(METRICS)}")
     return value
+
+
+def _rank_by(value: str) -> str:
+    return value if value == CONSENSUS else _metric_key(value)
 
 
 def _device(value: str) -> str:
@@ -100,7 +105,7 @@ K = Annotated[Optional[int], typer.Option("--k", min=2, help="k1, the number of 
 Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Data seed: image subsets (--limit), the reference split of knn_acc/lp_acc, random init. UMAP and k-means use --seeds.")]
 Seeds = Annotated[Optional[str], typer.Option("--seeds", callback=lambda v: _seed_list(v), help="Evaluation seeds of UMAP and k-means: a count S (seeds 0..S-1) or a list such as 0,5,7. Metrics are the mean over the seeds (std and per-seed values in JSON). Default 3.")]
 UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default 100, chosen in docs/speed.md; umap-learn's own default is 500 up to 10k points).")]
-RankBy = Annotated[str, typer.Option("--rank-by", callback=_rank_by, help="Metric to rank by (see `sslmon metrics`).")]
+RankBy = Annotated[str, typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md).")]
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
 Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
@@ -146,14 +151,16 @@ def _eval_config(opts: dict[str, Any], bin_factor: float, device: str = "cpu") -
     return EvalConfig(k=opts["k"], seed=opts["seed"], bin_factor=bin_factor, device=device, **extra)
 
 
-def _metric_list(value: Optional[str], rank_by: str) -> Optional[list[str]]:
+def _metric_list(value: Optional[str], rank_by: Optional[str], option: str = "--metrics") -> Optional[list[str]]:
+    """The comma-separated metric keys of ``option`` (plus ``rank_by`` when given and missing)."""
     if value is None:
         return None
     names = [m.strip() for m in value.split(",") if m.strip()]
     unknown = [m for m in names if m not in METRICS]
-    if unknown:
-        raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(METRICS)}", param_hint="--metrics")
-    return names if rank_by in names else [*names, rank_by]
+    if unknown or not names:
+        raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown) or repr(value)}; valid: {', '.join(METRICS)}", param_hint=option)
+    needed = list(DEFAULT_CONSENSUS) if rank_by == CONSENSUS else [] if rank_by is None else [rank_by]
+    return names + [m for m in needed if m not in names]
 
 
 def _say(msg: str) -> None:
@@ -274,13 +281,19 @@ def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tu
 
 
 def _finish(run: Run | None, rank_by: str, fmt: OutputFormat, out: ResultsFile | None, conditions: list[Condition],
-            which: Judge, interrupted: bool = False) -> None:
+            which: Judge, interrupted: bool = False, exclude_init: bool = False) -> None:
     """Write the -o file and/or stdout, then exit 130 if interrupted, 2 if some input failed or -o could not be
-    written (the results then go to stdout), 1 if a --fail-if condition held, else 0."""
+    written (the results then go to stdout), 1 if a --fail-if condition held, else 0.
+
+    ``exclude_init``: the epoch-0 milestone is reported but neither ranked nor judged."""
     if run is None:
         _say("interrupted before any result finished")
         raise typer.Exit(130)
+    run.exclude_init = exclude_init
     run.config["rank_by"] = rank_by
+    if rank_by == CONSENSUS:
+        run.config["consensus_metrics"] = list(DEFAULT_CONSENSUS)
+    run.config["exclude_init"] = exclude_init
     written = out is not None and out.finish(render(run, rank_by, out.fmt))
     if written:
         _say(f"wrote {out.path} ({out.fmt})")
@@ -291,7 +304,7 @@ def _finish(run: Run | None, rank_by: str, fmt: OutputFormat, out: ResultsFile |
     if interrupted:
         _say(f"interrupted: the {len(run.results)} finished result(s) were reported")
         raise typer.Exit(130)
-    tripped = judge_results(run, conditions, which.value, rank_by) if conditions else []
+    tripped = judge_results(run.gated(), conditions, which.value, rank_by) if conditions else []
     for message in tripped:
         _say(f"fail-if: {message}")
     if run.failures or (out is not None and out.failed):
@@ -363,7 +376,7 @@ def score(
     seed: Seed = 0,
     seeds: Seeds = None,
     umap_epochs: UmapEpochs = None,
-    rank_by: RankBy = "rankme",
+    rank_by: RankBy = CONSENSUS,
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
     fmt: Fmt = OutputFormat.table,
@@ -375,10 +388,11 @@ def score(
     save_z3: SaveZ3 = None,
     fail_if: FailIf = None,
     judge: JudgeOpt = Judge.latest,
+    exclude_init: Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if; it is still reported (docs/selection.md).")] = True,
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
-    """Score checkpoints (or embedding files) and print them ranked by a label-free metric."""
+    """Score checkpoints (or embedding files) and print them ranked by label-free metrics (default: their consensus)."""
     try:
         folder_configs = [f for f in (folder_config(p) for p in paths if p.is_dir()) if f is not None]
     except ConfigError as exc:
@@ -407,7 +421,7 @@ def score(
         run, interrupted = _scoring(lambda on_result: _score_encoders(
             lambda: checkpoint_sources(paths, opts["arch"], opts["trust_checkpoints"]), opts, bin_factor,
             {"arch": opts["arch"], "limit": opts["limit"]}, on_result), out)
-    _finish(run, rank_by, opts["fmt"], out, conditions, opts["judge"], interrupted)
+    _finish(run, rank_by, opts["fmt"], out, conditions, opts["judge"], interrupted, exclude_init=opts["exclude_init"])
 
 
 @app.command()
@@ -523,7 +537,7 @@ class CorrelateFormat(str, Enum):
 
 
 ResultsFiles = Annotated[list[Path], typer.Argument(help="Results JSON files written by `sslmon score -f json` (or -o FILE.json); one per run or method.")]
-Against = Annotated[str, typer.Option("--against", callback=_rank_by, help="Reference metric (a label-based accuracy) the others are correlated with.")]
+Against = Annotated[str, typer.Option("--against", callback=_metric_key, help="Reference metric (a label-based accuracy) the others are correlated with.")]
 RunNames = Annotated[Optional[list[str]], typer.Option("--name", help="Name of each run, one per results file in order (default: the file stems).")]
 
 
@@ -548,14 +562,18 @@ def correlate(
     names: RunNames = None,
     fmt: Annotated[CorrelateFormat, typer.Option("--format", "-f", help="Output format on stdout.")] = CorrelateFormat.table,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the correlations to this file (JSON; the table as text when the name ends in .txt).")] = None,
+    consensus: Annotated[Optional[str], typer.Option("--consensus", help=f"Comma-separated metrics whose mean rank forms the consensus row (default: {','.join(DEFAULT_CONSENSUS)}; docs/selection.md).")] = None,
 ) -> None:
-    """Correlate each metric with a reference accuracy across the checkpoints of each run (the paper's Table I).
+    """Correlate each metric with a reference accuracy across the checkpoints of each run (the paper's Table I),
+    and show which milestone each metric would pick and its regret.
 
-    Pearson r and two-sided p (Spearman rho in JSON), with and without the epoch-0 (untrained) milestone.
+    Pearson r with its 95 % interval and two-sided p (Spearman rho in JSON), with and without the epoch-0
+    (untrained) milestone; then the selection table (pick, regret, rank, Kendall tau; consensus; last milestone).
     """
     from sslmon.correlate import correlate_run, render_table, to_json
 
-    runs = [correlate_run(run, against) for run in _load_runs(paths, names)]
+    members = _metric_list(consensus, None, "--consensus") if consensus is not None else list(DEFAULT_CONSENSUS)
+    runs = [correlate_run(run, against, members) for run in _load_runs(paths, names)]
     if output is not None:
         if fmt == CorrelateFormat.table and output.suffix == ".txt":
             buffer = io.StringIO()

@@ -10,7 +10,14 @@ is reported alongside. Pure functions over the JSON documents that
 Definitions, over the n checkpoints where both values are present and finite:
 Pearson r = cov(x, y) / (s_x s_y), p from Student's t = r sqrt((n - 2) / (1 - r^2))
 with n - 2 degrees of freedom; Spearman rho = Pearson r of the ranks (ties get
-their mean rank). ``scipy.stats.pearsonr`` / ``spearmanr`` compute both.
+their mean rank). ``scipy.stats.pearsonr`` / ``spearmanr`` compute both. The 95 %
+interval of r is scipy's ``pearsonr(...).confidence_interval()``: the Fisher
+transformation, tanh(atanh(r) -+ 1.96 / sqrt(n - 3)) (n = 3 gives [-1, 1]).
+
+Beside the correlations, each run gets the selection figures of
+:mod:`sslmon.selection`: the milestone each metric would pick, its regret and rank by
+the reference, Kendall tau, the same for a consensus of label-free metrics and for the
+"always take the last milestone" baseline, with and without the init milestone.
 """
 
 from __future__ import annotations
@@ -28,8 +35,10 @@ from rich.table import Table
 from rich.text import Text
 from scipy import stats
 
-from sslmon.metrics import METRICS
+from sslmon import selection as sel
+from sslmon.metrics import METRICS, UNCERTAINTIES
 from sslmon.report import ARROWS
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, Selection
 
 ALPHA = 0.05  # significance level of the table colours
 MIN_POINTS = 3  # fewest checkpoints a correlation is computed from
@@ -39,6 +48,9 @@ OK = "ok"
 NOT_ENOUGH = "not enough data"
 CONSTANT = "constant"
 NO_INIT = "no init milestone"
+CONFIDENCE = 0.95  # of the interval of Pearson r
+BASELINE = "last_milestone"  # selection row of the "always pick the last milestone" baseline
+VARIANTS = ("with_init", "without_init")
 
 
 class ResultsFileError(ValueError):
@@ -65,6 +77,24 @@ class RunResults:
         """The epoch per record, ``None`` where unknown."""
         return [r.get("epoch") for r in self.records]
 
+    def names(self) -> list[str]:
+        """The name per record (its index when it has none)."""
+        return [str(r.get("name", i)) for i, r in enumerate(self.records)]
+
+    def seed_values(self, key: str) -> list[list[float | None]]:
+        """The metric per seed and record (``per_seed``: one dict of metric values per seed in each record).
+
+        Empty unless every record has a ``per_seed`` list of the same length (> 1).
+        """
+        per_seed = [r.get("per_seed") for r in self.records]
+        if not self.records or not all(isinstance(p, list) for p in per_seed):
+            return []
+        n_seeds = {len(p) for p in per_seed}
+        if len(n_seeds) != 1 or n_seeds.pop() < 2:
+            return []
+        return [[_finite(p[s].get(key)) if isinstance(p[s], dict) else None for p in per_seed]
+                for s in range(len(per_seed[0]))]
+
 
 @dataclass(frozen=True)
 class Correlation:
@@ -82,6 +112,8 @@ class Correlation:
     spearman_p: float | None
     n: int
     status: str
+    pearson_ci_low: float | None = None  # 95 % interval of r (Fisher z, scipy)
+    pearson_ci_high: float | None = None
 
     @property
     def significant(self) -> bool:
@@ -90,12 +122,19 @@ class Correlation:
 
 @dataclass
 class RunCorrelations:
-    """The correlations of one run: ``correlations[metric]["with_init" | "without_init"]``."""
+    """The correlations of one run: ``correlations[metric]["with_init" | "without_init"]``.
+
+    ``selection[row][variant]``: rows are the metrics with a known direction, ``"consensus"`` (of
+    ``consensus_metrics``) and ``"last_milestone"``. ``n_seeds`` > 0 when the records carry ``per_seed``.
+    """
 
     name: str
     path: str
     n_points: int
     correlations: dict[str, dict[str, Correlation]]
+    selection: dict[str, dict[str, Selection]]
+    consensus_metrics: list[str]
+    n_seeds: int
 
 
 def ordered_keys(keys: Iterable[str]) -> list[str]:
@@ -127,10 +166,11 @@ def correlation(x: Iterable[float | None], y: Iterable[float | None]) -> Correla
         warnings.simplefilter("ignore")  # near-constant input: caught by the finiteness check below
         pearson = stats.pearsonr(xs, ys)
         spearman = stats.spearmanr(xs, ys)
+        interval = pearson.confidence_interval(confidence_level=CONFIDENCE)
     values = [float(v) for v in (pearson.statistic, pearson.pvalue, spearman.statistic, spearman.pvalue)]
     if not all(math.isfinite(v) for v in values):
         return _blank(n, CONSTANT)
-    return Correlation(*values, n=n, status=OK)
+    return Correlation(*values, n=n, status=OK, pearson_ci_low=float(interval.low), pearson_ci_high=float(interval.high))
 
 
 def correlate_metric(run: RunResults, key: str, against: str = "lp_acc") -> dict[str, Correlation]:
@@ -143,11 +183,63 @@ def correlate_metric(run: RunResults, key: str, against: str = "lp_acc") -> dict
     return {"with_init": with_init, "without_init": correlation(_select(values, kept), _select(reference, kept))}
 
 
-def correlate_run(run: RunResults, against: str = "lp_acc") -> RunCorrelations:
-    """Correlate every metric of ``run`` except ``against`` with ``against``, with and without epoch 0."""
-    table = {key: correlate_metric(run, key, against) for key in run.metric_keys() if key != against}
+def _compared_keys(run: RunResults, against: str) -> list[str]:
+    """The metrics compared with ``against``: all but the reference itself and standard errors."""
+    return [key for key in run.metric_keys() if key != against and key not in UNCERTAINTIES]
+
+
+def select_run(run: RunResults, against: str = "lp_acc",
+               consensus: Iterable[str] = DEFAULT_CONSENSUS) -> dict[str, dict[str, Selection]]:
+    """``{row: {"with_init", "without_init": Selection}}`` for every metric with a known direction,
+    the consensus of the ``consensus`` metrics present in the run, and the last-milestone baseline.
+
+    The without-init variant drops the epoch-0 records before anything is ranked (the consensus ranks
+    are recomputed on the rest); a run without an epoch-0 record gets ``"no init milestone"`` there.
+    """
+    ref_spec = METRICS.get(against, METRICS["lp_acc"])
+    keys = [k for k in _compared_keys(run, against) if k in METRICS]
+    columns = {k: sel.metric_keys(run.values(k), METRICS[k]) for k in keys}
+    seeds = {k: [sel.metric_keys(v, METRICS[k]) for v in run.seed_values(k)] for k in keys}
+    members = [k for k in consensus if k in columns]
+    reference, epochs, names = run.values(against), run.epochs(), run.names()
+    kept = {"with_init": [True] * len(epochs), "without_init": [e != INIT_EPOCH for e in epochs]}
+    rows: dict[str, dict[str, Selection]] = {k: {} for k in [*keys, CONSENSUS, BASELINE]}
+    for variant, keep in kept.items():
+        if variant == "without_init" and all(keep):
+            for row in rows.values():
+                row[variant] = sel.unavailable(NO_INIT)
+            continue
+
+        def sub(values: list) -> list:
+            return _select(values, keep)
+
+        ref, ep, nm = sub(reference), sub(epochs), sub(names)
+        ref_keys = sel.metric_keys(ref, ref_spec)
+
+        def choose(key_list: list, seed_lists: list) -> Selection:
+            return sel.select(key_list, ref_keys, ref, ep, nm, seed_lists)
+
+        for k in keys:
+            rows[k][variant] = choose(sub(columns[k]), [sub(s) for s in seeds[k]])
+        n_seeds = min((len(seeds[k]) for k in members), default=0)
+        rows[CONSENSUS][variant] = (
+            choose(sel.consensus_keys([sub(columns[k]) for k in members]),
+                   [sel.consensus_keys([sub(seeds[k][s]) for k in members]) for s in range(n_seeds)])
+            if members else sel.unavailable("no consensus metrics in the results"))
+        rows[BASELINE][variant] = (choose(sel.epoch_keys(ep), []) if any(e is not None for e in ep)
+                                   else sel.unavailable("no epochs"))
+    return rows
+
+
+def correlate_run(run: RunResults, against: str = "lp_acc", consensus: Iterable[str] = DEFAULT_CONSENSUS) -> RunCorrelations:
+    """Correlate every metric of ``run`` except ``against`` with ``against``, with and without epoch 0,
+    and add the selection figures (:func:`select_run`)."""
+    consensus = list(consensus)
+    table = {key: correlate_metric(run, key, against) for key in _compared_keys(run, against)}
     n_points = sum(v is not None for v in run.values(against))
-    return RunCorrelations(run.name, run.path, n_points, table)
+    n_seeds = len(run.seed_values(against)) or max((len(run.seed_values(k)) for k in consensus), default=0)
+    return RunCorrelations(run.name, run.path, n_points, table, select_run(run, against, consensus),
+                           [k for k in consensus if k in run.metric_keys()], n_seeds)
 
 
 def _select(values: list[float | None], keep: list[bool]) -> list[float | None]:
@@ -191,12 +283,26 @@ def run_names(paths: list[Path], names: list[str] | None = None) -> list[str]:
 
 
 def to_dict(runs: list[RunCorrelations], against: str) -> dict[str, Any]:
-    """The JSON document: ``{"against", "runs": [{"name", "path", "n_points", "correlations"}]}``."""
-    return {"against": against, "runs": [asdict(run) for run in runs]}
+    """The JSON document: ``{"against", "runs": [{"name", "path", "n_points", "correlations", "selection",
+    "consensus_metrics", "n_seeds"}], "mean_regret": {row: {variant: points}}}``."""
+    return {"against": against, "runs": [asdict(run) for run in runs], "mean_regret": mean_regret(runs)}
 
 
 def to_json(runs: list[RunCorrelations], against: str) -> str:
     return json.dumps(to_dict(runs, against), indent=2, allow_nan=False) + "\n"
+
+
+def mean_regret(runs: list[RunCorrelations]) -> dict[str, dict[str, float | None]]:
+    """Per selection row and variant, the mean regret (points) over the runs where it is defined."""
+    rows = ordered_keys(k for run in runs for k in run.selection if k not in (CONSENSUS, BASELINE)) + [CONSENSUS, BASELINE]
+    out: dict[str, dict[str, float | None]] = {}
+    for row in rows:
+        out[row] = {}
+        for variant in VARIANTS:
+            values = [run.selection[row][variant].regret for run in runs if row in run.selection]
+            values = [v for v in values if v is not None]
+            out[row][variant] = float(np.mean(values)) if values else None
+    return out
 
 
 # --------------------------------------------------------------------------- table
@@ -213,7 +319,8 @@ def _cell(c: Correlation | None, column_n: int) -> Text:
         return Text("—", style="dim")
     if c.status != OK:
         return Text(c.status, style="dim italic")
-    text = f"{c.pearson_r:+.2f} {format_p(c.pearson_p)}" + (f" n={c.n}" if c.n != column_n else "")
+    text = (f"{c.pearson_r:+.2f} [{c.pearson_ci_low:+.2f},{c.pearson_ci_high:+.2f}] {format_p(c.pearson_p)}"
+            + (f" n={c.n}" if c.n != column_n else ""))
     if not c.significant:
         return Text(text, style="dim")
     return Text(text, style="green" if c.pearson_r > 0 else "red")
@@ -224,6 +331,7 @@ def render_table(runs: list[RunCorrelations], against: str, console: Console) ->
     rows = ordered_keys(k for run in runs for k in run.correlations)
     table = Table(title=f"Pearson correlation with {against} across checkpoints", title_justify="left",
                   caption=f"green/red: significant positive/negative (p < {ALPHA}); dim: not significant. "
+                          f"\\[lo,hi]: {CONFIDENCE:.0%} interval of r (Fisher z). "
                           f"w/o init drops the epoch-{INIT_EPOCH} milestone. Spearman rho: --format json.",
                   caption_justify="left")
     table.add_column("metric", no_wrap=True)
@@ -240,7 +348,59 @@ def render_table(runs: list[RunCorrelations], against: str, console: Console) ->
         cells = [_cell(run.correlations[key][variant] if key in run.correlations else None, n) for run, variant, n in columns]
         table.add_row(Text(f"{key} {ARROWS[spec.better]}" if spec else key), label_free, *cells)
     console.print(table)
+    render_selection(runs, against, console)
     for run in runs:
         if run.n_points < MIN_POINTS:
             console.print(f"{run.name}: only {run.n_points} checkpoint(s) with {against} (scored without labels?)",
                           style="dim", highlight=False, markup=False, soft_wrap=True)
+
+
+def _selection_cell(s: Selection, baseline: Selection) -> Text:
+    """``ep 4 1.20pt #3 τ+0.42`` (+ ties, + seed pick-change probability): green/red beats/loses to the baseline."""
+    if s.status != OK:
+        return Text(s.status, style="dim italic")
+    epoch = "?" if s.pick_epoch is None else s.pick_epoch
+    tau = "τ —" if s.kendall_tau is None else f"τ{s.kendall_tau:+.2f}"
+    text = f"ep {epoch} {s.regret:.2f}pt #{s.pick_rank} {tau}"
+    if s.ties > 1:
+        text += f" tie×{s.ties}"
+    if s.n_undefined:
+        text += f" ({s.n_undefined} undef.)"
+    if s.seeds is not None:
+        text += f" p≠{s.seeds.p_change:.2f}"
+    if baseline.status != OK or s is baseline:
+        return Text(text)
+    if s.regret < baseline.regret:
+        return Text(text, style="green")
+    return Text(text, style="red" if s.regret > baseline.regret else "dim")
+
+
+def render_selection(runs: list[RunCorrelations], against: str, console: Console) -> None:
+    """Print the selection table: per row (metric, consensus, last milestone) and run, what it picks and the regret."""
+    rows = ordered_keys(k for run in runs for k in run.selection if k not in (CONSENSUS, BASELINE)) + [CONSENSUS, BASELINE]
+    members = next((run.consensus_metrics for run in runs if run.consensus_metrics), [])
+    table = Table(title=f"Checkpoint selection judged by {against}", title_justify="left",
+                  caption=f"ep E: the milestone picked; regret = best {against} - the pick's, x100 (points); #R: the pick's "
+                          f"rank by {against}; τ: Kendall tau of the metric's order with {against}'s; p≠: fraction of seeds "
+                          "whose pick differs. green/red: lower/higher regret than always taking the last milestone. "
+                          "Ties go to the later milestone.", caption_justify="left")
+    table.add_column("picked by", no_wrap=True)
+    columns = []
+    for run in runs:
+        for variant, label in (("with_init", "w/ init"), ("without_init", "w/o init")):
+            table.add_column(Text(f"{run.name}\n{label}"), justify="right", no_wrap=True)
+            columns.append((run, variant))
+    means = mean_regret(runs)
+    if len(runs) > 1:
+        for label in ("mean regret\nw/ init", "mean regret\nw/o init"):
+            table.add_column(label, justify="right", no_wrap=True)
+    for row in rows:
+        spec = METRICS.get(row)
+        label = (f"consensus ({', '.join(members)})" if row == CONSENSUS else "last milestone" if row == BASELINE
+                 else f"{row} {ARROWS[spec.better]}")
+        cells = [_selection_cell(run.selection[row][variant], run.selection[BASELINE][variant])
+                 if row in run.selection else Text("—", style="dim") for run, variant in columns]
+        if len(runs) > 1:
+            cells += [Text("—" if means[row][v] is None else f"{means[row][v]:.2f}") for v in VARIANTS]
+        table.add_row(label, *cells)
+    console.print(table)

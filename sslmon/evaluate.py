@@ -266,7 +266,7 @@ def evaluate_embeddings(
 
     # ---- seed-independent metrics
     reference = None
-    if {"knn_acc", "lp_acc"} & set(wanted) and "labels" in V:
+    if {"knn_acc", "lp_acc", "lp_acc_se"} & set(wanted) and "labels" in V:
         if train_embeddings is not None and train_labels is not None:
             reference = "train arrays"
             r.run("Z_fit", lambda: M.check_embeddings(train_embeddings, "train embeddings"))
@@ -287,6 +287,16 @@ def evaluate_embeddings(
             ("labels", "y_fit"),
         ),
         "lp_acc": (lambda: M.lp_acc(V["Z_fit"], V["y_fit"], V["Z_score"], V["y_score"], seed=cfg.seed), ("labels", "y_fit")),
+        "lp_acc_se": (
+            lambda: M.lp_acc_se(V.get("lp_acc") if "lp_acc" in V or "lp_acc" in r.errors else r.run("lp_acc", steps["lp_acc"][0]),
+                                len(V["y_score"])),
+            ("labels", "y_fit"),
+        ),
+        "nesum": (lambda: M.nesum(V["Z"]), ("Z",)),
+        "stable_rank": (lambda: M.stable_rank(V["Z"]), ("Z",)),
+        "self_clustering": (lambda: M.self_clustering(V["Z"]), ("Z",)),
+        "coherence": (lambda: M.coherence(V["Z"]), ("Z",)),
+        "twonn_id": (lambda: M.twonn_id(V["Z"]), ("Z",)),
     }
     for name in wanted:
         if name in steps:

@@ -71,6 +71,12 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("silhouette_gt", "higher", True, "S_GT: silhouette of the ground-truth classes on Z, Euclidean"),
         MetricSpec("knn_acc", "higher", True, "kNN accuracy: cosine similarity, k=20, exp(sim/0.07)-weighted votes"),
         MetricSpec("lp_acc", "higher", True, "linear-probe accuracy: logistic regression on frozen standardised features"),
+        MetricSpec("lp_acc_se", "lower", True, "binomial standard error of lp_acc: sqrt(p(1-p)/n_test), n_test = scored samples"),
+        MetricSpec("nesum", "higher", False, "NESum (He & Ozay 2022): sum of the covariance eigenvalues divided by the largest"),
+        MetricSpec("stable_rank", "higher", False, "stable rank: ||Z||_F^2 / ||Z||_2^2 of the uncentred embeddings"),
+        MetricSpec("self_clustering", "lower", False, "self-clustering (Tsitsulin et al. 2023): excess squared cosine similarity over random directions (1 = collapsed, ~0 = random)"),
+        MetricSpec("coherence", "lower", False, "coherence (Tsitsulin et al. 2023): n/r * max row norm^2 of the left singular vectors (1 = spread evenly)"),
+        MetricSpec("twonn_id", "lower", False, "TwoNN intrinsic dimension (Facco et al. 2017) from the ratio of 2nd to 1st neighbour distances"),
     ]
 }
 LABEL_FREE = [name for name, spec in METRICS.items() if not spec.needs_labels]
@@ -437,3 +443,111 @@ def lp_acc(
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter: the score is still the probe's
         probe.fit(Z_train, y_train)
     return float(probe.score(Z_test, y_test))
+
+
+# --------------------------------------------------------------------------- later additions
+
+
+UNCERTAINTIES = {"lp_acc_se": "lp_acc"}  # standard-error key -> the metric it belongs to (shown as value ± se)
+
+
+def lp_acc_se(accuracy: float | None, n_test: int) -> float:
+    """Binomial standard error of an accuracy p measured on ``n_test`` samples: sqrt(p (1 - p) / n_test).
+
+    The same unit as p (a fraction). Two probe accuracies closer than about 2 standard errors
+    are not distinguishable from the test-set sampling alone.
+    """
+    if accuracy is None:
+        raise MetricUndefined("lp_acc is undefined")
+    if n_test < 1 or not 0 <= accuracy <= 1:
+        raise MetricUndefined(f"needs an accuracy in [0, 1] and n_test >= 1 (got {accuracy}, {n_test})")
+    return float(np.sqrt(accuracy * (1 - accuracy) / n_test))
+
+
+def nesum(Z: ArrayLike) -> float:
+    """NESum (He & Ozay, "Exploring the Gap between Collapsed and Whitened Features in
+    Self-Supervised Learning", ICML 2022, Definition 4.1): sum_i lambda_i / lambda_1 over the
+    eigenvalues of the covariance of Z (centred, divided by n - 1), lambda_1 the largest.
+
+    Between 1 (one direction carries all variance) and d (whitened). Unitless.
+    """
+    Z = check_embeddings(Z)
+    lam = np.linalg.svd(Z - Z.mean(axis=0), compute_uv=False) ** 2 / (Z.shape[0] - 1)
+    if lam[0] <= 0:
+        raise MetricUndefined("embeddings have zero variance")
+    return float(lam.sum() / lam[0])
+
+
+def stable_rank(Z: ArrayLike) -> float:
+    """Stable rank ||Z||_F^2 / ||Z||_2^2 = sum_k s_k^2 / s_1^2 of the uncentred embedding matrix
+    (as in Tsitsulin, Munkhoeva & Perozzi, "Unsupervised Embedding Quality Evaluation", 2023).
+
+    Between 1 and rank(Z). Unitless.
+    """
+    Z = check_embeddings(Z)
+    s1 = np.linalg.norm(Z, ord=2)
+    if s1 <= 0:
+        raise MetricUndefined("all embeddings are zero")
+    return float((Z**2).sum() / s1**2)
+
+
+def self_clustering(Z: ArrayLike) -> float:
+    """Self-clustering (Tsitsulin, Munkhoeva & Perozzi, "Unsupervised Embedding Quality Evaluation", 2023).
+
+    With X the L2-normalised rows of Z (n x d), A = sum_ij (x_i . x_j)^2 = ||X^T X||_F^2 and
+    E = n + n (n - 1) / d its expectation for independent uniformly random directions:
+    (A - E) / (n^2 - E). 1 when all rows point the same way (collapse), about 0 for random
+    directions, negative when more spread than random. Unitless.
+    """
+    Z = check_embeddings(Z)
+    if (np.linalg.norm(Z, axis=1) == 0).any():
+        raise MetricUndefined("some embeddings are zero vectors (no direction)")
+    X = l2_normalize(Z)
+    n, d = X.shape
+    actual = float((np.square(X.T @ X)).sum())
+    expected = n + n * (n - 1) / d
+    if n * n == expected:
+        raise MetricUndefined("d = 1: every direction is the same up to sign")
+    return float((actual - expected) / (n * n - expected))
+
+
+def coherence(Z: ArrayLike, rel_tol: float = 1e-10) -> float:
+    """Coherence of the uncentred embedding matrix (Tsitsulin, Munkhoeva & Perozzi, 2023; the
+    matrix-completion coherence of Candes & Recht 2009): (n / r) max_i ||U_i||^2, U the n x r left
+    singular vectors for the r singular values above ``rel_tol`` * s_1.
+
+    Between 1 (every sample carries the same share of the space) and n / r (one sample spans a
+    direction alone). Unitless.
+    """
+    Z = check_embeddings(Z)
+    U, s, _ = np.linalg.svd(Z, full_matrices=False)
+    if s[0] <= 0:
+        raise MetricUndefined("all embeddings are zero")
+    r = int((s > rel_tol * s[0]).sum())
+    return float(Z.shape[0] / r * (U[:, :r] ** 2).sum(axis=1).max())
+
+
+def twonn_id(Z: ArrayLike, discard: float = 0.1) -> float:
+    """TwoNN intrinsic dimension (Facco, d'Errico, Rodriguez & Laio, Sci. Rep. 7, 12140, 2017).
+
+    For each point mu = r2 / r1, its Euclidean distances to the 2nd and 1st nearest neighbour
+    (points with r1 = 0, duplicates, are left out). With mu sorted ascending and the empirical
+    F(mu_(i)) = i / N, the fraction ``discard`` of largest mu is dropped and d is the least-squares
+    slope through the origin of -ln(1 - F) against ln mu: d = sum x y / sum x^2.
+    """
+    Z = check_embeddings(Z, min_samples=3)
+    from sklearn.neighbors import NearestNeighbors
+
+    dist, _ = NearestNeighbors(n_neighbors=3).fit(Z).kneighbors(Z)
+    r1, r2 = dist[:, 1], dist[:, 2]
+    keep = r1 > 0
+    mu = np.sort(r2[keep] / r1[keep])
+    n = len(mu)
+    m = min(int(n * (1 - discard)), n - 1)  # F = 1 at the largest mu: -ln(0)
+    if m < 2:
+        raise MetricUndefined(f"only {n} points with a non-zero nearest-neighbour distance")
+    x = np.log(mu[:m])
+    y = -np.log(1 - np.arange(1, m + 1) / n)
+    if (x**2).sum() == 0:
+        raise MetricUndefined("every point is equidistant from its two nearest neighbours")
+    return float((x * y).sum() / (x**2).sum())

@@ -13,8 +13,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sslmon.metrics import METRICS
+from sslmon.metrics import METRICS, UNCERTAINTIES
 from sslmon.results import Failure, Result, Run
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 Format = Literal["table", "json", "jsonl", "csv"]
 ARROWS = {"higher": "↑", "lower": "↓", "target": "→1"}
@@ -44,8 +45,9 @@ def jsonl_line(item: Result | Failure, rank: int | None = None) -> str:
 
 
 def _metric_columns(run: Run) -> list[str]:
-    """Metric keys that at least one result has a value or a reason for, in registry order."""
-    present = {m for r in run.results for m in r.metrics}
+    """Metric keys that at least one result has a value for, in registry order (standard errors go
+    into their metric's cell, not a column of their own)."""
+    present = {m for r in run.results for m in r.metrics} - set(UNCERTAINTIES)
     return [m for m in METRICS if m in present and any(r.metrics.get(m) is not None for r in run.results)]
 
 
@@ -56,8 +58,8 @@ def to_json(run: Run, rank_by: str) -> str:
 
 def to_jsonl(run: Run, rank_by: str) -> str:
     """One JSON object per result in rank order, then one per failure (``"failed": true``)."""
-    lines = [jsonl_line(r, rank if r.metrics.get(rank_by) is not None else None)
-             for rank, r in enumerate(run.ranked(rank_by), start=1)]
+    lines = [jsonl_line(r, rank if key is not None else None)
+             for rank, (r, key) in enumerate(run.ranking(rank_by), start=1)]
     return "".join(lines + [jsonl_line(f) for f in run.failures])
 
 
@@ -74,15 +76,15 @@ def to_csv(run: Run, rank_by: str) -> str:
                      *(f"{m}_std" for m in metric_keys), "errors"])
     for r in doc["results"]:
         errors = "; ".join(f"{m}: {why}" for m, why in r["errors"].items())
-        values = [_cell(r["metrics"].get(m)) for m in metric_keys]
-        stds = [_cell(r["metrics_std"].get(m)) for m in metric_keys]
+        values = [_csv_number(r["metrics"].get(m)) for m in metric_keys]
+        stds = [_csv_number(r["metrics_std"].get(m)) for m in metric_keys]
         writer.writerow([r["rank"] or "", csv_cell(r["name"]), csv_cell(r["path"] or ""),
                          r["epoch"] if r["epoch"] is not None else "", r["n_samples"], r["dim"], r["k"] or "", *values,
                          *stds, csv_cell(errors)])
     return buf.getvalue()
 
 
-def _cell(value: float | None) -> str:
+def _csv_number(value: float | None) -> str:
     return "" if value is None else repr(value)
 
 
@@ -94,36 +96,56 @@ def _fmt(value: float | None, std: float | None = None) -> str:
     return text if not std else f"{text}±{std:.2g}"
 
 
+def _table_cell(result: Result, key: str) -> str:
+    """The value, with its standard error as ``0.812 ± 0.006`` where the result has one, else with its
+    spread over the evaluation seeds as ``0.812±0.01``."""
+    se_key = next((k for k, of in UNCERTAINTIES.items() if of == key), None)
+    value, se = result.metrics.get(key), result.metrics.get(se_key) if se_key else None
+    if value is None or se is None:
+        return _fmt(value, result.metrics_std.get(key))
+    return f"{value:.3f} ± {se:.3f}"
+
+
 def render_table(run: Run, rank_by: str, console: Console) -> None:
     """Print the ranked table, then one line per undefined metric (failed inputs go to stderr)."""
     if not run.results:
         console.print("no results", style="dim")
         return
     columns = _metric_columns(run)
-    if rank_by not in columns:
+    consensus = rank_by == CONSENSUS
+    if rank_by not in columns and not consensus:
         columns = [rank_by, *columns]
     show_epoch = any(r.epoch is not None for r in run.results)
+    excluded = run.exclude_init and any(r.is_init for r in run.results)
+    how = f"mean rank over {', '.join(DEFAULT_CONSENSUS)}; lower is better" if consensus else f"{METRICS[rank_by].better} is better"
     seeds = run.config.get("seeds") or []
     spread = f"; mean±std over {len(seeds)} evaluation seeds" if len(seeds) > 1 else ""
-    table = Table(title=f"sslmon: ranked by {rank_by} ({METRICS[rank_by].better} is better{spread})", title_justify="left")
+    title = f"sslmon: ranked by {rank_by} ({how}{spread})" + (", init milestone not ranked" if excluded else "")
+    table = Table(title=title, title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("name", no_wrap=True)
     if show_epoch:
         table.add_column("epoch", justify="right")
+    if consensus:
+        table.add_column("consensus\nmean rank ↓", justify="right", style="bold", no_wrap=True)
     for m in columns:
         head, _, tail = m.partition("_")
         header = f"{head}\n{tail} {ARROWS[METRICS[m].better]}"
         table.add_column(header, justify="right", style="bold" if m == rank_by else None, no_wrap=True)
-    for rank, r in enumerate(run.ranked(rank_by), start=1):
-        row: list[str | Text] = [str(rank) if r.metrics.get(rank_by) is not None else "—", Text(printable(r.name))]
+    for rank, (r, key) in enumerate(run.ranking(rank_by), start=1):
+        row: list[str | Text] = [str(rank) if key is not None else "—", Text(printable(r.name))]
         if show_epoch:
-            row.append("" if r.epoch is None else str(r.epoch))
-        row += [_fmt(r.metrics.get(m), r.metrics_std.get(m)) for m in columns]
+            row.append("" if r.epoch is None else f"{r.epoch} (init)" if r.is_init else str(r.epoch))
+        if consensus:
+            row.append(_fmt(key))
+        row += [_table_cell(r, m) for m in columns]
         table.add_row(*row)
     console.print(table)
     notes = [printable(f"{r.name}: {m} undefined: {why}") for r in run.results for m, why in r.errors.items()]
     references = sorted({r.reference for r in run.results if r.reference})
     notes += [printable(f"knn_acc/lp_acc fitted on {ref}") for ref in references]
+    if any(r.metrics.get("lp_acc_se") is not None for r in run.results):
+        notes.append("lp_acc ± its binomial standard error sqrt(p(1-p)/n_test)")
     for note in notes:
         console.print(note, style="dim", highlight=False, markup=False, soft_wrap=True)
 

@@ -8,6 +8,9 @@ from typing import Any, Callable
 
 from sslmon import __version__
 from sslmon.metrics import METRICS
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, consensus_keys, metric_keys
+
+INIT_EPOCH = 0  # the untrained milestone
 
 
 @dataclass
@@ -35,6 +38,11 @@ class Result:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @property
+    def is_init(self) -> bool:
+        """Whether this is the untrained (epoch-0) milestone."""
+        return self.epoch == INIT_EPOCH
+
     @classmethod
     def from_dict(cls, doc: Any) -> Result:
         """The inverse of :meth:`to_dict` for a document read back from disk; ValueError naming the first
@@ -50,8 +58,11 @@ class Result:
         for key in ("epoch", "n_samples", "dim", "k"):
             _expect(doc[key], (int, type(None)), key)
         _expect(doc["source"], dict, "source")
-        for key, values, kinds in (("metrics", doc["metrics"], (int, float, type(None))), ("errors", doc["errors"], str),
-                                   ("timings", doc["timings"], (int, float))):
+        _expect(doc["per_seed"], list, "per_seed")
+        number = (int, float, type(None))
+        for key, values, kinds in (("metrics", doc["metrics"], number), ("errors", doc["errors"], str),
+                                   ("timings", doc["timings"], (int, float)), ("metrics_std", doc["metrics_std"], number),
+                                   *((f"per_seed[{i}]", d, number) for i, d in enumerate(doc["per_seed"]))):
             _expect(values, dict, key)
             for name, value in values.items():
                 _expect(value, kinds, f"{key}.{name}")
@@ -76,24 +87,51 @@ class Failure:
 
 @dataclass
 class Run:
-    """Everything one ``sslmon score``/``compare`` produced."""
+    """Everything one ``sslmon score``/``compare`` produced.
+
+    With ``exclude_init`` the epoch-0 results are reported but not ranked (no rank, listed last)
+    and not judged by ``--fail-if`` (:meth:`gated`).
+    """
 
     config: dict[str, Any]
     results: list[Result] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    exclude_init: bool = False
+
+    def rank_keys(self, rank_by: str) -> list[float | None]:
+        """Per result, a key that is smaller for a better rank; ``None`` for unranked results (no value,
+        or an excluded init milestone). ``rank_by`` is a metric key or ``"consensus"``: the mean rank
+        over the :data:`~sslmon.selection.DEFAULT_CONSENSUS` metrics (:func:`~sslmon.selection.consensus_keys`)."""
+        eligible = [not (self.exclude_init and r.is_init) for r in self.results]
+
+        def column(key: str) -> list[float | None]:
+            return metric_keys([r.metrics.get(key) if ok else None for r, ok in zip(self.results, eligible)], METRICS[key])
+
+        if rank_by == CONSENSUS:
+            return consensus_keys([column(k) for k in DEFAULT_CONSENSUS]) if self.results else []
+        return column(rank_by)
+
+    def ranking(self, rank_by: str) -> list[tuple[Result, float | None]]:
+        """(result, rank key) best first; unranked results (key ``None``) come last, in input order."""
+        pairs = list(zip(self.results, self.rank_keys(rank_by)))
+        scored = sorted((p for p in pairs if p[1] is not None), key=lambda p: p[1])
+        return scored + [p for p in pairs if p[1] is None]
 
     def ranked(self, rank_by: str) -> list[Result]:
-        """Results best first by ``rank_by``; results without that metric come last, in input order."""
-        spec = METRICS[rank_by]
-        scored = [r for r in self.results if r.metrics.get(rank_by) is not None]
-        unscored = [r for r in self.results if r.metrics.get(rank_by) is None]
-        return sorted(scored, key=lambda r: spec.sort_key(r.metrics[rank_by])) + unscored
+        """Results best first by ``rank_by``; unranked results (no value, or excluded init) come last, in input order."""
+        return [r for r, _ in self.ranking(rank_by)]
+
+    def gated(self) -> Run:
+        """The run that ``--fail-if`` judges: without the init milestone when ``exclude_init``."""
+        if not self.exclude_init:
+            return self
+        return Run(self.config, [r for r in self.results if not r.is_init], self.failures, exclude_init=True)
 
     def to_dict(self, rank_by: str) -> dict[str, Any]:
         """The JSON document: version, config, results in rank order (with ``rank``), failures."""
         records = []
-        for rank, result in enumerate(self.ranked(rank_by), start=1):
-            record = {"rank": rank if result.metrics.get(rank_by) is not None else None}
+        for rank, (result, key) in enumerate(self.ranking(rank_by), start=1):
+            record = {"rank": rank if key is not None else None}
             record.update(result.to_dict())
             records.append(record)
         return {

@@ -113,7 +113,7 @@ def test_ranking_output_file_and_formats(tmp_path):
     np.save(tmp_path / "spread.npy", spread)
     out = tmp_path / "res.csv"
     args = ["score", str(tmp_path / "collapsed.npy"), str(tmp_path / "spread.npy"), "--k", "2", "--metrics", "rankme,l2_std", "-q"]
-    result = runner.invoke(app, [*args, "--output", str(out)])
+    result = runner.invoke(app, [*args, "--rank-by", "rankme", "--output", str(out)])  # score's default is the consensus
     assert result.exit_code == 0, result.output
     assert "ranked by rankme" in result.stdout
     rows = list(csv.DictReader(out.open()))

@@ -72,6 +72,16 @@ def test_pearson_and_p_match_the_formula_with_and_without_init(run_file):
     assert result.n_points == 6
 
 
+def test_interval_of_r_equals_scipy_and_the_fisher_formula(run_file):
+    c = correlate_run(load_results(run_file), "lp_acc").correlations["ami_c1_c2"]["with_init"]
+    ci = stats.pearsonr(AMI, LP).confidence_interval(confidence_level=0.95)
+    assert (c.pearson_ci_low, c.pearson_ci_high) == pytest.approx((ci.low, ci.high), abs=1e-12)
+    r, _ = pearson_by_hand(AMI, LP)
+    half = stats.norm.ppf(0.975) / math.sqrt(len(AMI) - 3)  # Fisher z: tanh(atanh(r) -+ z_0.975 / sqrt(n - 3))
+    assert (c.pearson_ci_low, c.pearson_ci_high) == pytest.approx((math.tanh(math.atanh(r) - half), math.tanh(math.atanh(r) + half)))
+    assert c.pearson_ci_low < c.pearson_r < c.pearson_ci_high
+
+
 def test_spearman_is_pearson_of_the_ranks():
     x = [1.0, 2.0, 2.0, 5.0, 4.0, 9.0]  # a tie: mean ranks
     y = [0.3, 0.1, 0.4, 0.5, 0.9, 0.7]
@@ -116,10 +126,12 @@ def test_cli_json_has_one_run_per_file_and_every_field(run_file, tmp_path):
     doc = json.loads(res.stdout)
     assert doc["against"] == "lp_acc"
     assert [run["name"] for run in doc["runs"]] == ["simclr", "moco"]
-    assert set(doc["runs"][0]) == {"name", "path", "n_points", "correlations"}
+    assert set(doc["runs"][0]) == {"name", "path", "n_points", "correlations", "selection", "consensus_metrics", "n_seeds"}
     cell = doc["runs"][0]["correlations"]["ami_c1_c2"]
     assert set(cell) == {"with_init", "without_init"}
-    assert set(cell["with_init"]) == {"pearson_r", "pearson_p", "spearman_rho", "spearman_p", "n", "status"}
+    assert set(cell["with_init"]) == {"pearson_r", "pearson_p", "spearman_rho", "spearman_p", "n", "status",
+                                      "pearson_ci_low", "pearson_ci_high"}
+    assert set(doc["runs"][0]["selection"]) == {"entropy_z3", "ami_c1_c2", "consensus", "last_milestone"}
     assert doc["runs"][1]["correlations"]["ami_c1_c2"]["with_init"]["status"] == "constant"
     assert "NaN" not in res.stdout
 
