@@ -34,12 +34,13 @@ done
 # 2. Score every milestone on 2,000 test images (probe and kNN fitted on 4,000 train images),
 #    then again with evaluation seeds 1 and 2 (other image subsets, UMAP and k-means seeds).
 for m in "${METHODS[@]}"; do
-  "${ONE_THREAD[@]}" "$SSLMON" score "$RUNS/$m" --limit 2000 --train-limit 4000 \
+  "${ONE_THREAD[@]}" "$SSLMON" score "$RUNS/$m" --limit 2000 --train-limit 4000 --seeds 0, --umap-epochs 500 \
     --format json -o "docs/results/$m.json" --save-z3 "$RUNS/z3/$m" -q > /dev/null
 done
 for seed in 1 2; do
   for m in "${METHODS[@]}"; do
-    "${ONE_THREAD[@]}" "$SSLMON" score "$RUNS/$m" --seed $seed --limit 2000 --train-limit 4000 \
+    # --seed: the image subset; --seeds "$seed,": the one UMAP/k-means seed (sslmon 0.1 tied both to --seed)
+    "${ONE_THREAD[@]}" "$SSLMON" score "$RUNS/$m" --seed $seed --seeds "$seed," --umap-epochs 500 --limit 2000 --train-limit 4000 \
       --format json -o "docs/results/seed$seed/$m.json" --save-z3 "$RUNS/z3-seed$seed/$m" -q > /dev/null
   done
 done

@@ -1,3 +1,3 @@
 """sslmon: label-free monitoring of self-supervised encoders."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -11,7 +11,6 @@ from __future__ import annotations
 from contextlib import nullcontext
 from enum import Enum
 import io
-import os
 from pathlib import Path
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, Sequence, get_args, get_origin
@@ -313,16 +312,6 @@ def _finish(run: Run | None, rank_by: str, fmt: OutputFormat, out: ResultsFile |
         raise typer.Exit(1)
 
 
-def _broken_links(paths: list[Path], log: Callable[[str], None]) -> None:
-    """One warning line per checkpoint-named symbolic link in a folder input whose target is missing (or a loop)."""
-    from sslmon.encoders import CHECKPOINT_SUFFIXES
-
-    for folder in (p for p in paths if p.is_dir()):
-        for entry in _entries(folder):
-            if entry.suffix.lower() in CHECKPOINT_SUFFIXES and entry.is_symlink() and not entry.exists():
-                log(f"warning: {entry}: broken symbolic link (to {os.readlink(entry)}), skipped")
-
-
 def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
     try:
         return [parse_condition(c) for c in fail_if or []]
@@ -337,8 +326,13 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
     from sslmon.cache import ResultCache
     from sslmon.datasets import DatasetError, load_dataset
 
+    from sslmon.encoders import CheckpointError
+
     log = _logger(opts["quiet"])
-    sources = sources_fn()
+    try:
+        sources = sources_fn()
+    except CheckpointError as exc:  # a folder that cannot be listed
+        _fail(exc)
     if not sources:
         raise typer.BadParameter("no checkpoint files (.pt .pth .ckpt .bin .safetensors) found", param_hint="PATHS")
     try:
@@ -417,7 +411,6 @@ def score(
     else:
         from sslmon.api import checkpoint_sources
 
-        _broken_links(paths, _logger(opts["quiet"]))
         run, interrupted = _scoring(lambda on_result: _score_encoders(
             lambda: checkpoint_sources(paths, opts["arch"], opts["trust_checkpoints"]), opts, bin_factor,
             {"arch": opts["arch"], "limit": opts["limit"]}, on_result), out)

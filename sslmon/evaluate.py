@@ -213,7 +213,7 @@ def evaluate_embeddings(
         keep = {"silhouette_c1", "silhouette_gt"} & set(wanted) and size <= DISTANCE_MATRIX_BYTES
         r.run("knn", lambda: _knn(V["Z"], cfg, bool(keep)), "Z", timing="knn_graph")
         r.run("fuzzy", lambda: fuzzy_graph(V["knn"]), "knn", timing="umap_graph")
-    if {"rankme", "alpha_req"} & set(wanted):
+    if {"rankme", "alpha_req", "nesum", "stable_rank", "coherence"} & set(wanted):
         r.run("spectrum", lambda: M.spectrum(V["Z"]), "Z")
 
     # ---- per evaluation seed: layout, k-means, and the metrics of those
@@ -262,6 +262,11 @@ def evaluate_embeddings(
                 owner.values[name] = V["silhouettes"][j]
             else:
                 owner.errors[name] = r.errors["silhouettes"]
+    if "twonn_id" in wanted:
+        if "knn" in V:
+            V["knn_distances"] = V["knn"].distances
+        else:
+            r.run("knn_distances", lambda: knn_graph(V["Z"], 3, cfg.device).distances, "Z", timing="knn_graph")
     V.pop("knn", None)  # frees the distance matrix before the probes
 
     # ---- seed-independent metrics
@@ -287,21 +292,25 @@ def evaluate_embeddings(
             ("labels", "y_fit"),
         ),
         "lp_acc": (lambda: M.lp_acc(V["Z_fit"], V["y_fit"], V["Z_score"], V["y_score"], seed=cfg.seed), ("labels", "y_fit")),
-        "lp_acc_se": (
-            lambda: M.lp_acc_se(V.get("lp_acc") if "lp_acc" in V or "lp_acc" in r.errors else r.run("lp_acc", steps["lp_acc"][0]),
-                                len(V["y_score"])),
-            ("labels", "y_fit"),
-        ),
-        "nesum": (lambda: M.nesum(V["Z"]), ("Z",)),
-        "stable_rank": (lambda: M.stable_rank(V["Z"]), ("Z",)),
+        "lp_acc_se": (lambda: M.lp_acc_se(V["lp_acc"], len(V["y_score"])), ("lp_acc",)),
+        "nesum": (lambda: M.nesum(V["spectrum"]), ("spectrum",)),
+        "stable_rank": (lambda: M.stable_rank(V["spectrum"]), ("spectrum",)),
         "self_clustering": (lambda: M.self_clustering(V["Z"]), ("Z",)),
-        "coherence": (lambda: M.coherence(V["Z"]), ("Z",)),
-        "twonn_id": (lambda: M.twonn_id(V["Z"]), ("Z",)),
+        "coherence": (lambda: M.coherence(V["Z"], spec=V["spectrum"]), ("Z", "spectrum")),
+        "twonn_id": (lambda: M.twonn_id(V["Z"], neighbor_distances=V["knn_distances"]), ("Z", "knn_distances")),
     }
+
+    def compute(name: str) -> None:
+        """Run a step after the steps it needs (lp_acc before its standard error)."""
+        fn, needs = steps[name]
+        for need in needs:
+            if need in steps and need not in V and need not in r.errors:
+                compute(need)
+        r.run(name, fn, *needs)
+
     for name in wanted:
         if name in steps:
-            fn, needs = steps[name]
-            r.run(name, fn, *needs)
+            compute(name)
 
     # ---- mean, spread and per-seed values
     means: dict[str, float | None] = {}

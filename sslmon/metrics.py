@@ -296,31 +296,34 @@ def gram(Z: ArrayLike, block_rows: int = 8192) -> tuple[np.ndarray, np.ndarray, 
 
 @dataclass(frozen=True)
 class Spectrum:
-    """The min(n, d) squared singular values of Z (uncentred, descending) and covariance eigenvalues (descending)."""
+    """The min(n, d) squared singular values of Z (uncentred, descending), the covariance eigenvalues
+    (descending), and the right singular vectors of Z (d x min(n, d), columns in the same order)."""
 
     singular_sq: np.ndarray
     covariance: np.ndarray
     n: int
+    right_vectors: np.ndarray
 
 
 def spectrum(Z: ArrayLike) -> Spectrum:
     """Both spectra from one float64 Gram matrix G = Z^T Z (d x d).
 
-    s_k^2 are the eigenvalues of G; the covariance eigenvalues are those of
-    (G - n mu mu^T) / (n - 1), mu the column means. Eigenvalues below the round-off level of the
-    eigensolver (d * machine epsilon * the largest) are set to 0, as an SVD would find them: their
-    square roots would otherwise add spurious singular values of ~1e-7 relative size.
+    s_k^2 and the right singular vectors are the eigenpairs of G; the covariance eigenvalues are
+    those of (G - n mu mu^T) / (n - 1), mu the column means. Eigenvalues below the round-off level
+    of the eigensolver (d * machine epsilon * the largest) are set to 0, as an SVD would find them:
+    their square roots would otherwise add spurious singular values of ~1e-7 relative size.
     """
     G, col_sum, n = gram(Z)
     mu = col_sum / n
-
-    def eigenvalues(M: np.ndarray) -> np.ndarray:
-        lam = np.linalg.eigvalsh(M)[::-1]
-        lam[lam < len(lam) * np.finfo(np.float64).eps * max(lam[0], 0.0)] = 0.0
-        return lam
-
     k = min(n, G.shape[0])  # Z has min(n, d) singular values; G's other d - n eigenvalues are structural zeros
-    return Spectrum(eigenvalues(G)[:k], eigenvalues((G - n * np.outer(mu, mu)) / max(n - 1, 1))[:k], n)
+
+    def floor(lam: np.ndarray) -> np.ndarray:
+        lam[lam < len(lam) * np.finfo(np.float64).eps * max(lam[0], 0.0)] = 0.0
+        return lam[:k]
+
+    lam, vectors = np.linalg.eigh(G)
+    covariance = np.linalg.eigvalsh((G - n * np.outer(mu, mu)) / max(n - 1, 1))[::-1]
+    return Spectrum(floor(lam[::-1].copy()), floor(covariance.copy()), n, vectors[:, ::-1][:, :k])
 
 
 def rankme(Z: ArrayLike | Spectrum, eps: float = 1e-7) -> float:
@@ -464,31 +467,29 @@ def lp_acc_se(accuracy: float | None, n_test: int) -> float:
     return float(np.sqrt(accuracy * (1 - accuracy) / n_test))
 
 
-def nesum(Z: ArrayLike) -> float:
+def nesum(Z: ArrayLike | Spectrum) -> float:
     """NESum (He & Ozay, "Exploring the Gap between Collapsed and Whitened Features in
     Self-Supervised Learning", ICML 2022, Definition 4.1): sum_i lambda_i / lambda_1 over the
     eigenvalues of the covariance of Z (centred, divided by n - 1), lambda_1 the largest.
 
-    Between 1 (one direction carries all variance) and d (whitened). Unitless.
+    Between 1 (one direction carries all variance) and d (whitened). Unitless. Accepts a :class:`Spectrum`.
     """
-    Z = check_embeddings(Z)
-    lam = np.linalg.svd(Z - Z.mean(axis=0), compute_uv=False) ** 2 / (Z.shape[0] - 1)
+    lam = (Z if isinstance(Z, Spectrum) else spectrum(Z)).covariance
     if lam[0] <= 0:
         raise MetricUndefined("embeddings have zero variance")
     return float(lam.sum() / lam[0])
 
 
-def stable_rank(Z: ArrayLike) -> float:
+def stable_rank(Z: ArrayLike | Spectrum) -> float:
     """Stable rank ||Z||_F^2 / ||Z||_2^2 = sum_k s_k^2 / s_1^2 of the uncentred embedding matrix
     (as in Tsitsulin, Munkhoeva & Perozzi, "Unsupervised Embedding Quality Evaluation", 2023).
 
-    Between 1 and rank(Z). Unitless.
+    Between 1 and rank(Z). Unitless. Accepts a :class:`Spectrum`.
     """
-    Z = check_embeddings(Z)
-    s1 = np.linalg.norm(Z, ord=2)
-    if s1 <= 0:
+    s2 = (Z if isinstance(Z, Spectrum) else spectrum(Z)).singular_sq
+    if s2[0] <= 0:
         raise MetricUndefined("all embeddings are zero")
-    return float((Z**2).sum() / s1**2)
+    return float(s2.sum() / s2[0])
 
 
 def self_clustering(Z: ArrayLike) -> float:
@@ -511,35 +512,42 @@ def self_clustering(Z: ArrayLike) -> float:
     return float((actual - expected) / (n * n - expected))
 
 
-def coherence(Z: ArrayLike, rel_tol: float = 1e-10) -> float:
+def coherence(Z: ArrayLike, rel_tol: float = 1e-10, spec: Spectrum | None = None, block_rows: int = 8192) -> float:
     """Coherence of the uncentred embedding matrix (Tsitsulin, Munkhoeva & Perozzi, 2023; the
     matrix-completion coherence of Candes & Recht 2009): (n / r) max_i ||U_i||^2, U the n x r left
     singular vectors for the r singular values above ``rel_tol`` * s_1.
 
-    Between 1 (every sample carries the same share of the space) and n / r (one sample spans a
-    direction alone). Unitless.
+    U = Z V_r / s_r from the right singular vectors of ``spec`` (computed when not given), a block
+    of rows at a time: no n x d float64 copy. Between 1 (every sample carries the same share of the
+    space) and n / r (one sample spans a direction alone). Unitless.
     """
     Z = check_embeddings(Z)
-    U, s, _ = np.linalg.svd(Z, full_matrices=False)
+    spec = spec or spectrum(Z)
+    s = np.sqrt(spec.singular_sq)
     if s[0] <= 0:
         raise MetricUndefined("all embeddings are zero")
     r = int((s > rel_tol * s[0]).sum())
-    return float(Z.shape[0] / r * (U[:, :r] ** 2).sum(axis=1).max())
+    W = spec.right_vectors[:, :r] / s[:r]
+    peak = max(float(((Z[i : i + block_rows] @ W) ** 2).sum(axis=1).max()) for i in range(0, Z.shape[0], block_rows))
+    return float(Z.shape[0] / r * peak)
 
 
-def twonn_id(Z: ArrayLike, discard: float = 0.1) -> float:
+def twonn_id(Z: ArrayLike, discard: float = 0.1, neighbor_distances: np.ndarray | None = None) -> float:
     """TwoNN intrinsic dimension (Facco, d'Errico, Rodriguez & Laio, Sci. Rep. 7, 12140, 2017).
 
     For each point mu = r2 / r1, its Euclidean distances to the 2nd and 1st nearest neighbour
     (points with r1 = 0, duplicates, are left out). With mu sorted ascending and the empirical
     F(mu_(i)) = i / N, the fraction ``discard`` of largest mu is dropped and d is the least-squares
     slope through the origin of -ln(1 - F) against ln mu: d = sum x y / sum x^2.
+    ``neighbor_distances``: each row's distances to itself and its nearest neighbours, ascending
+    (n, >= 3), e.g. from the kNN graph of the Z3 engine; computed when not given.
     """
     Z = check_embeddings(Z, min_samples=3)
-    from sklearn.neighbors import NearestNeighbors
+    if neighbor_distances is None:
+        from sklearn.neighbors import NearestNeighbors
 
-    dist, _ = NearestNeighbors(n_neighbors=3).fit(Z).kneighbors(Z)
-    r1, r2 = dist[:, 1], dist[:, 2]
+        neighbor_distances, _ = NearestNeighbors(n_neighbors=3).fit(Z).kneighbors(Z)
+    r1, r2 = neighbor_distances[:, 1], neighbor_distances[:, 2]
     keep = r1 > 0
     mu = np.sort(r2[keep] / r1[keep])
     n = len(mu)

@@ -84,14 +84,14 @@ def test_hostile_names_are_shown_literally_escaped_and_defused(tmp_path, cli):
     assert all(not r[col].startswith(("=", "+", "-", "@")) for r in rows for col in ("name", "path"))
 
 
-def test_broken_symlink_in_a_folder_is_named_in_one_warning(tmp_path, tiny_data, cache_dir, cli):
+def test_broken_symlink_in_a_folder_is_one_error_line_and_the_others_are_scored(tmp_path, tiny_data, cache_dir, cli):
     ckpts = tmp_path / "ckpts"
     _checkpoint(ckpts / "epoch_0001.pt", 1)
     (ckpts / "epoch_0002.pt").symlink_to(tmp_path / "gone.pt")
     code, out, err = cli("score", str(ckpts), "--dataset", tiny_data, *FAST, "-q", "-f", "json")
-    assert code == 0, err
-    (warning,) = [line for line in err.splitlines() if line.startswith("warning:")]
-    assert "epoch_0002.pt" in warning and "broken symbolic link" in warning
+    assert code == 2, err
+    (error,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert "epoch_0002.pt" in error
     assert [r["name"] for r in json.loads(out)["results"]] == ["epoch_0001.pt"]
 
 
