@@ -96,3 +96,14 @@ def test_numba_kernels_cached_under_sslmon_cache_and_a_corrupt_entry_is_recompil
     again = _run_layout(cache, tmp_path / "b.npy")  # must recompile, not crash
     assert np.array_equal(first, again)
     assert any("optimize_layout_euclidean" in p.name for p in (cache / "numba").rglob("*.nbi"))
+
+
+def test_parallel_umap_kernels_are_never_cached(tmp_path):
+    """numba's cache key ignores compile flags: a parallel build must not stand in for the serial kernel."""
+    import umap.layouts
+
+    from sslmon.engine.jit import enable_numba_cache
+
+    enable_numba_cache(tmp_path / "numba")
+    assert umap.layouts._nb_optimize_layout_euclidean_single_epoch._cache.__class__.__name__ == "FunctionCache"
+    assert umap.layouts._nb_optimize_layout_euclidean_single_epoch_parallel._cache.__class__.__name__ == "NullCache"

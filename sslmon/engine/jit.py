@@ -2,7 +2,7 @@
 
 umap-learn compiles its kernels (fuzzy graph, layout SGD) with numba on first use in every new
 process, and most are declared without numba's on-disk cache. :func:`enable_numba_cache` turns the
-cache on for every numba dispatcher of ``umap`` before they compile, with numba's cache folder set
+cache on for every serial numba dispatcher of ``umap`` before they compile, with numba's cache folder set
 to ``<sslmon cache>/numba``. A cache entry that cannot be read (corrupt, truncated, from another
 numba) is dropped and the kernels recompile: see :func:`run_with_jit_cache`.
 """
@@ -51,7 +51,9 @@ def enable_numba_cache(folder: Path | None = None) -> Path | None:
     for name, module in list(sys.modules.items()):
         if name == "umap" or name.startswith("umap."):
             for obj in list(vars(module).values()):
-                if isinstance(obj, Dispatcher):
+                # Not the parallel variants: numba's cache key ignores compile flags, so a parallel
+                # (non-deterministic) build of a kernel could be loaded in place of its serial twin.
+                if isinstance(obj, Dispatcher) and not obj.targetoptions.get("parallel"):
                     obj.enable_caching()
     _enabled = folder
     return folder
