@@ -23,7 +23,7 @@ from rich.table import Table
 from sslmon import __version__
 from sslmon._text import one_line
 from sslmon.conditions import Condition, judge as judge_results, parse_condition
-from sslmon.config import (FOLDER_CONFIG, ConfigError, check_folder_key, check_type, folder_config, option_name,
+from sslmon.config import (FOLDER_CONFIG, ConfigError, check_folder_key, check_type, folder_config, option_name, yaml_value,
                            read_yaml)
 from sslmon.evaluate import EvalConfig
 from sslmon.inputs import EMBEDDING_SUFFIXES
@@ -205,7 +205,7 @@ def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: Sequen
                     raise ConfigError(f"{path}: unknown option '{key}'")
                 if untrusted:
                     check_folder_key(path, key)
-                value = check_type(path, key, value, _option_type(params[name]), params[name].multiple)
+                value = check_type(path, key, yaml_value(name, value), _option_type(params[name]), params[name].multiple)
                 if ctx.get_parameter_source(name).name == "DEFAULT" and name not in set_by_file:
                     try:
                         ctx.params[name] = params[name].process_value(ctx, value)  # coercion, bounds, callback

@@ -87,6 +87,19 @@ def check_folder_key(path: Path, key: Any) -> None:
 _WANTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 
 
+def yaml_value(name: str, value: Any) -> Any:
+    """YAML forms of options that are comma-separated text on the command line: ``seeds: 3``,
+    ``seeds: [0, 5]`` and ``metrics: [rankme, l2_std]`` become ``"3"``, ``"0,5,"`` and ``"rankme,l2_std"``
+    (a trailing comma keeps a one-item seed list a list). Anything else is returned as it is."""
+    scalar = (int, str)
+    if name in ("seeds", "metrics") and isinstance(value, list) and value and all(
+            isinstance(v, scalar) and not isinstance(v, bool) for v in value):
+        return ",".join(map(str, value)) + ("," if name == "seeds" else "")
+    if name == "seeds" and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 def check_type(path: Path, key: Any, value: Any, expected: type, multiple: bool) -> Any:
     """``value`` checked against the option's type (int, float, bool or str; an int passes as a float); a single
     string for a repeatable option becomes a one-item list. ConfigError naming the file and key otherwise."""

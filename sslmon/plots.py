@@ -20,11 +20,11 @@ from pathlib import Path
 import re
 import textwrap
 from typing import TYPE_CHECKING, Any, Callable, Sequence
-import zipfile
 
 import numpy as np
 
 from sslmon.correlate import NO_INIT, OK, Correlation, RunResults, correlate_metric, format_p, ordered_keys
+from sslmon.inputs import InputError, read_npz
 from sslmon.metrics import LABEL_FREE, METRICS
 
 if TYPE_CHECKING:
@@ -135,12 +135,14 @@ def load_z3_dir(folder: Path) -> list[Z3Snapshot]:
     snapshots = []
     for path in files:
         try:
-            with np.load(path, allow_pickle=False) as npz:
-                z3 = np.asarray(npz["z3"], dtype=np.float64)
-                epoch = _epoch(npz["epoch"]) if "epoch" in npz else -1
-                source = "labels" if "labels" in npz else "c1" if "c1" in npz else None
-                colours = np.asarray(npz[source]) if source else None
-        except (OSError, ValueError, TypeError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            npz, _ = read_npz(path, ("z3", "epoch", "labels", "c1"))  # sizes checked before reading: no pickles, no bombs
+            z3 = np.asarray(npz["z3"], dtype=np.float64)
+            epoch = _epoch(npz["epoch"]) if "epoch" in npz else -1
+            source = "labels" if "labels" in npz else "c1" if "c1" in npz else None
+            colours = np.asarray(npz[source]) if source else None
+        except InputError as exc:
+            raise PlotError(str(exc)) from None
+        except (ValueError, TypeError, KeyError) as exc:
             raise PlotError(f"{path}: not a Z3 file from --save-z3 ({' '.join(str(exc).split())})") from None
         if z3.ndim != 2 or z3.shape[1] != 3:
             raise PlotError(f"{path}: z3 has shape {z3.shape}, expected (n, 3)")

@@ -131,3 +131,19 @@ def test_usage_errors_and_help():
     assert helptext.exit_code == 0 and "--rank-by" in helptext.stdout
     listing = runner.invoke(app, ["metrics"])
     assert listing.exit_code == 0 and all(m in listing.stdout for m in METRICS)
+
+
+def test_seeds_and_umap_epochs_from_a_yaml_config(fmnist_npz, tmp_path):
+    config = tmp_path / "opts.yaml"
+    config.write_text("seeds: 4\numap-epochs: 30\nprecision: bf16\nrank-by: rankme\n")
+    result = runner.invoke(app, ["score", str(fmnist_npz), "--config", str(config), "--metrics", "rankme", "-f", "json", "-q"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["config"]["seeds"] == [0, 1, 2, 3] and doc["config"]["umap_epochs"] == 30
+    (record,) = doc["results"]
+    assert len(record["per_seed"]) == 4 and record["metrics_std"]["rankme"] == 0.0
+    config.write_text("seeds: [5]\nmetrics: [rankme, l2_std]\n")
+    listed = runner.invoke(app, ["score", str(fmnist_npz), "--config", str(config), "-f", "json", "-q", "--rank-by", "rankme"])
+    assert listed.exit_code == 0, listed.output
+    doc = json.loads(listed.stdout)
+    assert doc["config"]["seeds"] == [5] and set(doc["results"][0]["metrics"]) == {"rankme", "l2_std"}

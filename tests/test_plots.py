@@ -102,3 +102,19 @@ def test_errors_are_one_clear_line_and_draw_nothing(tmp_path, z3_dir, monkeypatc
     with pytest.raises(PlotError, match=r"^matplotlib missing: pip install sslmon\[plot\]$"):
         make_plots([], out)
     assert not out.exists()
+
+
+def test_z3_file_claiming_a_huge_array_is_one_error_not_a_memory_error(tmp_path):
+    import io
+    import zipfile
+
+    from sslmon.plots import PlotError, load_z3_dir
+
+    header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (100000000000, 3), }"
+    header += b" " * (118 - len(header)) + b"\n"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("z3.npy", b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + b"\0" * 24)
+    (tmp_path / "huge.z3.npz").write_bytes(buf.getvalue())
+    with pytest.raises(PlotError, match="huge.z3.npz"):
+        load_z3_dir(tmp_path)
