@@ -84,7 +84,9 @@ def _metric_key(value: str) -> str:
 
 
 def _rank_by(value: str) -> str:
-    return value if value == CONSENSUS else _metric_key(value)
+    if value == CONSENSUS or value in METRICS:
+        return value
+    raise typer.BadParameter(f"'{value}' is neither '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
 
 
 def _device(value: str) -> str:

