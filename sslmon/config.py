@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from sslmon._text import one_line
+from sslmon.errors import SslmonError
 from sslmon.output import read_regular
 
 FOLDER_CONFIG = "sslmon.yaml"
@@ -27,7 +28,7 @@ FOLDER_KEYS = frozenset({"limit", "train_limit", "image_size", "arch", "k", "see
                          "metrics", "bin_factor", "batch_size", "device", "precision", "fail_if"})
 
 
-class ConfigError(ValueError):
+class ConfigError(SslmonError, ValueError):
     """An option file that is refused; the message names the file (and the key), on one line."""
 
 

@@ -36,6 +36,7 @@ from rich.text import Text
 from scipy import stats
 
 from sslmon import selection as sel
+from sslmon.errors import SslmonError
 from sslmon.metrics import METRICS, UNCERTAINTIES
 from sslmon.report import ARROWS
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, Selection
@@ -53,7 +54,7 @@ BASELINE = "last_milestone"  # selection row of the "always pick the last milest
 VARIANTS = ("with_init", "without_init")
 
 
-class ResultsFileError(ValueError):
+class ResultsFileError(SslmonError, ValueError):
     """A results file cannot be read or is not an sslmon results document; the message names it."""
 
 

@@ -40,10 +40,11 @@ import torch
 from PIL import Image
 
 from sslmon._text import one_line
+from sslmon.errors import SslmonError
 from sslmon.inputs import MAX_ARRAY_BYTES, InputError, check_regular_file, read_npz
 
 
-class DatasetError(Exception):
+class DatasetError(SslmonError):
     """A dataset cannot be read; the one-line message names the file or folder and the problem."""
 
 

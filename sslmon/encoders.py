@@ -35,6 +35,7 @@ from sslmon.archs import (
     torchvision_backbone,
     torchvision_family,
 )
+from sslmon.errors import SslmonError
 from sslmon.inputs import InputError, check_regular_file
 
 __all__ = [
@@ -80,7 +81,7 @@ _UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global|whose modul
 _SHOWN = 5  # keys listed in an error message before "... (N in all)"
 
 
-class CheckpointError(Exception):
+class CheckpointError(SslmonError):
     """A checkpoint cannot be used; the message is one line naming the file and the problem."""
 
 

@@ -22,6 +22,7 @@ from typing import IO
 import numpy as np
 
 from sslmon._text import one_line
+from sslmon.errors import SslmonError
 
 EMBEDDING_SUFFIXES = (".npz", ".npy")
 MAX_ARRAY_BYTES = 8 * 2**30  # largest single array read from a .npy/.npz/idx file (8 GiB)
@@ -31,7 +32,7 @@ ARCHIVE_ERRORS = (OSError, ValueError, EOFError, RuntimeError, NotImplementedErr
                   zlib.error, lzma.LZMAError, SyntaxError, tokenize.TokenError)
 
 
-class InputError(Exception):
+class InputError(SslmonError):
     """A file that cannot be read as embeddings; the message names the file."""
 
 

@@ -20,8 +20,10 @@ import stat
 import tempfile
 from typing import Callable, Iterable
 
+from sslmon.errors import SslmonError
 
-class OutputError(Exception):
+
+class OutputError(SslmonError):
     """An output file that cannot be written; the message names it, on one line."""
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from sslmon.correlate import NO_INIT, OK, Correlation, RunResults, correlate_metric, format_p, ordered_keys
+from sslmon.errors import SslmonError
 from sslmon.inputs import InputError, read_npz
 from sslmon.metrics import LABEL_FREE, METRICS
 
@@ -53,7 +54,7 @@ NAMES: dict[str, tuple[str, str, str]] = {
 }
 
 
-class PlotError(ValueError):
+class PlotError(SslmonError, ValueError):
     """Plots cannot be drawn (matplotlib missing, no Z3 files, ...); the message says why in one line."""
 
 

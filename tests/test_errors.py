@@ -1,0 +1,35 @@
+"""Every error sslmon raises for bad input is an SslmonError: one except clause catches them all."""
+
+from __future__ import annotations
+
+import pytest
+
+import sslmon
+from sslmon.config import ConfigError, read_yaml
+from sslmon.correlate import ResultsFileError, load_results
+from sslmon.datasets import DatasetError, load_dataset
+from sslmon.encoders import CheckpointError, load_checkpoint
+from sslmon.inputs import InputError, load_embeddings
+from sslmon.output import OutputError
+from sslmon.plots import PlotError
+
+
+@pytest.mark.parametrize("cls", [ConfigError, ResultsFileError, DatasetError, CheckpointError, InputError, OutputError, PlotError])
+def test_error_types_share_the_base(cls):
+    assert issubclass(cls, sslmon.SslmonError)
+
+
+def test_one_except_clause_catches_each_reader_failure(tmp_path):
+    junk = tmp_path / "junk"
+    junk.write_bytes(b"\x00not what any reader expects")
+    calls = [
+        lambda: load_checkpoint(junk.with_suffix(".pt").write_bytes(junk.read_bytes()) and junk.with_suffix(".pt")),
+        lambda: load_embeddings(junk.with_suffix(".npz").write_bytes(junk.read_bytes()) and junk.with_suffix(".npz")),
+        lambda: load_dataset(f"npz:{tmp_path / 'missing.npz'}"),
+        lambda: read_yaml(junk),
+        lambda: load_results(junk, "junk"),
+    ]
+    for call in calls:
+        with pytest.raises(sslmon.SslmonError) as info:
+            call()
+        assert "\n" not in str(info.value) and str(tmp_path) in str(info.value)
