@@ -1,6 +1,6 @@
 # Two commands set up everything on a fresh machine:
 #   make demo   create .venv, install sslmon, score the sample checkpoints on the embedded dataset
-#   make test   create .venv, install sslmon with test extras, run the test suite
+#   make test   create .venv, install sslmon with test extras, run ruff and the test suite
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SSLMON := $(VENV)/bin/sslmon
@@ -19,6 +19,7 @@ demo: install
 	$(SSLMON) score sample_checkpoints --limit 2000
 
 test: install
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 bench: install
