@@ -121,6 +121,8 @@ NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when t
 FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8" holds for the judged result (repeatable).')]
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
 SaveZ3 = Annotated[Optional[Path], typer.Option("--save-z3", help="Folder to save each input's Z3 (UMAP 3-d), C1/C2 and labels as NAME.z3.npz, for `sslmon plot`.")]
+Arch = Annotated[str, typer.Option("--arch", help="Architecture of the checkpoints (see `sslmon archs`); auto matches keys and shapes.")]
+TrustCheckpoints = Annotated[bool, typer.Option("--trust-checkpoints", help="Allow checkpoints that need full unpickling (can run code: only for files you trust).")]
 TrustData = Annotated[bool, typer.Option("--trust-data", help="Allow dataset files (CIFAR pickles) that need full unpickling (can run code: only for files you trust).")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too (evaluation settings only); the command line wins.")]
 
@@ -383,8 +385,8 @@ def score(
     limit: Limit = None,
     train_limit: TrainLimit = None,
     image_size: ImageSize = 224,
-    arch: Annotated[str, typer.Option("--arch", help="Architecture of the checkpoints (see `sslmon archs`); auto matches keys and shapes.")] = "auto",
-    trust_checkpoints: Annotated[bool, typer.Option("--trust-checkpoints", help="Allow checkpoints that need full unpickling (can run code: only for files you trust).")] = False,
+    arch: Arch = "auto",
+    trust_checkpoints: TrustCheckpoints = False,
     trust_data: TrustData = False,
     k: K = None,
     seed: Seed = 0,
@@ -503,8 +505,8 @@ def watch(
     limit: Limit = None,
     train_limit: TrainLimit = None,
     image_size: ImageSize = 224,
-    arch: Annotated[str, typer.Option("--arch", help="Architecture of the checkpoints (see `sslmon archs`); auto matches keys and shapes.")] = "auto",
-    trust_checkpoints: Annotated[bool, typer.Option("--trust-checkpoints", help="Allow checkpoints that need full unpickling (can run code: only for files you trust).")] = False,
+    arch: Arch = "auto",
+    trust_checkpoints: TrustCheckpoints = False,
     trust_data: TrustData = False,
     k: K = None,
     seed: Seed = 0,
