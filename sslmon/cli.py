@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, 
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -29,7 +30,7 @@ from sslmon.evaluate import EvalConfig
 from sslmon.inputs import EMBEDDING_SUFFIXES
 from sslmon.metrics import METRICS
 from sslmon.output import OutputError, ResultsFile, check_target, write_atomic
-from sslmon.report import jsonl_line, printable, render, render_table
+from sslmon.report import jsonl_line, printable, ranked_table, render, render_table
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
@@ -235,8 +236,9 @@ def _stdout_console() -> Console:
     return out if out.is_terminal else Console(width=1000)
 
 
-def _results_file(output: Optional[Path], fmt: OutputFormat, inputs: list[Path]) -> ResultsFile | None:
-    """The -o file (format from --format, else from the suffix), checked before any scoring: exit 2 when refused."""
+def _results_file(output: Optional[Path], fmt: OutputFormat, inputs: list[Path], append: bool = False) -> ResultsFile | None:
+    """The -o file (format from --format, else from the suffix), checked before any scoring: exit 2 when refused.
+    ``append``: stream after what the file holds (see :class:`ResultsFile`)."""
     if output is None:
         return None
     try:
@@ -245,7 +247,7 @@ def _results_file(output: Optional[Path], fmt: OutputFormat, inputs: list[Path])
         _fail(exc)
     suffix = output.suffix.lstrip(".")
     file_fmt = fmt.value if fmt != OutputFormat.table else (suffix if suffix in {"json", "jsonl", "csv"} else "json")
-    return ResultsFile(output, file_fmt, _say)
+    return ResultsFile(output, file_fmt, _say, append)
 
 
 def _input_files(paths: list[Path], config: Optional[Path], dataset: Optional[str]) -> list[Path]:
@@ -547,26 +549,30 @@ def watch(
     out_path = opts["output"]
     if out_path is not None and out_path.suffix in (".json", ".csv"):
         raise typer.BadParameter(f"{out_path}: watch writes JSON Lines: name a .jsonl file", param_hint="--output")
-    out = _results_file(out_path, OutputFormat.jsonl, _input_files([folder], config, opts["dataset"]))
+    out = _results_file(out_path, OutputFormat.jsonl, _input_files([folder], config, opts["dataset"]), append=True)
     log = _logger(opts["quiet"])
     try:
         held = read_held(out_path, log) if out_path is not None else Held()
     except WatchError as exc:
         _fail(exc)
-    if out is not None:
-        out.append = True
     data = _load_data(opts, log)
     if opts["k"] is None and data.num_classes is None:
         raise typer.BadParameter(f"dataset {data.name} has no labels: pass --k (the number of clusters k1)")
-    progress = _progress(opts["quiet"])
+    live = Live(console=err, transient=True, auto_refresh=False) if err.is_terminal and not opts["quiet"] else None
     score = _scorer(data, opts, opts["bin_factor"] or 0.4, {"arch": opts["arch"], "limit": opts["limit"]},
-                    lambda msg: None if msg.startswith("error:") else log(msg), progress)  # watch reports failures itself
+                    lambda msg: None if msg.startswith("error:") else log(msg), None)  # watch reports failures itself
     log(f"watching {folder} every {opts['poll']:g} s" + (f" (until idle for {opts['until_idle']:g} s)" if opts["until_idle"] is not None else ""))
+
+    def show(run: Run) -> None:
+        """The live table on a terminal, redrawn after each result (plain lines go above it)."""
+        if live is not None and run.results:
+            live.update(ranked_table(run, rank_by), refresh=True)
+
     try:
-        with progress or nullcontext():
+        with live or nullcontext():
             outcome = follow(folder, score, lambda f: checkpoint_sources([f], opts["arch"], opts["trust_checkpoints"]),
                              held, out, log, opts["poll"], opts["until_idle"], conditions, rank_by,
-                             opts["exclude_init"])
+                             opts["exclude_init"], on_change=show)
     except WatchError as exc:
         _fail(exc)
     if out is not None:

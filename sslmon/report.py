@@ -107,14 +107,8 @@ def _table_cell(result: Result, key: str) -> str:
     return f"{value:.3f} ± {se:.3f}"
 
 
-def render_table(run: Run, rank_by: str, console: Console) -> None:
-    """Print the ranked table, then one line per undefined metric (failed inputs go to stderr); label-based
-    metrics asked for without labels share one line for the whole run."""
-    from sslmon.evaluate import NO_LABELS  # not at import time: the evaluation stack is heavy
-
-    if not run.results:
-        console.print("no results", style="dim")
-        return
+def ranked_table(run: Run, rank_by: str) -> Table:
+    """The ranked table of a run with at least one result (also the live table of ``sslmon watch``)."""
     columns = _metric_columns(run)
     consensus = rank_by == CONSENSUS
     if rank_by not in columns and not consensus:
@@ -144,7 +138,18 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
             row.append(_fmt(key))
         row += [_table_cell(r, m) for m in columns]
         table.add_row(*row)
-    console.print(table)
+    return table
+
+
+def render_table(run: Run, rank_by: str, console: Console) -> None:
+    """Print the ranked table, then one line per undefined metric (failed inputs go to stderr); label-based
+    metrics asked for without labels share one line for the whole run."""
+    from sslmon.evaluate import NO_LABELS  # not at import time: the evaluation stack is heavy
+
+    if not run.results:
+        console.print("no results", style="dim")
+        return
+    console.print(ranked_table(run, rank_by))
     notes = [printable(f"{r.name}: {m} undefined: {why}") for r in run.results for m, why in r.errors.items()
              if why != NO_LABELS]
     unlabelled = [m for m in METRICS if any(r.errors.get(m) == NO_LABELS for r in run.results)]

@@ -142,6 +142,7 @@ def watch(
     rank_by: str = "consensus",
     exclude_init: bool = True,
     grace: float | None = None,
+    on_change: Callable[[Run], None] | None = None,
 ) -> Outcome:
     """Score the checkpoints in ``folder`` and each new one as it appears, until idle, a condition, or Ctrl-C.
 
@@ -149,7 +150,8 @@ def watch(
     Each result is appended to ``out`` (fsync) and logged as one line; a condition in ``conditions`` that holds
     for the newest checkpoint (highest epoch; the init milestone not when ``exclude_init``) stops the watch.
     ``until_idle``: seconds with no new or changed checkpoint after which it returns. ``grace``: seconds a file
-    that fails must stay unchanged before it is reported (default ``max(3 * poll, 2)``).
+    that fails must stay unchanged before it is reported (default ``max(3 * poll, 2)``). ``on_change(run)`` is called
+    after each new result or reported failure (the live table).
     """
     grace = max(3 * poll, 2.0) if grace is None else grace
     run = Run(config={}, results=list(held.results), failures=list(held.failures), exclude_init=exclude_init)
@@ -158,10 +160,16 @@ def watch(
     done: dict[str, Stamp] = {}  # path -> stamp when it was scored, skipped as held, or reported broken
     broken: dict[str, _Broken] = {}
     last_change = time.monotonic()
+    if on_change and run.results:
+        on_change(run)
     try:
         while True:
             ready: list[tuple[Source, Stamp]] = []
-            for source in _listing(folder, list_sources):
+            listing = _listing(folder, list_sources)
+            present = {str(source.path) for source in listing}
+            for gone in [path for path in broken if path not in present]:  # deleted before it was reported
+                del broken[gone]
+            for source in listing:
                 path = str(source.path)
                 current = stamp(path)
                 previous, seen[path] = seen.get(path), current
@@ -174,11 +182,13 @@ def watch(
                 if path in broken:
                     if time.monotonic() - broken[path].since >= grace:
                         _report(run, broken.pop(path), out, log)
+                        if on_change:
+                            on_change(run)
                         done[path] = current
                     continue
                 ready.append((source, current))
             if ready:
-                _score_ready(ready, score, run, keys, done, broken, out, log, conditions, rank_by)
+                _score_ready(ready, score, run, keys, done, broken, out, log, conditions, rank_by, on_change)
                 last_change = time.monotonic()
             if until_idle is not None and time.monotonic() - last_change >= until_idle and not broken:
                 return Outcome(run)
@@ -201,6 +211,7 @@ def _listing(folder: Path, list_sources: ListSources) -> list[Source]:
 def _score_ready(
     ready: list[tuple[Source, Stamp]], score: Score, run: Run, keys: set[tuple[str, str]], done: dict[str, Stamp],
     broken: dict[str, _Broken], out: ResultsFile | None, log: Log, conditions: list[Condition], rank_by: str,
+    on_change: Callable[[Run], None] | None,
 ) -> None:
     """Score the complete checkpoints that the output does not hold yet; a failure waits in ``broken``."""
     todo: list[Source] = []
@@ -211,7 +222,7 @@ def _score_ready(
         except OSError:
             continue  # gone or unreadable since the poll: the next poll sees it again
         if (digest, source.name) in keys:
-            log(f"already scored: {source.name} (the output holds it)")
+            log(f"already in the output: {source.name}")
             done[str(source.path)] = current
             continue
         todo.append(source)
@@ -236,6 +247,8 @@ def _score_ready(
         if out is not None:
             out.stream(jsonl_line(item))
         log(summary(item))
+        if on_change:
+            on_change(run)
         tripped = judge(run.gated(), conditions, "latest", rank_by) if conditions else []
         if tripped:
             raise _Stop(*tripped)

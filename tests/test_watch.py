@@ -125,7 +125,7 @@ def test_killed_watcher_resumes_with_nothing_lost_or_doubled(tmp_path: Path) -> 
     assert sorted(r["name"] for r in _records(out)) == NAMES  # nothing lost, nothing doubled
     assert out.read_text().endswith("\n")
     assert "cutting off an unfinished last line" in stderr
-    assert sorted(line.split()[2] for line in stderr.splitlines() if line.startswith("already scored:")) == sorted(held)
+    assert sorted(line.split()[-1] for line in stderr.splitlines() if line.startswith("already in the output:")) == sorted(held)
     assert not any(line.startswith(f"scoring {name}") for name in held for line in stderr.splitlines())
 
 
