@@ -162,3 +162,32 @@ def test_unlabelled_imagefolder_has_no_label_columns_and_one_note(tmp_path: Path
     assert code == 0, stderr
     notes = [line for line in (stdout + stderr).splitlines() if "no labels" in line]
     assert notes == ["knn_acc, lp_acc undefined: no labels given"], stdout + stderr
+
+
+def test_ctrl_c_prints_the_table_and_fail_if_stops_at_the_newest(tmp_path: Path) -> None:
+    folder, out = tmp_path / "run", tmp_path / "out.jsonl"
+    folder.mkdir()
+    for name in NAMES[:3]:
+        shutil.copy(SAMPLES / name, folder / name)
+    proc = _watcher(folder, out, tmp_path, tmp_path / "int.txt")
+    try:
+        _wait_for(out, 3, proc)
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert all(name in stdout for name in NAMES[:3])  # the final table
+    # epoch 1 is the newest non-init checkpoint when it is scored: its l2_std (from the file) is below 1, so the
+    # watcher stops there with exit 1, before epoch 2
+    gate = tmp_path / "gate.jsonl"
+    proc = _watcher(folder, gate, tmp_path, tmp_path / "gate.txt", "--fail-if", "l2_std<1")
+    try:
+        proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    stderr = (tmp_path / "gate.txt").read_text()
+    assert proc.returncode == 1, stderr
+    records = _records(gate)
+    assert [r["name"] for r in records] == NAMES[:2] and records[1]["metrics"]["l2_std"] < 1
+    assert f"fail-if: {NAMES[1]}: l2_std = " in stderr
