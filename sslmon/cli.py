@@ -547,8 +547,8 @@ def watch(
     opts["metrics"] = _metric_list(opts["metrics"], rank_by)
     conditions = _conditions(opts["fail_if"])
     out_path = opts["output"]
-    if out_path is not None and out_path.suffix in (".json", ".csv"):
-        raise typer.BadParameter(f"{out_path}: watch writes JSON Lines: name a .jsonl file", param_hint="--output")
+    if out_path is not None and out_path.suffix != ".jsonl":
+        raise typer.BadParameter(f"{out_path}: watch appends JSON Lines: name a .jsonl file", param_hint="--output")
     out = _results_file(out_path, OutputFormat.jsonl, _input_files([folder], config, opts["dataset"]), append=True)
     log = _logger(opts["quiet"])
     try:

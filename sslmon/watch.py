@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
+import stat
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 from sslmon.api import Source
 from sslmon.cache import file_digest
 from sslmon.conditions import Condition, judge
+from sslmon.encoders import CheckpointError
 from sslmon.output import ResultsFile
 from sslmon.report import jsonl_line
 from sslmon.results import Failure, OnResult, Result, Run
@@ -71,6 +73,8 @@ def read_held(path: Path, log: Log) -> Held:
     appended to)."""
     held = Held()
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block here, or never hold records
+            raise WatchError(f"{path}: not a regular file; name a .jsonl file")
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return held
@@ -138,7 +142,7 @@ def watch(
     log: Log = lambda msg: None,
     poll: float = 5.0,
     until_idle: float | None = None,
-    conditions: list[Condition] = (),
+    conditions: Sequence[Condition] = (),
     rank_by: str = "consensus",
     exclude_init: bool = True,
     grace: float | None = None,
@@ -203,14 +207,14 @@ def _listing(folder: Path, list_sources: ListSources) -> list[Source]:
     """The folder's checkpoints in epoch order, without hidden (temporary) files; WatchError when unlistable."""
     try:
         sources = list_sources(folder)
-    except Exception as exc:  # CheckpointError: a folder that vanished or cannot be listed
+    except CheckpointError as exc:  # a folder that vanished or cannot be listed
         raise WatchError(str(exc)) from None
     return [s for s in sources if not s.name.startswith(".")]
 
 
 def _score_ready(
     ready: list[tuple[Source, Stamp]], score: Score, run: Run, keys: set[tuple[str, str]], done: dict[str, Stamp],
-    broken: dict[str, _Broken], out: ResultsFile | None, log: Log, conditions: list[Condition], rank_by: str,
+    broken: dict[str, _Broken], out: ResultsFile | None, log: Log, conditions: Sequence[Condition], rank_by: str,
     on_change: Callable[[Run], None] | None,
 ) -> None:
     """Score the complete checkpoints that the output does not hold yet; a failure waits in ``broken``."""

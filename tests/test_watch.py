@@ -191,3 +191,16 @@ def test_ctrl_c_prints_the_table_and_fail_if_stops_at_the_newest(tmp_path: Path)
     records = _records(gate)
     assert [r["name"] for r in records] == NAMES[:2] and records[1]["metrics"]["l2_std"] < 1
     assert f"fail-if: {NAMES[1]}: l2_std = " in stderr
+
+
+def test_bad_outputs_are_one_error_line_before_watching(tmp_path: Path, capsys, monkeypatch) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    garbage = tmp_path / "notes.jsonl"
+    garbage.write_text("my own notes\n")
+    for output, expected in ((tmp_path / "r.json", "name a .jsonl file"), (garbage, "line 1 is not an sslmon record")):
+        code, _, stderr = run_cli(["watch", str(folder), "-o", str(output), "--until-idle", "0"], capsys, monkeypatch)
+        assert code == 2 and len(stderr.splitlines()) == 1 and expected in stderr, stderr
+    assert garbage.read_text() == "my own notes\n"  # not appended to
+    code, _, stderr = run_cli(["watch", str(tmp_path / "missing")], capsys, monkeypatch)
+    assert code == 2 and stderr == f"error: {tmp_path / 'missing'}: not a directory\n"
