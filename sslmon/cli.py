@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, 
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -29,7 +30,7 @@ from sslmon.evaluate import EvalConfig
 from sslmon.inputs import EMBEDDING_SUFFIXES
 from sslmon.metrics import METRICS
 from sslmon.output import OutputError, ResultsFile, check_target, write_atomic
-from sslmon.report import jsonl_line, printable, render, render_table
+from sslmon.report import jsonl_line, printable, ranked_table, render, render_table
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
@@ -123,6 +124,8 @@ NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when t
 FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8" holds for the judged result (repeatable).')]
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
 SaveZ3 = Annotated[Optional[Path], typer.Option("--save-z3", help="Folder to save each input's Z3 (UMAP 3-d), C1/C2 and labels as NAME.z3.npz, for `sslmon plot`.")]
+Arch = Annotated[str, typer.Option("--arch", help="Architecture of the checkpoints (see `sslmon archs`); auto matches keys and shapes.")]
+TrustCheckpoints = Annotated[bool, typer.Option("--trust-checkpoints", help="Allow checkpoints that need full unpickling (can run code: only for files you trust).")]
 TrustData = Annotated[bool, typer.Option("--trust-data", help="Allow dataset files (CIFAR pickles) that need full unpickling (can run code: only for files you trust).")]
 ConfigFile = Annotated[Optional[Path], typer.Option("--config", help=f"YAML file of options (keys as the long option names). A {FOLDER_CONFIG} in a checkpoint folder is read too (evaluation settings only); the command line wins.")]
 
@@ -203,7 +206,7 @@ def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: Sequen
             data = read_yaml(path)
             for key, value in data.items():
                 name = option_name(key)
-                if name not in params or name in ("paths", "names", "config"):
+                if name not in params or name in ("paths", "names", "folder", "config"):
                     raise ConfigError(f"{path}: unknown option '{key}'")
                 if untrusted:
                     check_folder_key(path, key)
@@ -235,8 +238,9 @@ def _stdout_console() -> Console:
     return out if out.is_terminal else Console(width=1000)
 
 
-def _results_file(output: Optional[Path], fmt: OutputFormat, inputs: list[Path]) -> ResultsFile | None:
-    """The -o file (format from --format, else from the suffix), checked before any scoring: exit 2 when refused."""
+def _results_file(output: Optional[Path], fmt: OutputFormat, inputs: list[Path], append: bool = False) -> ResultsFile | None:
+    """The -o file (format from --format, else from the suffix), checked before any scoring: exit 2 when refused.
+    ``append``: stream after what the file holds (see :class:`ResultsFile`)."""
     if output is None:
         return None
     try:
@@ -245,7 +249,7 @@ def _results_file(output: Optional[Path], fmt: OutputFormat, inputs: list[Path])
         _fail(exc)
     suffix = output.suffix.lstrip(".")
     file_fmt = fmt.value if fmt != OutputFormat.table else (suffix if suffix in {"json", "jsonl", "csv"} else "json")
-    return ResultsFile(output, file_fmt, _say)
+    return ResultsFile(output, file_fmt, _say, append)
 
 
 def _input_files(paths: list[Path], config: Optional[Path], dataset: Optional[str]) -> list[Path]:
@@ -324,10 +328,6 @@ def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
 def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_factor: float, run_config: dict[str, Any],
                     on_result: OnResult) -> Run:
     """Load the dataset once and score each encoder source; bad dataset or empty source list is a usage error."""
-    from sslmon.api import score_sources
-    from sslmon.cache import ResultCache
-    from sslmon.datasets import DatasetError, load_dataset
-
     from sslmon.encoders import CheckpointError
 
     log = _logger(opts["quiet"])
@@ -337,6 +337,18 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
         _fail(exc)
     if not sources:
         raise typer.BadParameter("no checkpoint files (.pt .pth .ckpt .bin .safetensors) found", param_hint="PATHS")
+    data = _load_data(opts, log)
+    progress = _progress(opts["quiet"])
+    with progress or nullcontext():
+        return _scorer(data, opts, bin_factor, run_config, log, progress)(sources, on_result)
+
+
+def _load_data(opts: dict[str, Any], log: Callable[[str], None]) -> Any:
+    """The evaluation images (an ImageSet); a bad dataset is one error line, exit 2. Without labels (and without
+    --metrics) one line says that the label-based metrics are left out."""
+    from sslmon.datasets import DatasetError, load_dataset
+    from sslmon.metrics import LABEL_BASED
+
     try:
         with err.status("decoding dataset") if not opts["quiet"] and err.is_terminal else nullcontext():
             data = load_dataset(opts["dataset"], limit=opts["limit"], train_limit=opts["train_limit"] or opts["limit"],
@@ -344,17 +356,29 @@ def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_fa
     except DatasetError as exc:
         _fail(exc)
     log(f"dataset {data.name}: {len(data.images)} images" + (f", {len(data.train_images)} train" if data.train_images is not None else ""))
+    if data.labels is None and opts["metrics"] is None:
+        log(f"note: {data.name} has no labels: the label-based metrics ({', '.join(LABEL_BASED)}) are left out")
+    return data
+
+
+def _scorer(data: Any, opts: dict[str, Any], bin_factor: float, run_config: dict[str, Any], log: Callable[[str], None],
+            progress: Progress | None) -> Callable[[list, OnResult], Run]:
+    """``score(sources, on_result)``: score encoder sources on ``data`` with the options (one results cache)."""
+    from sslmon.api import score_sources
+    from sslmon.cache import ResultCache
+
     config = _eval_config(opts, bin_factor)
-    progress = _progress(opts["quiet"])
-    try:
-        with progress or nullcontext():
-            run = score_sources(sources, data, config, opts["metrics"], opts["batch_size"], opts["device"],
-                                cache=None if opts["no_cache"] else ResultCache(warn=log), progress=progress, log=log,
-                                run_config=run_config, save_z3=opts["save_z3"], precision=opts["precision"].value,
-                                on_result=on_result)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc))
-    return run
+    cache = None if opts["no_cache"] else ResultCache(warn=log)
+
+    def score(sources: list, on_result: OnResult) -> Run:
+        try:
+            return score_sources(sources, data, config, opts["metrics"], opts["batch_size"], opts["device"], cache=cache,
+                                 progress=progress, log=log, run_config=run_config, save_z3=opts.get("save_z3"),
+                                 precision=opts["precision"].value, on_result=on_result)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc))
+
+    return score
 
 
 @app.command()
@@ -365,8 +389,8 @@ def score(
     limit: Limit = None,
     train_limit: TrainLimit = None,
     image_size: ImageSize = 224,
-    arch: Annotated[str, typer.Option("--arch", help="Architecture of the checkpoints (see `sslmon archs`); auto matches keys and shapes.")] = "auto",
-    trust_checkpoints: Annotated[bool, typer.Option("--trust-checkpoints", help="Allow checkpoints that need full unpickling (can run code: only for files you trust).")] = False,
+    arch: Arch = "auto",
+    trust_checkpoints: TrustCheckpoints = False,
     trust_data: TrustData = False,
     k: K = None,
     seed: Seed = 0,
@@ -473,6 +497,100 @@ def compare(
         lambda: torchvision_sources(names, opts["weights"], opts["seed"], download, progress), opts,
         opts["bin_factor"] or 0.8, {"weights": opts["weights"], "limit": opts["limit"]}, on_result), out)
     _finish(run, rank_by, opts["fmt"], out, conditions, opts["judge"], interrupted)
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="The training run's checkpoint folder (it may start empty).")],
+    poll: Annotated[float, typer.Option("--poll", min=0.01, help="Seconds between two looks at the folder (polling: works on network filesystems).")] = 5.0,
+    until_idle: Annotated[Optional[float], typer.Option("--until-idle", min=0, help="Exit 0 after this many seconds with no new or changed checkpoint (default: run until Ctrl-C).")] = None,
+    dataset: Dataset = None,
+    limit: Limit = None,
+    train_limit: TrainLimit = None,
+    image_size: ImageSize = 224,
+    arch: Arch = "auto",
+    trust_checkpoints: TrustCheckpoints = False,
+    trust_data: TrustData = False,
+    k: K = None,
+    seed: Seed = 0,
+    seeds: Seeds = None,
+    umap_epochs: UmapEpochs = None,
+    rank_by: RankBy = CONSENSUS,
+    metrics: Metrics = None,
+    bin_factor: BinFactor = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
+    device: Device = "auto",
+    precision: PrecisionOpt = PrecisionChoice.fp32,
+    batch_size: BatchSize = 256,
+    no_cache: NoCache = False,
+    fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 as soon as a condition such as "l2_std<0.005" holds for the newest checkpoint (repeatable).')] = None,
+    exclude_init: Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if; it is still reported.")] = True,
+    config: ConfigFile = None,
+    quiet: Quiet = False,
+) -> None:
+    """Follow a checkpoint folder while training runs: score every checkpoint in it, then each new one once it is
+    complete (size and mtime unchanged over two polls, and it loads), in epoch order.
+
+    One line per checkpoint on stderr; the ranked table on stdout at the end (--until-idle, --fail-if, Ctrl-C: 130).
+    """
+    from sslmon.api import checkpoint_sources
+    from sslmon.watch import Held, WatchError, read_held, watch as follow
+
+    if not folder.is_dir():
+        _fail(WatchError(f"{folder}: not a directory"))
+    try:
+        folder_configs = [f for f in [folder_config(folder)] if f is not None]
+    except ConfigError as exc:
+        _fail(exc)
+    _apply_yaml(ctx, config, folder_configs)
+    opts = ctx.params
+    rank_by = opts["rank_by"]
+    opts["metrics"] = _metric_list(opts["metrics"], rank_by)
+    conditions = _conditions(opts["fail_if"])
+    out_path = opts["output"]
+    if out_path is not None and out_path.suffix != ".jsonl":
+        raise typer.BadParameter(f"{out_path}: watch appends JSON Lines: name a .jsonl file", param_hint="--output")
+    out = _results_file(out_path, OutputFormat.jsonl, _input_files([folder], config, opts["dataset"]), append=True)
+    log = _logger(opts["quiet"])
+    try:
+        held = read_held(out_path, log) if out_path is not None else Held()
+    except WatchError as exc:
+        _fail(exc)
+    data = _load_data(opts, log)
+    if opts["k"] is None and data.num_classes is None:
+        raise typer.BadParameter(f"dataset {data.name} has no labels: pass --k (the number of clusters k1)")
+    live = Live(console=err, transient=True, auto_refresh=False) if err.is_terminal and not opts["quiet"] else None
+    score = _scorer(data, opts, opts["bin_factor"] or 0.4, {"arch": opts["arch"], "limit": opts["limit"]},
+                    lambda msg: None if msg.startswith("error:") else log(msg), None)  # watch reports failures itself
+    log(f"watching {folder} every {opts['poll']:g} s" + (f" (until idle for {opts['until_idle']:g} s)" if opts["until_idle"] is not None else ""))
+
+    def show(run: Run) -> None:
+        """The live table on a terminal, redrawn after each result (plain lines go above it)."""
+        if live is not None and run.results:
+            live.update(ranked_table(run, rank_by), refresh=True)
+
+    try:
+        with live or nullcontext():
+            outcome = follow(folder, score, lambda f: checkpoint_sources([f], opts["arch"], opts["trust_checkpoints"]),
+                             held, out, log, opts["poll"], opts["until_idle"], conditions, rank_by,
+                             opts["exclude_init"], on_change=show)
+    except WatchError as exc:
+        _fail(exc)
+    if out is not None:
+        out.close()
+    run = outcome.run
+    run.config.update(rank_by=rank_by, exclude_init=opts["exclude_init"])
+    render_table(run, rank_by, _stdout_console())
+    if outcome.interrupted:
+        _say(f"interrupted: {len(run.results)} result(s) reported")
+        raise typer.Exit(130)
+    for message in outcome.tripped:
+        _say(f"fail-if: {message}")
+    if outcome.tripped:
+        raise typer.Exit(1)
+    if out is not None and out.failed:
+        raise typer.Exit(2)
 
 
 class Method(str, Enum):

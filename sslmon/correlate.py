@@ -248,16 +248,23 @@ def _select(values: list[float | None], keep: list[bool]) -> list[float | None]:
 
 
 def load_results(path: str | Path, name: str | None = None) -> RunResults:
-    """Read a results JSON written by ``sslmon score``; raise ResultsFileError naming the file."""
+    """Read a results JSON written by ``sslmon score`` (``-f json``) or JSON Lines (``score -f jsonl``,
+    ``sslmon watch -o``: one record per line; failure records are skipped); raise ResultsFileError naming the file."""
     path = Path(path)
     try:
-        doc = json.loads(path.read_text())
+        text = path.read_text()
     except OSError as exc:
         raise ResultsFileError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
     except UnicodeDecodeError:
         raise ResultsFileError(f"{path}: not a text file (expected the JSON of `sslmon score -f json`)") from None
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ResultsFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        doc = _json_lines(path, text) if exc.msg == "Extra data" else None
+        if doc is None:
+            raise ResultsFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if isinstance(doc, dict) and "results" not in doc and ("metrics" in doc or doc.get("failed") is True):
+        doc = _json_lines(path, text)  # JSON Lines with a single record
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise ResultsFileError(f"{path}: not an sslmon results document (no 'results' list; write one with `sslmon score -f json`)")
     for i, record in enumerate(doc["results"]):
@@ -267,6 +274,23 @@ def load_results(path: str | Path, name: str | None = None) -> RunResults:
         if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
             raise ResultsFileError(f"{path}: results[{i}] has a non-integer epoch {epoch!r}")
     return RunResults(name or path.stem, str(path), doc["results"])
+
+
+def _json_lines(path: Path, text: str) -> dict[str, Any]:
+    """A JSON Lines results file as ``{"results": [...]}`` (the result records, failures left out)."""
+    records = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ResultsFileError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise ResultsFileError(f"{path}: line {number} is not a JSON object")
+        if record.get("failed") is not True:
+            records.append(record)
+    return {"results": records}
 
 
 def run_names(paths: list[Path], names: list[str] | None = None) -> list[str]:

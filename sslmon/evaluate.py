@@ -22,7 +22,7 @@ from sslmon import metrics as M
 from sslmon._text import one_line
 from sslmon.engine.layout import fuzzy_graph, umap_layout
 from sslmon.engine.neighbors import KnnGraph, knn_graph
-from sslmon.metrics import METRICS, MetricUndefined
+from sslmon.metrics import LABEL_FREE, METRICS, MetricUndefined
 
 
 # Layout epochs and evaluation seeds by default: chosen by the studies in docs/speed.md.
@@ -30,6 +30,8 @@ DEFAULT_UMAP_EPOCHS = 100
 DEFAULT_SEEDS = (0, 1, 2)
 # Keep the (n, n) distance matrix between the kNN pass and the silhouettes up to this size.
 DISTANCE_MATRIX_BYTES = 2**30
+# The reason of a label-based metric that was asked for by name on data without labels.
+NO_LABELS = "no labels given"
 # Metrics whose value depends on the evaluation seed (through Z3 and the k-means clusters).
 SEEDED = ("ami_c1_c2", "silhouette_c1", "entropy_z3", "ami_c1_gt")
 
@@ -179,12 +181,14 @@ def evaluate_embeddings(
 ) -> Evaluation:
     """Compute ``metrics`` (default: all that the inputs allow) for embeddings ``Z``, averaged over ``config.seeds``.
 
-    ``labels`` enables the label-based metrics. kNN and the probe are fitted on
+    ``labels`` enables the label-based metrics: without labels and without ``metrics`` they are left out
+    (absent from ``metrics``, ``errors`` and ``per_seed``); asked for by name they are None with reason
+    :data:`NO_LABELS`. kNN and the probe are fitted on
     ``train_embeddings``/``train_labels`` when given, else on a stratified half
     of ``Z`` and scored on the other half. ``config.k`` defaults to the number of
     classes in ``labels``; without either, the clustering metrics are undefined.
     """
-    wanted = list(METRICS) if metrics is None else metrics
+    wanted = metrics if metrics is not None else list(METRICS) if labels is not None else list(LABEL_FREE)
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; valid: {list(METRICS)}")
@@ -196,7 +200,7 @@ def evaluate_embeddings(
     if has_labels:
         r.run("labels", lambda: M.check_labels(labels, len(r.values["Z"]), min_classes=1), "Z")
     else:
-        r.errors["labels"] = "no labels given"
+        r.errors["labels"] = NO_LABELS
     k = cfg.k
     if k is None and "labels" in r.values:
         k = len(np.unique(r.values["labels"]))

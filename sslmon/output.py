@@ -121,13 +121,15 @@ def write_atomic(path: Path, data: str | bytes) -> None:
 class ResultsFile:
     """The ``-o`` file of a scoring run, in format ``fmt`` (json, jsonl or csv).
 
-    With ``fmt == "jsonl"`` (and a regular file) :meth:`stream` appends each finished record and fsyncs it;
+    With ``fmt == "jsonl"`` (and a regular file) :meth:`stream` appends each finished record and fsyncs it (after
+    what the file held with ``append``, else the first record starts the file afresh);
     :meth:`finish` writes the complete document atomically. The first write error is passed to ``report`` as one
     ``error:`` line, later writes are skipped and :attr:`failed` is set (the caller then prints the results instead).
     """
 
-    def __init__(self, path: Path, fmt: str, report: Callable[[str], None]) -> None:
+    def __init__(self, path: Path, fmt: str, report: Callable[[str], None], append: bool = False) -> None:
         self.path = path
+        self.append = append  # stream after what the file holds (``sslmon watch``) instead of starting it afresh
         self.fmt = fmt
         self.report = report
         self.failed = False
@@ -146,7 +148,7 @@ class ResultsFile:
             return
         try:
             if self._stream is None:
-                self._stream = open(os.path.realpath(self.path), "w", encoding="utf-8")
+                self._stream = open(os.path.realpath(self.path), "a" if self.append else "w", encoding="utf-8")
             self._stream.write(line)
             self._stream.flush()
             os.fsync(self._stream.fileno())

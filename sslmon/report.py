@@ -37,10 +37,11 @@ def csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def jsonl_line(item: Result | Failure, rank: int | None = None) -> str:
-    """One JSON Lines record: a result (with its ``rank``, None while unranked) or a failure (``"failed": true``)."""
+def jsonl_line(item: Result | Failure, rank: int | None = None, digest: str | None = None) -> str:
+    """One JSON Lines record: a result (with its ``rank``, None while unranked) or a failure (``"failed": true``;
+    with ``digest``, the SHA-256 of the failed file's bytes, so ``sslmon watch`` can resume past it)."""
     if isinstance(item, Failure):
-        return json.dumps({"failed": True, **asdict(item)}) + "\n"
+        return json.dumps({"failed": True, **asdict(item), **({"digest": digest} if digest else {})}) + "\n"
     return json.dumps({"rank": rank, **item.to_dict()}, allow_nan=False) + "\n"
 
 
@@ -106,11 +107,8 @@ def _table_cell(result: Result, key: str) -> str:
     return f"{value:.3f} ± {se:.3f}"
 
 
-def render_table(run: Run, rank_by: str, console: Console) -> None:
-    """Print the ranked table, then one line per undefined metric (failed inputs go to stderr)."""
-    if not run.results:
-        console.print("no results", style="dim")
-        return
+def ranked_table(run: Run, rank_by: str) -> Table:
+    """The ranked table of a run with at least one result (also the live table of ``sslmon watch``)."""
     columns = _metric_columns(run)
     consensus = rank_by == CONSENSUS
     if rank_by not in columns and not consensus:
@@ -140,8 +138,23 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
             row.append(_fmt(key))
         row += [_table_cell(r, m) for m in columns]
         table.add_row(*row)
-    console.print(table)
-    notes = [printable(f"{r.name}: {m} undefined: {why}") for r in run.results for m, why in r.errors.items()]
+    return table
+
+
+def render_table(run: Run, rank_by: str, console: Console) -> None:
+    """Print the ranked table, then one line per undefined metric (failed inputs go to stderr); label-based
+    metrics asked for without labels share one line for the whole run."""
+    from sslmon.evaluate import NO_LABELS  # not at import time: the evaluation stack is heavy
+
+    if not run.results:
+        console.print("no results", style="dim")
+        return
+    console.print(ranked_table(run, rank_by))
+    notes = [printable(f"{r.name}: {m} undefined: {why}") for r in run.results for m, why in r.errors.items()
+             if why != NO_LABELS]
+    unlabelled = [m for m in METRICS if any(r.errors.get(m) == NO_LABELS for r in run.results)]
+    if unlabelled:  # one line for the run, not one per input and metric
+        notes.insert(0, f"{', '.join(unlabelled)} undefined: {NO_LABELS}")
     references = sorted({r.reference for r in run.results if r.reference})
     notes += [printable(f"knn_acc/lp_acc fitted on {ref}") for ref in references]
     if any(r.metrics.get("lp_acc_se") is not None for r in run.results):

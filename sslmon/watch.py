@@ -1,0 +1,276 @@
+"""``sslmon watch DIR``: follow a training run's checkpoint folder and score each checkpoint once it is complete.
+
+Polling only (``os.stat`` every ``poll`` seconds; no filesystem-events dependency), so it behaves the same on
+local and network filesystems. A checkpoint is *complete* when its size and mtime (ns) are unchanged between two
+polls and it loads. A file that fails to load while it still changes is being written and is waited for; one
+that fails and then stays unchanged for ``grace`` seconds is reported once (``error: FILE: ...``) and skipped
+until its content changes. Hidden files (``.name.pt``: a writer's temporary file) are ignored.
+
+Resuming: each result written to the JSON Lines output carries ``source.digest``, the SHA-256 of the checkpoint's
+bytes (a failure carries ``digest``). A checkpoint whose (digest, file name) the output already holds is not
+scored again: the name matters because the epoch may come from it; the digest because a file rewritten under the
+same name is a new checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import json
+import os
+from pathlib import Path
+import stat
+import time
+from typing import Callable, Sequence
+
+from sslmon.api import Source
+from sslmon.cache import file_digest
+from sslmon.conditions import Condition, judge
+from sslmon.encoders import CheckpointError
+from sslmon.output import ResultsFile
+from sslmon.report import jsonl_line
+from sslmon.results import Failure, OnResult, Result, Run
+
+Log = Callable[[str], None]
+Score = Callable[[list[Source], OnResult], Run]  # scores sources in order, calling on_result per record
+ListSources = Callable[[Path], list[Source]]  # the checkpoints of a folder, in epoch order
+
+
+class WatchError(Exception):
+    """The output cannot be resumed from, or the folder cannot be listed; the message names the file, one line."""
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """What tells that a file changed between two polls: size (bytes) and modification time (ns)."""
+
+    size: int
+    mtime_ns: int
+
+
+def stamp(path: str | Path) -> Stamp | None:
+    """The file's :class:`Stamp`, or None when it cannot be stat'ed (gone, or a broken link)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return Stamp(st.st_size, st.st_mtime_ns)
+
+
+@dataclass
+class Held:
+    """What a JSON Lines output already holds: its records and their (digest, file name) keys."""
+
+    results: list[Result] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    keys: set[tuple[str, str]] = field(default_factory=set)
+
+
+def read_held(path: Path, log: Log) -> Held:
+    """The records of an existing JSON Lines output (none when it does not exist).
+
+    A last line without its newline (a writer killed mid-line) is cut off the file, with a warning, so that its
+    checkpoint is scored again; any other line that is not an sslmon record is a WatchError (the file is not
+    appended to)."""
+    held = Held()
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block here, or never hold records
+            raise WatchError(f"{path}: not a regular file; name a .jsonl file")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return held
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise WatchError(f"{path}: cannot read it to resume ({why})") from None
+    complete, _, partial = text.rpartition("\n")
+    if partial:
+        log(f"warning: {path}: cutting off an unfinished last line (a killed writer); its checkpoint is scored again")
+        try:
+            with open(path, "r+b") as f:
+                f.truncate(len((complete + "\n").encode("utf-8")) if complete else 0)
+        except OSError as exc:
+            raise WatchError(f"{path}: cannot cut off the unfinished last line ({(exc.strerror or '').lower()})") from None
+    for number, line in enumerate(complete.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+            if record.get("failed") is True:
+                failure = Failure(str(record["path"]), str(record["error"]))
+                held.failures.append(failure)
+                held.keys.add((str(record.get("digest")), Path(failure.path).name))
+            else:
+                record.pop("rank", None)
+                result = Result.from_dict(record)
+                held.results.append(result)
+                held.keys.add((str(result.source.get("digest")), result.name))
+        except (ValueError, KeyError) as exc:
+            raise WatchError(f"{path}: line {number} is not an sslmon record ({exc}); name a new output file") from None
+    return held
+
+
+@dataclass
+class Outcome:
+    """How a watch ended: the run (held and new records), the --fail-if messages that stopped it, Ctrl-C."""
+
+    run: Run
+    tripped: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+
+class _Stop(Exception):
+    """A --fail-if condition held: leave the scoring loop."""
+
+
+@dataclass
+class _Broken:
+    """A complete-looking file that failed: reported once it stayed unchanged ``grace`` seconds."""
+
+    stamp: Stamp
+    since: float
+    failure: Failure
+    digest: str
+
+
+def watch(
+    folder: Path,
+    score: Score,
+    list_sources: ListSources,
+    held: Held,
+    out: ResultsFile | None = None,
+    log: Log = lambda msg: None,
+    poll: float = 5.0,
+    until_idle: float | None = None,
+    conditions: Sequence[Condition] = (),
+    rank_by: str = "consensus",
+    exclude_init: bool = True,
+    grace: float | None = None,
+    on_change: Callable[[Run], None] | None = None,
+) -> Outcome:
+    """Score the checkpoints in ``folder`` and each new one as it appears, until idle, a condition, or Ctrl-C.
+
+    Each poll lists the folder; the complete checkpoints not yet handled are scored together in epoch order.
+    Each result is appended to ``out`` (fsync) and logged as one line; a condition in ``conditions`` that holds
+    for the newest checkpoint (highest epoch; the init milestone not when ``exclude_init``) stops the watch.
+    ``until_idle``: seconds with no new or changed checkpoint after which it returns. ``grace``: seconds a file
+    that fails must stay unchanged before it is reported (default ``max(3 * poll, 2)``). ``on_change(run)`` is called
+    after each new result or reported failure (the live table).
+    """
+    grace = max(3 * poll, 2.0) if grace is None else grace
+    run = Run(config={}, results=list(held.results), failures=list(held.failures), exclude_init=exclude_init)
+    keys = set(held.keys)
+    seen: dict[str, Stamp] = {}  # path -> stamp at the last poll
+    done: dict[str, Stamp] = {}  # path -> stamp when it was scored, skipped as held, or reported broken
+    broken: dict[str, _Broken] = {}
+    last_change = time.monotonic()
+    if on_change and run.results:
+        on_change(run)
+    try:
+        while True:
+            ready: list[tuple[Source, Stamp]] = []
+            listing = _listing(folder, list_sources)
+            present = {str(source.path) for source in listing}
+            for gone in [path for path in broken if path not in present]:  # deleted before it was reported
+                del broken[gone]
+            for source in listing:
+                path = str(source.path)
+                current = stamp(path)
+                previous, seen[path] = seen.get(path), current
+                if current is None or done.get(path) == current:
+                    continue
+                if previous != current:  # new or still changing: wait for the next poll
+                    last_change = time.monotonic()
+                    broken.pop(path, None)
+                    continue
+                if path in broken:
+                    if time.monotonic() - broken[path].since >= grace:
+                        _report(run, broken.pop(path), out, log)
+                        if on_change:
+                            on_change(run)
+                        done[path] = current
+                    continue
+                ready.append((source, current))
+            if ready:
+                _score_ready(ready, score, run, keys, done, broken, out, log, conditions, rank_by, on_change)
+                last_change = time.monotonic()
+            if until_idle is not None and time.monotonic() - last_change >= until_idle and not broken:
+                return Outcome(run)
+            time.sleep(poll)
+    except _Stop as stop:
+        return Outcome(run, tripped=list(stop.args))
+    except KeyboardInterrupt:
+        return Outcome(run, interrupted=True)
+
+
+def _listing(folder: Path, list_sources: ListSources) -> list[Source]:
+    """The folder's checkpoints in epoch order, without hidden (temporary) files; WatchError when unlistable."""
+    try:
+        sources = list_sources(folder)
+    except CheckpointError as exc:  # a folder that vanished or cannot be listed
+        raise WatchError(str(exc)) from None
+    return [s for s in sources if not s.name.startswith(".")]
+
+
+def _score_ready(
+    ready: list[tuple[Source, Stamp]], score: Score, run: Run, keys: set[tuple[str, str]], done: dict[str, Stamp],
+    broken: dict[str, _Broken], out: ResultsFile | None, log: Log, conditions: Sequence[Condition], rank_by: str,
+    on_change: Callable[[Run], None] | None,
+) -> None:
+    """Score the complete checkpoints that the output does not hold yet; a failure waits in ``broken``."""
+    todo: list[Source] = []
+    digests: dict[str, tuple[str, Stamp]] = {}
+    for source, current in ready:
+        try:
+            digest = file_digest(source.path)
+        except OSError:
+            continue  # gone or unreadable since the poll: the next poll sees it again
+        if (digest, source.name) in keys:
+            log(f"already in the output: {source.name}")
+            done[str(source.path)] = current
+            continue
+        todo.append(source)
+        digests[str(source.path)] = (digest, current)
+    if not todo:
+        return
+
+    def on_result(batch: Run, item: Result | Failure) -> None:
+        path = str(item.path)
+        digest, before = digests[path]
+        if stamp(path) != before:  # rewritten while it was scored: score the new content later
+            return
+        if not run.config:
+            run.config = dict(batch.config)
+        if isinstance(item, Failure):
+            broken[path] = _Broken(before, time.monotonic(), item, digest)
+            return
+        item.source["digest"] = digest
+        run.results.append(item)
+        keys.add((digest, item.name))
+        done[path] = before
+        if out is not None:
+            out.stream(jsonl_line(item))
+        log(summary(item))
+        if on_change:
+            on_change(run)
+        tripped = judge(run.gated(), conditions, "latest", rank_by) if conditions else []
+        if tripped:
+            raise _Stop(*tripped)
+
+    score(todo, on_result)
+
+
+def _report(run: Run, entry: _Broken, out: ResultsFile | None, log: Log) -> None:
+    """Report a file that stayed broken: one ``error:`` line, one JSON line, one failure in the run."""
+    run.failures.append(entry.failure)
+    if out is not None:
+        out.stream(jsonl_line(entry.failure, digest=entry.digest))
+    log(f"error: {entry.failure.error}")
+
+
+def summary(result: Result) -> str:
+    """One plain line per scored checkpoint: ``NAME (epoch E): metric=value ...`` (4 significant digits)."""
+    epoch = "" if result.epoch is None else f" (epoch {result.epoch})"
+    values = " ".join(f"{m}={v:.4g}" for m, v in result.metrics.items() if v is not None)
+    return f"scored {result.name}{epoch}: {values}"
+

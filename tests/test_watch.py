@@ -1,0 +1,206 @@
+"""`sslmon watch`: a real watcher process on a folder that checkpoints appear in (one written slowly, one corrupt),
+--until-idle, kill -9 and resume with nothing lost or doubled; JSON Lines read by `correlate`; unlabelled data
+without label columns and with one note line. Cheap metrics (no UMAP) in the watcher tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+import pytest
+from scipy.stats import pearsonr
+from sklearn.datasets import make_blobs
+
+from cli_helpers import run_cli
+from sslmon.correlate import correlate_run, load_results
+from sslmon.evaluate import EvalConfig, evaluate_embeddings
+from sslmon.metrics import LABEL_BASED, LABEL_FREE
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "sample_checkpoints"
+NAMES = [f"epoch_{e:04d}.pt" for e in range(6)]
+FAST = ["--dataset", "default", "--limit", "200", "--metrics", "rankme,l2_std", "--rank-by", "l2_std", "--poll", "0.2"]
+
+
+def _watcher(folder: Path, out: Path, tmp: Path, log: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "SSLMON_CACHE_DIR": str(tmp / "cache"),
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, "-c", "from sslmon.cli import main; main()", "watch", str(folder), *FAST,
+                             "-o", str(out), *extra], env=env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+
+
+def _records(out: Path) -> list[dict]:
+    """The complete lines of the JSON Lines output."""
+    text = out.read_text() if out.exists() else ""
+    return [json.loads(line) for line in text.splitlines()[: text.count("\n")]]
+
+
+def _wait_for(out: Path, n: int, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while len(_records(out)) < n:
+        assert proc.poll() is None, f"watcher exited early ({proc.returncode})"
+        assert time.monotonic() < deadline, f"timed out waiting for {n} lines"
+        time.sleep(0.1)
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_watch_scores_each_complete_checkpoint_once(tmp_path: Path) -> None:
+    folder, out, log = tmp_path / "run", tmp_path / "out.jsonl", tmp_path / "stderr.txt"
+    folder.mkdir()
+    proc = _watcher(folder, out, tmp_path, log, "--until-idle", "3")
+    try:
+        for name in NAMES[:2]:
+            shutil.copy(SAMPLES / name, folder / name)
+        _wait_for(out, 2, proc)
+        data = (SAMPLES / NAMES[2]).read_bytes()  # written slowly in 5 pieces over ~1 s: waited for, never an error
+        with open(folder / NAMES[2], "wb") as f:
+            for i in range(5):
+                f.write(data[i * len(data) // 5:(i + 1) * len(data) // 5])
+                f.flush()
+                time.sleep(0.25)
+        (folder / NAMES[3]).write_bytes((SAMPLES / NAMES[3]).read_bytes()[:5000])  # corrupt: stays truncated
+        for name in NAMES[4:]:
+            shutil.copy(SAMPLES / name, folder / name)
+        stdout, _ = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    stderr = log.read_text()
+    assert proc.returncode == 0, stderr
+    records = _records(out)
+    results = [r for r in records if not r.get("failed")]
+    failures = [r for r in records if r.get("failed")]
+    good = [n for n in NAMES if n != NAMES[3]]
+    assert sorted(r["name"] for r in results) == good  # exactly one line per good checkpoint
+    for r in results:  # the resume key is the file's own SHA-256, computed here independently
+        assert r["source"]["digest"] == _digest(SAMPLES / r["name"])
+        assert r["epoch"] == int(r["name"][6:10])
+        assert set(r["metrics"]) == {"rankme", "l2_std"} and r["errors"] == {}
+    assert [f["path"] for f in failures] == [str(folder / NAMES[3])]
+    assert failures[0]["digest"] == _digest(folder / NAMES[3])
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {folder / NAMES[3]}: "), stderr
+    assert sum(line.startswith("scored ") for line in stderr.splitlines()) == 5
+    assert all(n in stdout for n in good)  # the final table
+    # correlate reads the JSON Lines: Pearson r of l2_std against rankme, by scipy on the file's values
+    run = load_results(out)
+    by_hand = pearsonr([r["metrics"]["l2_std"] for r in results], [r["metrics"]["rankme"] for r in results])
+    assert correlate_run(run, "rankme").correlations["l2_std"]["with_init"].pearson_r == pytest.approx(by_hand.statistic)
+
+
+def test_killed_watcher_resumes_with_nothing_lost_or_doubled(tmp_path: Path) -> None:
+    folder, out = tmp_path / "run", tmp_path / "out.jsonl"
+    folder.mkdir()
+    for name in NAMES:
+        shutil.copy(SAMPLES / name, folder / name)
+    first = _watcher(folder, out, tmp_path, tmp_path / "first.txt")
+    try:
+        _wait_for(out, 2, first)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        first.kill()
+    held = [r["name"] for r in _records(out)]
+    assert 2 <= len(held) < len(NAMES)
+    with out.open("a") as f:  # what a kill in the middle of a write leaves: a last line without its newline
+        f.write('{"rank": null, "name": "epoch_00')
+    second = _watcher(folder, out, tmp_path, tmp_path / "second.txt", "--until-idle", "3")
+    try:
+        second.communicate(timeout=240)
+    finally:
+        second.kill()
+    stderr = (tmp_path / "second.txt").read_text()
+    assert second.returncode == 0, stderr
+    assert sorted(r["name"] for r in _records(out)) == NAMES  # nothing lost, nothing doubled
+    assert out.read_text().endswith("\n")
+    assert "cutting off an unfinished last line" in stderr
+    assert sorted(line.split()[-1] for line in stderr.splitlines() if line.startswith("already in the output:")) == sorted(held)
+    assert not any(line.startswith(f"scoring {name}") for name in held for line in stderr.splitlines())
+
+
+def test_without_labels_label_metrics_are_left_out() -> None:
+    X, _ = make_blobs(n_samples=120, n_features=5, centers=3, random_state=0)
+    ev = evaluate_embeddings(X, config=EvalConfig(k=3, seeds=(0,), umap_epochs=5, n_neighbors=10))
+    assert list(ev.metrics) == LABEL_FREE
+    assert not set(LABEL_BASED) & (set(ev.errors) | set(ev.per_seed[0]) | set(ev.metrics_std))
+    assert ev.errors == {}
+
+
+def test_unlabelled_imagefolder_has_no_label_columns_and_one_note(tmp_path: Path, capsys, monkeypatch) -> None:
+    images = tmp_path / "images"  # a flat folder: no class subfolders, so no labels
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(images / f"{i:03d}.png")
+    for name in NAMES[:3]:
+        shutil.copy(SAMPLES / name, tmp_path / name)
+    monkeypatch.setenv("SSLMON_CACHE_DIR", str(tmp_path / "cache"))
+    args = ["score", *(str(tmp_path / n) for n in NAMES[:3]), "--dataset", f"imagefolder:{images}", "--image-size", "28",
+            "--k", "10", "--seeds", "1", "--umap-epochs", "5", "--rank-by", "rankme", "-o", str(tmp_path / "r.json")]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    notes = [line for line in (stdout + stderr).splitlines() if "no labels" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: "), stdout + stderr
+    assert "rankme" in stdout and "acc ↑" not in stdout and "gt ↑" not in stdout  # no knn/lp/ami_gt/silhouette_gt columns
+    doc = json.loads((tmp_path / "r.json").read_text())
+    for r in doc["results"]:
+        assert set(r["metrics"]) == set(LABEL_FREE)
+        assert not set(LABEL_BASED) & set(r["errors"])
+    # asked for by name, the label-based metrics share one line for the whole run
+    code, stdout, stderr = run_cli([*args[:-2], "--metrics", "rankme,knn_acc,lp_acc"], capsys, monkeypatch)
+    assert code == 0, stderr
+    notes = [line for line in (stdout + stderr).splitlines() if "no labels" in line]
+    assert notes == ["knn_acc, lp_acc undefined: no labels given"], stdout + stderr
+
+
+def test_ctrl_c_prints_the_table_and_fail_if_stops_at_the_newest(tmp_path: Path) -> None:
+    folder, out = tmp_path / "run", tmp_path / "out.jsonl"
+    folder.mkdir()
+    for name in NAMES[:3]:
+        shutil.copy(SAMPLES / name, folder / name)
+    proc = _watcher(folder, out, tmp_path, tmp_path / "int.txt")
+    try:
+        _wait_for(out, 3, proc)
+        proc.send_signal(signal.SIGINT)
+        stdout, _ = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert all(name in stdout for name in NAMES[:3])  # the final table
+    # epoch 1 is the newest non-init checkpoint when it is scored: its l2_std (from the file) is below 1, so the
+    # watcher stops there with exit 1, before epoch 2
+    gate = tmp_path / "gate.jsonl"
+    proc = _watcher(folder, gate, tmp_path, tmp_path / "gate.txt", "--fail-if", "l2_std<1")
+    try:
+        proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    stderr = (tmp_path / "gate.txt").read_text()
+    assert proc.returncode == 1, stderr
+    records = _records(gate)
+    assert [r["name"] for r in records] == NAMES[:2] and records[1]["metrics"]["l2_std"] < 1
+    assert f"fail-if: {NAMES[1]}: l2_std = " in stderr
+
+
+def test_bad_outputs_are_one_error_line_before_watching(tmp_path: Path, capsys, monkeypatch) -> None:
+    folder = tmp_path / "run"
+    folder.mkdir()
+    garbage = tmp_path / "notes.jsonl"
+    garbage.write_text("my own notes\n")
+    for output, expected in ((tmp_path / "r.json", "name a .jsonl file"), (garbage, "line 1 is not an sslmon record")):
+        code, _, stderr = run_cli(["watch", str(folder), "-o", str(output), "--until-idle", "0"], capsys, monkeypatch)
+        assert code == 2 and len(stderr.splitlines()) == 1 and expected in stderr, stderr
+    assert garbage.read_text() == "my own notes\n"  # not appended to
+    code, _, stderr = run_cli(["watch", str(tmp_path / "missing")], capsys, monkeypatch)
+    assert code == 2 and stderr == f"error: {tmp_path / 'missing'}: not a directory\n"
