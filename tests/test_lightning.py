@@ -1,0 +1,162 @@
+"""SSLMonitor with a real lightning.Trainer on the CPU: a tiny SimCLR-style module, 2 epochs, CSVLogger."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import stats
+from torch import nn
+
+lightning = pytest.importorskip("lightning", reason="needs the extra sslmon[lightning]")  # declared in the dev extra
+from lightning.pytorch.loggers import CSVLogger  # noqa: E402
+
+from sslmon.datasets import load_dataset  # noqa: E402
+from sslmon.lightning import SSLMonitor  # noqa: E402
+
+EVAL_LIMIT = 200
+
+
+class TinySimCLR(lightning.LightningModule):
+    """A 2-layer conv backbone and a linear projector trained with NT-Xent on two noisy views."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.backbone = nn.Sequential(
+            nn.Conv2d(3, 8, 3, stride=2), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.projector = nn.Linear(16, 8)
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
+        self.modes_seen: list[bool] = []  # every submodule's train flag at each step
+
+    def training_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        self.modes_seen.append(all(m.training for m in self.modules()))
+        x = (batch[0].float().div(255).expand(-1, 3, -1, -1) - self.mean) / self.std
+        views = [x + 0.3 * torch.randn_like(x) for _ in range(2)]
+        z = F.normalize(self.projector(self.backbone(torch.cat(views))), dim=1)
+        sim = z @ z.T / 0.5
+        sim.fill_diagonal_(float("-inf"))
+        n = len(x)
+        target = torch.cat([torch.arange(n, 2 * n), torch.arange(n)])
+        loss = F.cross_entropy(sim, target)
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+
+def numpy_rankme(Z: np.ndarray) -> float:
+    """RankMe by its definition: p_k = s_k / sum(s) + 1e-7 over the singular values, exp(entropy)."""
+    s = np.linalg.svd(Z.astype(np.float64), compute_uv=False)
+    p = s / s.sum() + 1e-7
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def numpy_l2_std(Z: np.ndarray) -> float:
+    """Mean over dimensions of the (population) std of the L2-normalised rows."""
+    U = Z.astype(np.float64) / np.linalg.norm(Z.astype(np.float64), axis=1, keepdims=True)
+    return float(U.std(axis=0).mean())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("lightning")
+    train = load_dataset("default", limit=256, train_limit=256)
+    module = TinySimCLR(train.mean, train.std)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train.train_images), batch_size=64, shuffle=True)
+    monitor = SSLMonitor(limit=EVAL_LIMIT, metrics=["rankme", "l2_std"], seeds=1)
+    trainer = lightning.Trainer(
+        max_epochs=2, accelerator="cpu", devices=1, logger=CSVLogger(tmp, name="run"), default_root_dir=tmp,
+        callbacks=[monitor], enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+    )
+    trainer.fit(module, loader)
+    return {"trainer": trainer, "module": module, "monitor": monitor, "tmp": tmp}
+
+
+def _metrics_csv(trainer: lightning.Trainer) -> list[dict[str, str]]:
+    with open(Path(trainer.logger.log_dir) / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _jsonl(trainer: lightning.Trainer) -> list[dict]:
+    return [json.loads(line) for line in (Path(trainer.log_dir) / "sslmon.jsonl").read_text().splitlines()]
+
+
+def test_jsonl_has_init_and_each_epoch(trained: dict) -> None:
+    records = _jsonl(trained["trainer"])
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert [r["name"] for r in records] == ["epoch_0000", "epoch_0001", "epoch_0002"]
+    for r in records:
+        assert set(r["metrics"]) == {"rankme", "l2_std"} and r["errors"] == {}
+        assert r["n_samples"] == EVAL_LIMIT and r["dim"] == 16 and r["rank"] is None
+    # the weights changed between milestones, so the scores did too
+    assert len({r["metrics"]["rankme"] for r in records}) == 3
+
+
+def test_logged_values_match_jsonl_and_an_independent_rankme(trained: dict) -> None:
+    trainer, module = trained["trainer"], trained["module"]
+    rows = _metrics_csv(trainer)
+    logged = [(int(row["step"]), float(row["sslmon/rankme"]), float(row["sslmon/l2_std"]), float(row["sslmon/epoch"]))
+              for row in rows if row.get("sslmon/rankme")]
+    records = _jsonl(trainer)
+    assert [epoch for *_, epoch in logged] == [0.0, 1.0, 2.0]
+    assert logged[0][0] == 0  # the init milestone at step 0
+    for (_, rankme, l2, _), record in zip(logged, records):
+        assert rankme == pytest.approx(record["metrics"]["rankme"], rel=1e-6)  # logged as float32
+        assert l2 == pytest.approx(record["metrics"]["l2_std"], rel=1e-6)
+
+    # the final backbone's embeddings of the same 200 images, computed here without sslmon's engine
+    data = load_dataset("default", limit=EVAL_LIMIT)
+    images = data.images.float() / 255
+    mean = images.mean(dim=(0, 2, 3)).double()  # grayscale: the one channel's statistics, repeated
+    std = images.double().std(dim=(0, 2, 3), unbiased=False)
+    x = ((images.double() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).float().expand(-1, 3, -1, -1)
+    module.backbone.eval()
+    with torch.no_grad():
+        Z = module.backbone(x).numpy()
+    assert logged[-1][1] == pytest.approx(numpy_rankme(Z), rel=1e-4)
+    assert logged[-1][2] == pytest.approx(numpy_l2_std(Z), rel=1e-4)
+
+
+def test_training_mode_is_restored(trained: dict) -> None:
+    module = trained["module"]
+    assert len(module.modes_seen) == 2 * 4 and all(module.modes_seen)  # 256 images / 64 per batch, 2 epochs
+
+
+def test_correlate_reads_the_records(trained: dict) -> None:
+    records = _jsonl(trained["trainer"])
+    # sslmon.correlate.load_results reads the JSON document of `sslmon score -f json` (JSONL reading is
+    # issue 11's watch work): the callback's records go into one as they are.
+    doc = trained["tmp"] / "monitor.json"
+    doc.write_text(json.dumps({"results": records}))
+    out = subprocess.run(
+        [sys.executable, "-c", "from sslmon.cli import main; main()", "correlate", str(doc), "--against", "rankme",
+         "--format", "json"],
+        capture_output=True, text=True, check=True,
+    )
+    corr = json.loads(out.stdout)["runs"][0]["correlations"]["l2_std"]["with_init"]
+    x = [r["metrics"]["l2_std"] for r in records]
+    y = [r["metrics"]["rankme"] for r in records]
+    assert corr["n"] == 3
+    assert corr["pearson_r"] == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-9)
+
+
+def test_bad_backbone_is_one_clear_error() -> None:
+    class NoBackbone(lightning.LightningModule):
+        pass
+
+    with pytest.raises(ValueError, match="has no nn.Module attribute 'backbone' or 'encoder'"):
+        SSLMonitor(limit=20)._backbone(NoBackbone())
+    with pytest.raises(ValueError, match="unknown metric"):
+        SSLMonitor(metrics=["rank_me"])
