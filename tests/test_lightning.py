@@ -16,6 +16,7 @@ from scipy import stats
 from torch import nn
 
 lightning = pytest.importorskip("lightning", reason="needs the extra sslmon[lightning]")  # declared in the dev extra
+from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
 from sslmon.datasets import load_dataset  # noqa: E402
@@ -69,19 +70,24 @@ def numpy_l2_std(Z: np.ndarray) -> float:
     return float(U.std(axis=0).mean())
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    tmp = tmp_path_factory.mktemp("lightning")
+def _fit(tmp: Path, checkpoint: ModelCheckpoint | None = None, **monitor_options: object) -> dict:
+    """Train TinySimCLR for 2 epochs of 256 images (4 batches of 64) with an SSLMonitor."""
     train = load_dataset("default", limit=256, train_limit=256)
     module = TinySimCLR(train.mean, train.std)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train.train_images), batch_size=64, shuffle=True)
-    monitor = SSLMonitor(limit=EVAL_LIMIT, metrics=["rankme", "l2_std"], seeds=1)
+    monitor = SSLMonitor(limit=EVAL_LIMIT, metrics=["rankme", "l2_std"], seeds=1, **monitor_options)
     trainer = lightning.Trainer(
         max_epochs=2, accelerator="cpu", devices=1, logger=CSVLogger(tmp, name="run"), default_root_dir=tmp,
-        callbacks=[monitor], enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[monitor] + ([checkpoint] if checkpoint else []), enable_checkpointing=checkpoint is not None, enable_progress_bar=False, enable_model_summary=False,
     )
     trainer.fit(module, loader)
-    return {"trainer": trainer, "module": module, "monitor": monitor, "tmp": tmp}
+    return {"trainer": trainer, "module": module, "monitor": monitor, "tmp": tmp, "checkpoint": checkpoint}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("lightning")
+    return _fit(tmp, ModelCheckpoint(dirpath=tmp / "ckpt", monitor="sslmon/rankme", mode="max"))
 
 
 def _metrics_csv(trainer: lightning.Trainer) -> list[dict[str, str]]:
@@ -116,17 +122,42 @@ def test_logged_values_match_jsonl_and_an_independent_rankme(trained: dict) -> N
         assert rankme == pytest.approx(record["metrics"]["rankme"], rel=1e-6)  # logged as float32
         assert l2 == pytest.approx(record["metrics"]["l2_std"], rel=1e-6)
 
-    # the final backbone's embeddings of the same 200 images, computed here without sslmon's engine
-    data = load_dataset("default", limit=EVAL_LIMIT)
-    images = data.images.float() / 255
-    mean = images.mean(dim=(0, 2, 3)).double()  # grayscale: the one channel's statistics, repeated
-    std = images.double().std(dim=(0, 2, 3), unbiased=False)
-    x = ((images.double() - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).float().expand(-1, 3, -1, -1)
-    module.backbone.eval()
-    with torch.no_grad():
-        Z = module.backbone(x).numpy()
+    Z = final_embeddings(module)
     assert logged[-1][1] == pytest.approx(numpy_rankme(Z), rel=1e-4)
     assert logged[-1][2] == pytest.approx(numpy_l2_std(Z), rel=1e-4)
+
+
+def test_epoch_values_can_be_monitored(trained: dict) -> None:
+    """ModelCheckpoint(monitor="sslmon/rankme") sees the values logged through pl_module.log."""
+    best = trained["checkpoint"].best_model_score
+    assert best is not None
+    assert float(best) == pytest.approx(max(r["metrics"]["rankme"] for r in _jsonl(trained["trainer"])[1:]), rel=1e-6)
+
+
+def final_embeddings(module: TinySimCLR) -> np.ndarray:
+    """The backbone's embeddings of the 200 evaluation images, computed here without sslmon's engine."""
+    data = load_dataset("default", limit=EVAL_LIMIT)
+    images = data.images.double() / 255
+    mean = images.mean(dim=(0, 2, 3))  # grayscale: the one channel's statistics, repeated to 3 channels
+    std = images.std(dim=(0, 2, 3), unbiased=False)
+    x = ((images - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)).float().expand(-1, 3, -1, -1)
+    module.backbone.eval()
+    with torch.no_grad():
+        return module.backbone(x).numpy()
+
+
+def test_background_scoring_logs_every_milestone_at_its_step(tmp_path: Path) -> None:
+    out = tmp_path / "elsewhere" / "monitor.jsonl"
+    run = _fit(tmp_path, background=True, output=out)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert not (Path(run["trainer"].log_dir) / "sslmon.jsonl").exists()
+    rows = [row for row in _metrics_csv(run["trainer"]) if row.get("sslmon/rankme")]
+    assert [(int(row["step"]), float(row["sslmon/epoch"])) for row in rows] == [(0, 0.0), (4, 1.0), (8, 2.0)]
+    for row, record in zip(rows, records):
+        assert float(row["sslmon/rankme"]) == pytest.approx(record["metrics"]["rankme"], rel=1e-12)
+    assert records[-1]["metrics"]["rankme"] == pytest.approx(numpy_rankme(final_embeddings(run["module"])), rel=1e-4)
+    assert all(run["module"].modes_seen)
 
 
 def test_training_mode_is_restored(trained: dict) -> None:

@@ -6,8 +6,8 @@ training epoch it embeds a fixed evaluation set with the module's backbone (eval
 is restored), evaluates it through :func:`sslmon.api.score_embeddings` and
 
 - logs each defined metric as ``sslmon/<metric>`` (plus ``sslmon/epoch``) to every Lightning logger:
-  through ``pl_module.log`` at the end of an epoch (so ``ModelCheckpoint``/``EarlyStopping`` can
-  monitor them), through the loggers' ``log_metrics`` at step 0 for the init milestone (Lightning
+  through ``pl_module.log`` in ``on_train_epoch_end`` (so ``ModelCheckpoint``/``EarlyStopping`` can
+  monitor them), and through the loggers' ``log_metrics`` at step 0 for the init milestone (Lightning
   allows ``self.log`` in ``on_train_start`` only into the first epoch's aggregate, which would mix
   the init values with those of epoch 1);
 - appends one JSON line per milestone to a JSONL file, the records of ``sslmon score -o x.jsonl``
@@ -15,18 +15,20 @@ is restored), evaluates it through :func:`sslmon.api.score_embeddings` and
 
 A record's ``epoch`` counts the finished training epochs (0 = init) and its name is ``epoch_0003``.
 With several processes only global rank 0 embeds and scores; the values are broadcast so every rank
-logs the same numbers (a metric can be monitored on every rank).
+logs the same numbers (a metric can be monitored on every rank). ``background=True`` scores in a
+worker thread after embedding, and logs each milestone through the loggers when it is done.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import replace
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import lightning.pytorch as pl
-import torch
+import numpy as np
 from torch import nn
 
 from sslmon.api import score_embeddings
@@ -44,6 +46,17 @@ TRAIN_SPLIT_METRICS = ("knn_acc", "lp_acc", "lp_acc_se")
 JSONL_NAME = "sslmon.jsonl"
 
 
+@dataclass
+class Embedded:
+    """One milestone's embeddings (evaluation set, train split or None) and how to evaluate them."""
+
+    Z: np.ndarray
+    Z_train: np.ndarray | None
+    metrics: list[str]
+    config: EvalConfig
+    source: dict[str, Any]
+
+
 class SSLMonitor(pl.Callback):
     """Score the module's backbone with sslmon's label-free metrics during training.
 
@@ -57,6 +70,9 @@ class SSLMonitor(pl.Callback):
     ``k``: k1 for k-means (default: the number of classes; required for unlabelled data).
     ``mean``/``std``/``input_size``: the input normalisation and size the backbone expects
     (default: the dataset's per-channel statistics and native size). ``batch_size``: images per forward pass.
+    ``background``: embed at the milestone, then score in a worker thread while training goes on; the
+    values reach the loggers (at the milestone's step) when ready, at the latest when training ends,
+    but not through ``pl_module.log``, so ``ModelCheckpoint``/``EarlyStopping`` cannot monitor them.
     """
 
     def __init__(
@@ -74,6 +90,7 @@ class SSLMonitor(pl.Callback):
         std: Sequence[float] | None = None,
         input_size: int | None = None,
         batch_size: int = 256,
+        background: bool = False,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
@@ -90,6 +107,9 @@ class SSLMonitor(pl.Callback):
         self.metrics = list(metrics) if metrics is not None else None
         self.output = Path(output) if output is not None else None
         self.mean, self.std, self.input_size, self.batch_size = mean, std, input_size, batch_size
+        self.background = background
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslmon") if background else None
+        self._pending: tuple[Future[Result], int] | None = None  # background milestone in flight, its step
         self._data: ImageSet | None = None
         self.results: list[Result] = []  # the milestones scored in this process (rank 0)
 
@@ -97,40 +117,75 @@ class SSLMonitor(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """The init milestone (only when training starts from scratch, not on resume)."""
-        if trainer.current_epoch != 0 or trainer.global_step != 0:
-            return
-        values = self._milestone(trainer, pl_module, 0)
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.log_metrics(values, step=0)
+        if trainer.current_epoch == 0 and trainer.global_step == 0:
+            self._milestone(trainer, pl_module, 0, in_hook=False)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
+        """Publish a background milestone as soon as its scoring is done."""
+        if self._pending is not None and self._pending[0].done():
+            self._drain(trainer)
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        """Score after every ``every_n_epochs``-th finished epoch and log through ``pl_module.log``."""
+        """Score after every ``every_n_epochs``-th finished epoch."""
         finished = trainer.current_epoch + 1
-        if finished % self.every_n_epochs:
-            return
-        for key, value in self._milestone(trainer, pl_module, finished).items():
-            pl_module.log(key, value, on_step=False, on_epoch=True)
+        if finished % self.every_n_epochs == 0:
+            self._milestone(trainer, pl_module, finished, in_hook=True)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._drain(trainer)
+
+    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
+        """An interrupted run still gets the milestone that was being scored."""
+        self._drain(trainer)
 
     # ------------------------------------------------------------------ scoring
 
-    def _milestone(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int) -> dict[str, float]:
-        """Score on global rank 0, append its record, and return ``{"sslmon/<metric>": value}`` on every rank."""
-        values: dict[str, float] = {}
-        if trainer.is_global_zero:
-            result = self.score(pl_module, epoch)
-            self.results.append(result)
-            self._append(self._output_path(trainer), jsonl_line(result))
-            values = {f"sslmon/{key}": value for key, value in result.metrics.items() if value is not None}
-            values["sslmon/epoch"] = float(epoch)
-        return trainer.strategy.broadcast(values, src=0)
+    def _milestone(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_hook: bool) -> None:
+        """Embed on global rank 0 now; score now or in the background; record and log.
 
-    def score(self, pl_module: pl.LightningModule, epoch: int) -> Result:
-        """Embed the evaluation set (and the train split when a metric needs it) and evaluate it."""
+        In the foreground an epoch's values go through ``pl_module.log`` (``in_hook``), broadcast from
+        rank 0 so every rank logs the same numbers; the init milestone and background results go to
+        the loggers at the step the milestone was taken.
+        """
+        if self.background:
+            if trainer.is_global_zero:
+                embedded = self.embed(pl_module)
+                self._drain(trainer)  # at most one milestone in flight, records in epoch order
+                self._pending = (self._executor.submit(self.evaluate, embedded, epoch), trainer.global_step)
+            return
+        values = self._record(trainer, self.evaluate(self.embed(pl_module), epoch)) if trainer.is_global_zero else {}
+        if not in_hook:
+            self._publish(trainer, values, trainer.global_step)
+            return
+        for key, value in trainer.strategy.broadcast(values, src=0).items():
+            pl_module.log(key, value, on_step=False, on_epoch=True)
+
+    def _drain(self, trainer: pl.Trainer) -> None:
+        """Wait for the milestone scored in the background, if any, and record and log it."""
+        if self._pending is not None:
+            future, step = self._pending
+            self._pending = None
+            self._publish(trainer, self._record(trainer, future.result()), step)
+
+    def _record(self, trainer: pl.Trainer, result: Result) -> dict[str, float]:
+        """Keep ``result``, append its JSONL record; ``{"sslmon/<metric>": value}`` of its defined metrics."""
+        self.results.append(result)
+        self._append(self._output_path(trainer), jsonl_line(result))
+        values = {f"sslmon/{key}": value for key, value in result.metrics.items() if value is not None}
+        values["sslmon/epoch"] = float(result.epoch or 0)
+        return values
+
+    @staticmethod
+    def _publish(trainer: pl.Trainer, values: dict[str, float], step: int) -> None:
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.log_metrics(values, step=step)
+
+    def embed(self, pl_module: pl.LightningModule) -> Embedded:
+        """Embed the evaluation set (and the train split when a metric needs it) with the current weights."""
         data = self._dataset()
         model = self._backbone(pl_module)
         device = pl_module.device
-        config = replace(self.config, device="cpu" if device.type == "mps" else str(device))
         metrics = self.metrics or (list(METRICS) if data.labels is not None else LABEL_FREE)
         needs_train = data.train_images is not None and data.train_labels is not None and bool(set(TRAIN_SPLIT_METRICS) & set(metrics))
         mean, std = self.mean or data.mean, self.std or data.std
@@ -142,12 +197,19 @@ class SSLMonitor(pl.Callback):
         finally:
             for module, training in modes:
                 module.training = training
-        return score_embeddings(
-            Z, data.labels, Z_train, data.train_labels if needs_train else None, config, metrics,
-            name=f"epoch_{epoch:04d}", epoch=epoch,
+        return Embedded(
+            Z, Z_train, metrics, replace(self.config, device="cpu" if device.type == "mps" else str(device)),
             source={"lightning_module": type(pl_module).__name__, "backbone": type(model).__name__,
                     "dataset": data.name, "normalization": {"mean": list(mean), "std": list(std)},
                     "input_size": self.input_size},
+        )
+
+    def evaluate(self, embedded: Embedded, epoch: int) -> Result:
+        """The milestone's :class:`~sslmon.results.Result` (thread-safe: reads only ``embedded`` and the dataset)."""
+        data = self._dataset()
+        return score_embeddings(
+            embedded.Z, data.labels, embedded.Z_train, data.train_labels if embedded.Z_train is not None else None,
+            embedded.config, embedded.metrics, name=f"epoch_{epoch:04d}", epoch=epoch, source=embedded.source,
         )
 
     def _dataset(self) -> ImageSet:
