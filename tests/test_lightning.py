@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -181,6 +183,48 @@ def test_correlate_reads_the_records(trained: dict) -> None:
     y = [r["metrics"]["rankme"] for r in records]
     assert corr["n"] == 3
     assert corr["pearson_r"] == pytest.approx(stats.pearsonr(x, y)[0], abs=1e-9)
+
+
+class ReportingSimCLR(TinySimCLR):
+    """Appends, on every rank, the sslmon/rankme value Lightning holds at the end of each epoch to ``report``."""
+
+    report: str = os.devnull
+
+    def on_train_epoch_end(self) -> None:
+        value = float(self.trainer.callback_metrics["sslmon/rankme"])
+        with open(self.report, "a") as f:
+            f.write(f"rank {self.global_rank} epoch {self.current_epoch + 1} rankme {value!r}\n")
+
+
+DDP_SCRIPT = """
+import sys, torch, lightning
+from test_lightning import EVAL_LIMIT, ReportingSimCLR
+from sslmon.datasets import load_dataset
+from sslmon.lightning import SSLMonitor
+train = load_dataset("default", limit=256, train_limit=256)
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train.train_images), batch_size=64)
+trainer = lightning.Trainer(
+    max_epochs=2, accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False, enable_checkpointing=False,
+    enable_progress_bar=False, enable_model_summary=False,
+    callbacks=[SSLMonitor(limit=EVAL_LIMIT, metrics=["rankme"], seeds=1, output=sys.argv[1])])
+module = ReportingSimCLR(train.mean, train.std)
+module.report = sys.argv[2]  # an instance attribute: ddp_spawn pickles the module into each process
+trainer.fit(module, loader)
+"""
+
+
+def test_two_processes_score_on_rank_zero_and_log_on_both(tmp_path: Path) -> None:
+    """DDP on the CPU (2 processes, gloo): one record per milestone; every rank logs rank 0's values."""
+    out = tmp_path / "ddp.jsonl"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
+    proc = subprocess.run([sys.executable, "-c", DDP_SCRIPT, str(out), str(tmp_path / "seen.txt")], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    seen = re.findall(r"rank (\d) epoch (\d) rankme (\S+)", (tmp_path / "seen.txt").read_text())
+    assert sorted((int(rank), int(epoch)) for rank, epoch, _ in seen) == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    for _, epoch, value in seen:
+        assert float(value) == pytest.approx(records[int(epoch)]["metrics"]["rankme"], rel=1e-6)
 
 
 def test_bad_backbone_is_one_clear_error() -> None:

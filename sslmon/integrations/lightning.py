@@ -158,7 +158,9 @@ class SSLMonitor(pl.Callback):
             self._publish(trainer, values, trainer.global_step)
             return
         for key, value in trainer.strategy.broadcast(values, src=0).items():
-            pl_module.log(key, value, on_step=False, on_epoch=True)
+            # identical on every rank after the broadcast: sync_dist's mean changes nothing and silences
+            # Lightning's advice to sync epoch-level values in a distributed run
+            pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=True)
 
     def _drain(self, trainer: pl.Trainer) -> None:
         """Wait for the milestone scored in the background, if any, and record and log it."""
