@@ -108,7 +108,7 @@ class SSLMonitor(pl.Callback):
         self.output = Path(output) if output is not None else None
         self.mean, self.std, self.input_size, self.batch_size = mean, std, input_size, batch_size
         self.background = background
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslmon") if background else None
+        self._executor: ThreadPoolExecutor | None = None  # made at the first background milestone (picklable before)
         self._pending: tuple[Future[Result], int] | None = None  # background milestone in flight, its step
         self._data: ImageSet | None = None
         self.results: list[Result] = []  # the milestones scored in this process (rank 0)
@@ -151,6 +151,8 @@ class SSLMonitor(pl.Callback):
             if trainer.is_global_zero:
                 embedded = self.embed(pl_module)
                 self._drain(trainer)  # at most one milestone in flight, records in epoch order
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslmon")
                 self._pending = (self._executor.submit(self.evaluate, embedded, epoch), trainer.global_step)
             return
         values = self._record(trainer, self.evaluate(self.embed(pl_module), epoch)) if trainer.is_global_zero else {}
