@@ -15,20 +15,18 @@ is restored), evaluates it through :func:`sslmon.api.score_embeddings` and
 
 A record's ``epoch`` counts the finished training epochs (0 = init) and its name is ``epoch_0003``.
 With several processes only global rank 0 embeds and scores; the values are broadcast so every rank
-logs the same numbers (a metric can be monitored on every rank). ``background=True`` scores in a
-worker thread after embedding, and logs each milestone through the loggers when it is done.
+logs the same numbers (a metric can be monitored on every rank). Scoring runs in the training
+thread: a background thread did not pay on a 2-core CPU (bench/bench_callback_thread.py, README).
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import lightning.pytorch as pl
-import numpy as np
 from torch import nn
 
 from sslmon.api import score_embeddings
@@ -46,17 +44,6 @@ TRAIN_SPLIT_METRICS = ("knn_acc", "lp_acc", "lp_acc_se")
 JSONL_NAME = "sslmon.jsonl"
 
 
-@dataclass
-class Embedded:
-    """One milestone's embeddings (evaluation set, train split or None) and how to evaluate them."""
-
-    Z: np.ndarray
-    Z_train: np.ndarray | None
-    metrics: list[str]
-    config: EvalConfig
-    source: dict[str, Any]
-
-
 class SSLMonitor(pl.Callback):
     """Score the module's backbone with sslmon's label-free metrics during training.
 
@@ -70,9 +57,6 @@ class SSLMonitor(pl.Callback):
     ``k``: k1 for k-means (default: the number of classes; required for unlabelled data).
     ``mean``/``std``/``input_size``: the input normalisation and size the backbone expects
     (default: the dataset's per-channel statistics and native size). ``batch_size``: images per forward pass.
-    ``background``: embed at the milestone, then score in a worker thread while training goes on; the
-    values reach the loggers (at the milestone's step) when ready, at the latest when training ends,
-    but not through ``pl_module.log``, so ``ModelCheckpoint``/``EarlyStopping`` cannot monitor them.
     """
 
     def __init__(
@@ -90,7 +74,6 @@ class SSLMonitor(pl.Callback):
         std: Sequence[float] | None = None,
         input_size: int | None = None,
         batch_size: int = 256,
-        background: bool = False,
     ) -> None:
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
@@ -107,9 +90,6 @@ class SSLMonitor(pl.Callback):
         self.metrics = list(metrics) if metrics is not None else None
         self.output = Path(output) if output is not None else None
         self.mean, self.std, self.input_size, self.batch_size = mean, std, input_size, batch_size
-        self.background = background
-        self._executor: ThreadPoolExecutor | None = None  # made at the first background milestone (picklable before)
-        self._pending: tuple[Future[Result], int] | None = None  # background milestone in flight, its step
         self._data: ImageSet | None = None
         self.results: list[Result] = []  # the milestones scored in this process (rank 0)
 
@@ -120,56 +100,30 @@ class SSLMonitor(pl.Callback):
         if trainer.current_epoch == 0 and trainer.global_step == 0:
             self._milestone(trainer, pl_module, 0, in_hook=False)
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: object) -> None:
-        """Publish a background milestone as soon as its scoring is done."""
-        if self._pending is not None and self._pending[0].done():
-            self._drain(trainer)
-
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Score after every ``every_n_epochs``-th finished epoch."""
         finished = trainer.current_epoch + 1
         if finished % self.every_n_epochs == 0:
             self._milestone(trainer, pl_module, finished, in_hook=True)
 
-    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._drain(trainer)
-
-    def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException) -> None:
-        """An interrupted run still gets the milestone that was being scored."""
-        self._drain(trainer)
-
     # ------------------------------------------------------------------ scoring
 
     def _milestone(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_hook: bool) -> None:
-        """Embed on global rank 0 now; score now or in the background; record and log.
+        """Score on global rank 0, append its record, and log its values.
 
-        In the foreground an epoch's values go through ``pl_module.log`` (``in_hook``), broadcast from
-        rank 0 so every rank logs the same numbers; the init milestone and background results go to
-        the loggers at the step the milestone was taken.
+        At an epoch's end (``in_hook``) the values go through ``pl_module.log``, broadcast from rank 0
+        so every rank logs the same numbers; the init milestone goes to the loggers at step 0.
         """
-        if self.background:
-            if trainer.is_global_zero:
-                embedded = self.embed(pl_module)
-                self._drain(trainer)  # at most one milestone in flight, records in epoch order
-                if self._executor is None:
-                    self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sslmon")
-                self._pending = (self._executor.submit(self.evaluate, embedded, epoch), trainer.global_step)
-            return
-        values = self._record(trainer, self.evaluate(self.embed(pl_module), epoch)) if trainer.is_global_zero else {}
+        values = self._record(trainer, self.score(pl_module, epoch)) if trainer.is_global_zero else {}
         if not in_hook:
-            self._publish(trainer, values, trainer.global_step)
+            if trainer.is_global_zero:
+                for logger in trainer.loggers:
+                    logger.log_metrics(values, step=trainer.global_step)
             return
         for key, value in trainer.strategy.broadcast(values, src=0).items():
             # identical on every rank after the broadcast: sync_dist's mean changes nothing and silences
             # Lightning's advice to sync epoch-level values in a distributed run
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=True)
-
-    def _drain(self, trainer: pl.Trainer) -> None:
-        """Wait for the milestone scored in the background, if any, and record and log it."""
-        if self._pending is not None:
-            future, step = self._pending
-            self._pending = None
-            self._publish(trainer, self._record(trainer, future.result()), step)
 
     def _record(self, trainer: pl.Trainer, result: Result) -> dict[str, float]:
         """Keep ``result``, append its JSONL record; ``{"sslmon/<metric>": value}`` of its defined metrics."""
@@ -179,14 +133,9 @@ class SSLMonitor(pl.Callback):
         values["sslmon/epoch"] = float(result.epoch or 0)
         return values
 
-    @staticmethod
-    def _publish(trainer: pl.Trainer, values: dict[str, float], step: int) -> None:
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.log_metrics(values, step=step)
-
-    def embed(self, pl_module: pl.LightningModule) -> Embedded:
-        """Embed the evaluation set (and the train split when a metric needs it) with the current weights."""
+    def score(self, pl_module: pl.LightningModule, epoch: int) -> Result:
+        """Embed the evaluation set (and the train split when a metric needs it) with the current weights
+        and evaluate it: the milestone's :class:`~sslmon.results.Result`, named ``epoch_0003``."""
         data = self._dataset()
         model = self._backbone(pl_module)
         device = pl_module.device
@@ -201,19 +150,13 @@ class SSLMonitor(pl.Callback):
         finally:
             for module, training in modes:
                 module.training = training
-        return Embedded(
-            Z, Z_train, metrics, replace(self.config, device="cpu" if device.type == "mps" else str(device)),
+        return score_embeddings(
+            Z, data.labels, Z_train, data.train_labels if needs_train else None,
+            replace(self.config, device="cpu" if device.type == "mps" else str(device)), metrics,
+            name=f"epoch_{epoch:04d}", epoch=epoch,
             source={"lightning_module": type(pl_module).__name__, "backbone": type(model).__name__,
                     "dataset": data.name, "normalization": {"mean": list(mean), "std": list(std)},
                     "input_size": self.input_size},
-        )
-
-    def evaluate(self, embedded: Embedded, epoch: int) -> Result:
-        """The milestone's :class:`~sslmon.results.Result` (thread-safe: reads only ``embedded`` and the dataset)."""
-        data = self._dataset()
-        return score_embeddings(
-            embedded.Z, data.labels, embedded.Z_train, data.train_labels if embedded.Z_train is not None else None,
-            embedded.config, embedded.metrics, name=f"epoch_{epoch:04d}", epoch=epoch, source=embedded.source,
         )
 
     def _dataset(self) -> ImageSet:
