@@ -80,7 +80,8 @@ def _fit(tmp: Path, checkpoint: ModelCheckpoint | None = None) -> dict:
     monitor = SSLMonitor(limit=EVAL_LIMIT, metrics=["rankme", "l2_std"], seeds=1)
     trainer = lightning.Trainer(
         max_epochs=2, accelerator="cpu", devices=1, logger=CSVLogger(tmp, name="run"), default_root_dir=tmp,
-        callbacks=[monitor] + ([checkpoint] if checkpoint else []), enable_checkpointing=checkpoint is not None, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[monitor] + ([checkpoint] if checkpoint else []), enable_checkpointing=checkpoint is not None,
+        enable_progress_bar=False, enable_model_summary=False,
     )
     trainer.fit(module, loader)
     return {"trainer": trainer, "module": module, "monitor": monitor, "tmp": tmp, "checkpoint": checkpoint}
@@ -203,7 +204,8 @@ def test_two_processes_score_on_rank_zero_and_log_on_both(tmp_path: Path) -> Non
     """DDP on the CPU (2 processes, gloo): one record per milestone; every rank logs rank 0's values."""
     out = tmp_path / "ddp.jsonl"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parent), *sys.path])}
-    proc = subprocess.run([sys.executable, "-c", DDP_SCRIPT, str(out), str(tmp_path / "seen.txt")], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", DDP_SCRIPT, str(out), str(tmp_path / "seen.txt")],
+                          capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["epoch"] for r in records] == [0, 1, 2]
