@@ -1,0 +1,196 @@
+"""SSLMonitor: a Lightning callback that scores the backbone with sslmon while a run trains.
+
+At the init milestone (before the first training epoch) and after every ``every_n_epochs``-th
+training epoch it embeds a fixed evaluation set with the module's backbone (eval mode,
+``torch.inference_mode``, on the module's device; the previous train/eval mode of every submodule
+is restored), evaluates it through :func:`sslmon.api.score_embeddings` and
+
+- logs each defined metric as ``sslmon/<metric>`` (plus ``sslmon/epoch``) to every Lightning logger:
+  through ``pl_module.log`` in ``on_train_epoch_end`` (so ``ModelCheckpoint``/``EarlyStopping`` can
+  monitor them), and through the loggers' ``log_metrics`` at step 0 for the init milestone (Lightning
+  allows ``self.log`` in ``on_train_start`` only into the first epoch's aggregate, which would mix
+  the init values with those of epoch 1);
+- appends one JSON line per milestone to a JSONL file, the records of ``sslmon score -o x.jsonl``
+  (:func:`sslmon.report.jsonl_line`), flushed and fsync'd as each is written.
+
+A record's ``epoch`` counts the finished training epochs (0 = init) and its name is ``epoch_0003``.
+With several processes only global rank 0 embeds and scores; the values are broadcast so every rank
+logs the same numbers (a metric can be monitored on every rank). Scoring runs in the training
+thread: a background thread did not pay on a 2-core CPU (bench/bench_callback_thread.py, README).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import lightning.pytorch as pl
+from torch import nn
+
+from sslmon.api import score_embeddings
+from sslmon.datasets import ImageSet, load_dataset
+from sslmon.embed import embed_images
+from sslmon.evaluate import DEFAULT_SEEDS, EvalConfig
+from sslmon.metrics import LABEL_FREE, METRICS
+from sslmon.report import jsonl_line
+from sslmon.results import Result
+
+BackboneSpec = str | nn.Module | Callable[[pl.LightningModule], nn.Module] | None
+DEFAULT_BACKBONES = ("backbone", "encoder")
+# Metrics fitted on the embedded train split (the other metrics need only the evaluation images).
+TRAIN_SPLIT_METRICS = ("knn_acc", "lp_acc", "lp_acc_se")
+JSONL_NAME = "sslmon.jsonl"
+
+
+class SSLMonitor(pl.Callback):
+    """Score the module's backbone with sslmon's label-free metrics during training.
+
+    ``dataset``: a :func:`sslmon.datasets.load_dataset` spec, loaded once (``limit`` evaluation and
+    ``limit`` train images, stratified). ``every_n_epochs``: score after every n-th epoch (and at init).
+    ``backbone``: the attribute name of the backbone on the module, an ``nn.Module``, or a callable
+    ``module -> nn.Module``; default the module's ``backbone``, else ``encoder``. Its output
+    (flattened per image) is the embedding. ``metrics``: metric keys (default: all that the dataset
+    allows: the label-free ones for unlabelled data). ``seeds``: evaluation seeds, a count or a list
+    (default 0, 1, 2). ``output``: the JSONL file (default ``trainer.log_dir/sslmon.jsonl``).
+    ``k``: k1 for k-means (default: the number of classes; required for unlabelled data).
+    ``mean``/``std``/``input_size``: the input normalisation and size the backbone expects
+    (default: the dataset's per-channel statistics and native size). ``batch_size``: images per forward pass.
+    """
+
+    def __init__(
+        self,
+        dataset: str = "default",
+        limit: int | None = 2000,
+        every_n_epochs: int = 1,
+        backbone: BackboneSpec = None,
+        metrics: Sequence[str] | None = None,
+        seeds: int | Sequence[int] | None = None,
+        output: str | os.PathLike[str] | None = None,
+        *,
+        k: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        input_size: int | None = None,
+        batch_size: int = 256,
+    ) -> None:
+        if every_n_epochs < 1:
+            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
+        unknown = [m for m in metrics or () if m not in METRICS]
+        if unknown:
+            raise ValueError(f"unknown metric(s) {unknown}; valid: {list(METRICS)}")
+        if isinstance(seeds, int):
+            seeds = tuple(range(seeds))
+        self.config = EvalConfig(k=k, seeds=DEFAULT_SEEDS if seeds is None else tuple(seeds))
+        self.dataset = dataset
+        self.limit = limit
+        self.every_n_epochs = every_n_epochs
+        self.backbone = backbone
+        self.metrics = list(metrics) if metrics is not None else None
+        self.output = Path(output) if output is not None else None
+        self.mean, self.std, self.input_size, self.batch_size = mean, std, input_size, batch_size
+        self._data: ImageSet | None = None
+        self.results: list[Result] = []  # the milestones scored in this process (rank 0)
+
+    # ------------------------------------------------------------------ Lightning hooks
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """The init milestone (only when training starts from scratch, not on resume)."""
+        if trainer.current_epoch == 0 and trainer.global_step == 0:
+            self._milestone(trainer, pl_module, 0, in_hook=False)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Score after every ``every_n_epochs``-th finished epoch."""
+        finished = trainer.current_epoch + 1
+        if finished % self.every_n_epochs == 0:
+            self._milestone(trainer, pl_module, finished, in_hook=True)
+
+    # ------------------------------------------------------------------ scoring
+
+    def _milestone(self, trainer: pl.Trainer, pl_module: pl.LightningModule, epoch: int, in_hook: bool) -> None:
+        """Score on global rank 0, append its record, and log its values.
+
+        At an epoch's end (``in_hook``) the values go through ``pl_module.log``, broadcast from rank 0
+        so every rank logs the same numbers; the init milestone goes to the loggers at step 0.
+        """
+        values = self._record(trainer, self.score(pl_module, epoch)) if trainer.is_global_zero else {}
+        if not in_hook:
+            if trainer.is_global_zero:
+                for logger in trainer.loggers:
+                    logger.log_metrics(values, step=trainer.global_step)
+            return
+        for key, value in trainer.strategy.broadcast(values, src=0).items():
+            # identical on every rank after the broadcast: sync_dist's mean changes nothing and silences
+            # Lightning's advice to sync epoch-level values in a distributed run
+            pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=True)
+
+    def _record(self, trainer: pl.Trainer, result: Result) -> dict[str, float]:
+        """Keep ``result``, append its JSONL record; ``{"sslmon/<metric>": value}`` of its defined metrics."""
+        self.results.append(result)
+        self._append(self._output_path(trainer), jsonl_line(result))
+        values = {f"sslmon/{key}": value for key, value in result.metrics.items() if value is not None}
+        values["sslmon/epoch"] = float(result.epoch or 0)
+        return values
+
+    def score(self, pl_module: pl.LightningModule, epoch: int) -> Result:
+        """Embed the evaluation set (and the train split when a metric needs it) with the current weights
+        and evaluate it: the milestone's :class:`~sslmon.results.Result`, named ``epoch_0003``."""
+        data = self._dataset()
+        model = self._backbone(pl_module)
+        device = pl_module.device
+        metrics = self.metrics or (list(METRICS) if data.labels is not None else LABEL_FREE)
+        needs_train = data.train_images is not None and data.train_labels is not None and bool(set(TRAIN_SPLIT_METRICS) & set(metrics))
+        mean, std = self.mean or data.mean, self.std or data.std
+        modes = [(m, m.training) for m in model.modules()]
+        try:
+            embed = lambda images: embed_images(model, images, mean, std, self.input_size, self.batch_size, device)  # noqa: E731
+            Z = embed(data.images)
+            Z_train = embed(data.train_images) if needs_train else None
+        finally:
+            for module, training in modes:
+                module.training = training
+        return score_embeddings(
+            Z, data.labels, Z_train, data.train_labels if needs_train else None,
+            replace(self.config, device="cpu" if device.type == "mps" else str(device)), metrics,
+            name=f"epoch_{epoch:04d}", epoch=epoch,
+            source={"lightning_module": type(pl_module).__name__, "backbone": type(model).__name__,
+                    "dataset": data.name, "normalization": {"mean": list(mean), "std": list(std)},
+                    "input_size": self.input_size},
+        )
+
+    def _dataset(self) -> ImageSet:
+        if self._data is None:
+            self._data = load_dataset(self.dataset, limit=self.limit, train_limit=self.limit)
+            if self.config.k is None and self._data.num_classes is None:
+                raise ValueError(f"SSLMonitor: dataset {self._data.name} has no labels: pass k (the number of clusters k1)")
+        return self._data
+
+    def _backbone(self, pl_module: pl.LightningModule) -> nn.Module:
+        """The module to embed with (see the class docstring); ValueError naming what was looked for."""
+        spec = self.backbone
+        if isinstance(spec, nn.Module):
+            return spec
+        if callable(spec):
+            model = spec(pl_module)
+        else:
+            names = DEFAULT_BACKBONES if spec is None else (spec,)
+            model = next((getattr(pl_module, n) for n in names if isinstance(getattr(pl_module, n, None), nn.Module)), None)
+            if model is None:
+                raise ValueError(f"SSLMonitor: {type(pl_module).__name__} has no nn.Module attribute "
+                                 f"{' or '.join(repr(n) for n in names)}; pass backbone=NAME or a callable")
+        if not isinstance(model, nn.Module):
+            raise ValueError(f"SSLMonitor: backbone callable returned {type(model).__name__}, not an nn.Module")
+        return model
+
+    def _output_path(self, trainer: pl.Trainer) -> Path:
+        return self.output if self.output is not None else Path(trainer.log_dir or trainer.default_root_dir) / JSONL_NAME
+
+    @staticmethod
+    def _append(path: Path, line: str) -> None:
+        """Append one JSON line and fsync it, so a reader (``tail -f``, ``sslmon correlate``) sees it at once."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
