@@ -26,6 +26,7 @@ from sslmon.api import Source
 from sslmon.cache import file_digest
 from sslmon.conditions import Condition, judge
 from sslmon.encoders import CheckpointError
+from sslmon.errors import SslmonError
 from sslmon.output import ResultsFile
 from sslmon.report import jsonl_line
 from sslmon.results import Failure, OnResult, Result, Run
@@ -35,7 +36,7 @@ Score = Callable[[list[Source], OnResult], Run]  # scores sources in order, call
 ListSources = Callable[[Path], list[Source]]  # the checkpoints of a folder, in epoch order
 
 
-class WatchError(Exception):
+class WatchError(SslmonError):
     """The output cannot be resumed from, or the folder cannot be listed; the message names the file, one line."""
 
 

@@ -12,9 +12,10 @@ from sslmon.encoders import CheckpointError, load_checkpoint
 from sslmon.inputs import InputError, load_embeddings
 from sslmon.output import OutputError
 from sslmon.plots import PlotError
+from sslmon.watch import WatchError
 
 
-@pytest.mark.parametrize("cls", [ConfigError, ResultsFileError, DatasetError, CheckpointError, InputError, OutputError, PlotError])
+@pytest.mark.parametrize("cls", [ConfigError, ResultsFileError, DatasetError, CheckpointError, InputError, OutputError, PlotError, WatchError])
 def test_error_types_share_the_base(cls):
     assert issubclass(cls, sslmon.SslmonError)
 

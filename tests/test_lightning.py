@@ -156,12 +156,9 @@ def test_training_mode_is_restored(trained: dict) -> None:
 
 def test_correlate_reads_the_records(trained: dict) -> None:
     records = _jsonl(trained["trainer"])
-    # sslmon.correlate.load_results reads the JSON document of `sslmon score -f json` (JSONL reading is
-    # issue 11's watch work): the callback's records go into one as they are.
-    doc = trained["tmp"] / "monitor.json"
-    doc.write_text(json.dumps({"results": records}))
+    jsonl = Path(trained["trainer"].log_dir) / "sslmon.jsonl"  # read as it is: correlate takes JSON Lines
     out = subprocess.run(
-        [sys.executable, "-c", "from sslmon.cli import main; main()", "correlate", str(doc), "--against", "rankme",
+        [sys.executable, "-c", "from sslmon.cli import main; main()", "correlate", str(jsonl), "--against", "rankme",
          "--format", "json"],
         capture_output=True, text=True, check=True,
     )
