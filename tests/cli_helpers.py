@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +23,13 @@ def run_cli(args: list[str], capsys: pytest.CaptureFixture, monkeypatch: pytest.
         code = exc.code if isinstance(exc.code, int) else 0
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell's background job (``nohup ... &``,
+    some CI runners) starts with SIGINT ignored, the child would inherit that and Python would then install no
+    KeyboardInterrupt handler. The child gets the default, as under a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def snapshot(root: Path) -> dict[str, str]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_helpers import default_sigint
 from sslmon.cache import ResultCache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,10 +74,8 @@ def test_sigkill_after_the_first_result_then_rerun_gives_the_uninterrupted_file(
 
 def test_ctrl_c_writes_the_finished_results_and_exits_130(tmp_path):
     out = tmp_path / "out.json"
-    # A shell's background job (nohup ... &, some CI runners) starts with SIGINT ignored, which the child would
-    # inherit: Python then installs no KeyboardInterrupt handler. Give the child the default, as a terminal would.
     proc = subprocess.Popen(_command(out, "--no-cache"), env=_env(tmp_path / "cache"), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     for line in proc.stderr:  # "scoring epoch_0001.pt": epoch_0000.pt has finished
         if line.startswith("scoring epoch_0001.pt"):
             break

@@ -20,7 +20,7 @@ import pytest
 from scipy.stats import pearsonr
 from sklearn.datasets import make_blobs
 
-from cli_helpers import run_cli
+from cli_helpers import default_sigint, run_cli
 from sslmon.correlate import correlate_run, load_results
 from sslmon.evaluate import EvalConfig, evaluate_embeddings
 from sslmon.metrics import LABEL_BASED, LABEL_FREE
@@ -35,7 +35,8 @@ def _watcher(folder: Path, out: Path, tmp: Path, log: Path, *extra: str) -> subp
     env = {**os.environ, "SSLMON_CACHE_DIR": str(tmp / "cache"),
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, "-c", "from sslmon.cli import main; main()", "watch", str(folder), *FAST,
-                             "-o", str(out), *extra], env=env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
+                             "-o", str(out), *extra], env=env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
+                            preexec_fn=default_sigint)
 
 
 def _records(out: Path) -> list[dict]:
