@@ -120,9 +120,11 @@ class _Runner:
             self.errors[name] = str(exc)
         except Exception as exc:  # a library failing on odd data must not lose the other metrics
             self.errors[name] = f"{type(exc).__name__}: {one_line(exc)}"
-        key = timing or name
-        self.timings[key] = round(self.timings.get(key, 0.0) + time.perf_counter() - t0, 4)
+        self._add_time(timing or name, time.perf_counter() - t0)
         return self.values.get(name)
+
+    def _add_time(self, key: str, seconds: float) -> None:
+        self.timings[key] = round(self.timings.get(key, 0.0) + seconds, 4)
 
     def fork(self) -> "_Runner":
         """A runner that starts from this one's values and reasons (for one seed)."""
@@ -130,7 +132,7 @@ class _Runner:
 
     def absorb_timings(self, other: "_Runner") -> None:
         for key, seconds in other.timings.items():
-            self.timings[key] = round(self.timings.get(key, 0.0) + seconds, 4)
+            self._add_time(key, seconds)
 
 
 def reference_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -217,8 +219,6 @@ def evaluate_embeddings(
         keep = {"silhouette_c1", "silhouette_gt"} & set(wanted) and size <= DISTANCE_MATRIX_BYTES
         r.run("knn", lambda: _knn(V["Z"], cfg, bool(keep)), "Z", timing="knn_graph")
         r.run("fuzzy", lambda: fuzzy_graph(V["knn"]), "knn", timing="umap_graph")
-    if {"rankme", "alpha_req", "nesum", "stable_rank", "coherence"} & set(wanted):
-        r.run("spectrum", lambda: M.spectrum(V["Z"]), "Z")
 
     # ---- per evaluation seed: layout, k-means, and the metrics of those
     seed_runs = []
@@ -287,7 +287,8 @@ def evaluate_embeddings(
             V["Z_fit"], V["y_fit"] = V["Z"][fit], V["labels"][fit]
             V["Z_score"], V["y_score"] = V["Z"][score], V["labels"][score]
 
-    steps: dict[str, tuple[Callable[[], float], tuple[str, ...]]] = {
+    steps: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
+        "spectrum": (lambda: M.spectrum(V["Z"]), ("Z",)),  # computed once, for the metrics that need it
         "rankme": (lambda: M.rankme(V["spectrum"]), ("spectrum",)),
         "alpha_req": (lambda: M.alpha_req(V["spectrum"]), ("spectrum",)),
         "l2_std": (lambda: M.l2_std(V["Z"]), ("Z",)),
@@ -305,7 +306,7 @@ def evaluate_embeddings(
     }
 
     def compute(name: str) -> None:
-        """Run a step after the steps it needs (lp_acc before its standard error)."""
+        """Run a step after the steps it needs (the spectrum before RankMe, lp_acc before its standard error)."""
         fn, needs = steps[name]
         for need in needs:
             if need in steps and need not in V and need not in r.errors:
