@@ -7,6 +7,13 @@ temporary file in the same folder, flushed to disk and moved into place with
 ``os.replace``, so a reader (another sslmon process sharing the folder included)
 never sees a half-written entry.
 
+The key (:func:`cache_key`) is the SHA-256 over, and only over: the input's identity (a checkpoint's bytes, file
+name, ``arch`` and ``trust_checkpoints``; a torchvision model's name, weights, init seed and torchvision version),
+the digest of the images and labels (evaluation and train split, so ``dataset``, ``limit`` and ``seed`` enter
+through them), the evaluation settings (:meth:`EvalConfig.as_dict`, the metrics asked for, ``precision``, the
+device type) and the versions of sslmon, torch, numpy and Python. Names, output options, ``batch_size`` and the
+informational fields of a run's config do not split the cache.
+
 An entry holds its own key and the result; one that is unreadable, truncated,
 written for another key, of another schema or holding a non-finite number is
 ignored (and rewritten by the next ``put``). A folder that cannot be written
@@ -62,6 +69,14 @@ def array_digest(*arrays: Any) -> str:
     return h.hexdigest()
 
 
+def cache_key(content: str, dataset: str, settings: dict[str, Any]) -> str:
+    """The key of a result (see the module docstring): SHA-256 (hex) of the input's identity ``content``, the images'
+    digest ``dataset``, the evaluation ``settings`` (:func:`sslmon.api.cache_settings`) and the library versions."""
+    versions = {"sslmon": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    payload = json.dumps({"content": content, "dataset": dataset, "settings": settings, "versions": versions}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
 SCHEMA = "sslmon-result-cache/2"
 MAX_ENTRY_BYTES = 16 << 20  # a real entry is a few KiB
 
@@ -81,14 +96,6 @@ class ResultCache:
         self.hits = 0
         self.writable = True
         self.warn = warn
-
-    @staticmethod
-    def key(content: str, dataset: str, settings: dict[str, Any]) -> str:
-        """SHA-256 over everything that can change a result: the input's identity, the dataset, the settings and the
-        versions of sslmon and of the libraries that compute it."""
-        versions = {"sslmon": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
-        payload = json.dumps({"content": content, "dataset": dataset, "settings": settings, "versions": versions}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()
 
     def get(self, key: str) -> Result | None:
         """The stored result, or None when absent or not a sound entry for this key (then it is recomputed)."""

@@ -8,26 +8,27 @@ finished results were written.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 import io
 from pathlib import Path
 import sys
-from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, Sequence, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, NoReturn, Optional, Sequence, get_args, get_origin
 
 import typer
+from typer.core import TyperGroup
 from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from sslmon import __version__
+from sslmon import __version__, api
 from sslmon._text import one_line
+from sslmon.api import OnProgress, Options
 from sslmon.conditions import Condition, judge as judge_results, parse_condition
 from sslmon.config import (FOLDER_CONFIG, ConfigError, check_folder_key, check_type, folder_config, option_name, yaml_value,
                            read_yaml)
-from sslmon.evaluate import EvalConfig
-from sslmon.inputs import EMBEDDING_SUFFIXES
+from sslmon.errors import OptionsError, SslmonError
 from sslmon.metrics import METRICS
 from sslmon.output import OutputError, ResultsFile, check_target, write_atomic
 from sslmon.report import jsonl_line, printable, ranked_table, render, render_table
@@ -37,7 +38,31 @@ from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 if TYPE_CHECKING:
     from sslmon.correlate import RunResults
 
+# The command-line spelling of a parameter that a library message names (exc.param); other Options fields are
+# spelled --field-name.
+FLAGS = {"paths": "PATHS", "names": "NAMES", "cache": "--no-cache", "exclude_init": "--exclude-init/--include-init",
+         "trust": "--trust-checkpoints"}
+
+
+def _flag(param: str | None) -> str | None:
+    """``k`` -> ``--k``, ``save_z3`` -> ``--save-z3``, ``paths`` -> ``PATHS`` (see :data:`FLAGS`)."""
+    return None if param is None else FLAGS.get(param, "--" + param.replace("_", "-"))
+
+
+class _Commands(TyperGroup):
+    """The one place a library error becomes CLI output: ``error: <message> [<flag>]`` on stderr, exit 2."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SslmonError as exc:
+            hint = _flag(exc.param)
+            _say(f"error: {exc}" + (f" [{hint}]" if hint else ""))
+            raise typer.Exit(2) from None
+
+
 app = typer.Typer(
+    cls=_Commands,
     name="sslmon",
     help="Label-free monitoring of self-supervised encoders: rank checkpoints by the quality of their embedding space.",
     no_args_is_help=True,
@@ -57,6 +82,11 @@ class OutputFormat(str, Enum):
 class PrecisionChoice(str, Enum):
     fp32 = "fp32"
     bf16 = "bf16"
+
+
+class ExecutorChoice(str, Enum):
+    local = "local"
+    ray = "ray"
 
 
 class Judge(str, Enum):
@@ -84,8 +114,8 @@ def _metric_key(value: str) -> str:
     return value
 
 
-def _rank_by(value: str) -> str:
-    if value == CONSENSUS or value in METRICS:
+def _rank_by(value: Optional[str]) -> Optional[str]:
+    if value is None or value == CONSENSUS or value in METRICS:
         return value
     raise typer.BadParameter(f"'{value}' is neither '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
 
@@ -102,12 +132,13 @@ def _device(value: str) -> str:
     return value
 
 
-# Options shared by `score` and `compare` (one definition each).
+# Options shared by `score`, `compare` and `watch` (one definition each; defaults from api.Options).
+DEFAULTS = Options()
 K = Annotated[Optional[int], typer.Option("--k", min=2, help="k1, the number of k-means clusters (k2 = 2*k1). Default: the number of classes; required without labels.")]
 Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Data seed: image subsets (--limit), the reference split of knn_acc/lp_acc, random init. UMAP and k-means use --seeds.")]
 Seeds = Annotated[Optional[str], typer.Option("--seeds", callback=lambda v: _seed_list(v), help="Evaluation seeds of UMAP and k-means: a count S (seeds 0..S-1) or a list such as 0,5,7. Metrics are the mean over the seeds (std and per-seed values in JSON). Default 3.")]
 UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default 100, chosen in docs/speed.md; umap-learn's own default is 500 up to 10k points).")]
-RankBy = Annotated[str, typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md).")]
+RankBy = Annotated[Optional[str], typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md). Default: {CONSENSUS} (score, watch), rankme (compare).")]
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
 Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
@@ -119,7 +150,12 @@ Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images 
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="Stratified subset of N evaluation images (and of N train images unless --train-limit).")]
 TrainLimit = Annotated[Optional[int], typer.Option("--train-limit", min=1, help="Stratified subset of N train images (for knn_acc and lp_acc).")]
 ImageSize = Annotated[int, typer.Option("--image-size", min=8, help="imagefolder only: images are resized and centre-cropped to this size.")]
-BatchSize = Annotated[int, typer.Option("--batch-size", min=1, help="Images per forward pass.")]
+BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per forward pass. Default 256 (score, watch), 64 (compare).")]
+ExecutorOpt = Annotated[ExecutorChoice, typer.Option("--executor", help="Where encoders are scored: local (this process, one after another) or ray (one Ray task each; pip install 'sslmon[ray]').")]
+RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto (a running cluster) or ADDRESS; default: start or join a local Ray instance.")]
+GpusPerTask = Annotated[Optional[float], typer.Option("--gpus-per-task", min=0, help="GPUs per Ray task (default 1 when the cluster has GPUs, else 0).")]
+CpusPerTask = Annotated[float, typer.Option("--cpus-per-task", min=0, help="CPUs per Ray task.")]
+ExcludeInit = Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if; it is still reported (docs/selection.md).")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when the results cache has this checkpoint, dataset and settings.")]
 FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8" holds for the judged result (repeatable).')]
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
@@ -145,26 +181,23 @@ def _seed_list(value: Optional[str]) -> Optional[tuple[int, ...]]:
     return tuple(parts)
 
 
-def _eval_config(opts: dict[str, Any], bin_factor: float, device: str = "cpu") -> EvalConfig:
-    """The evaluation settings from the parsed options (defaults from EvalConfig where not given)."""
-    extra: dict[str, Any] = {}
-    if opts["seeds"] is not None:
-        extra["seeds"] = opts["seeds"]
-    if opts["umap_epochs"] is not None:
-        extra["umap_epochs"] = opts["umap_epochs"]
-    return EvalConfig(k=opts["k"], seed=opts["seed"], bin_factor=bin_factor, device=device, **extra)
+def _options(params: dict[str, Any], **defaults: Any) -> Options:
+    """The run's :class:`~sslmon.api.Options` from the parsed flags (command line, then YAML; None = default)."""
+    values = dict(params)
+    values["cache"] = not values.pop("no_cache", False)
+    values["metrics"] = _metric_list(values.get("metrics"))
+    for key in ("precision", "executor"):
+        if isinstance(values.get(key), Enum):
+            values[key] = values[key].value
+    try:
+        return Options.from_mapping(values, **defaults)
+    except OptionsError as exc:
+        raise typer.BadParameter(str(exc), param_hint=_flag(exc.param)) from None
 
 
-def _metric_list(value: Optional[str], rank_by: Optional[str], option: str = "--metrics") -> Optional[list[str]]:
-    """The comma-separated metric keys of ``option`` (plus ``rank_by`` when given and missing)."""
-    if value is None:
-        return None
-    names = [m.strip() for m in value.split(",") if m.strip()]
-    unknown = [m for m in names if m not in METRICS]
-    if unknown or not names:
-        raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown) or repr(value)}; valid: {', '.join(METRICS)}", param_hint=option)
-    needed = list(DEFAULT_CONSENSUS) if rank_by == CONSENSUS else [] if rank_by is None else [rank_by]
-    return names + [m for m in needed if m not in names]
+def _metric_list(value: Optional[str]) -> Optional[tuple[str, ...]]:
+    """The comma-separated metric keys of ``--metrics``/``--consensus`` (checked by Options)."""
+    return None if value is None else tuple(m.strip() for m in value.split(",") if m.strip())
 
 
 def _say(msg: str) -> None:
@@ -188,37 +221,48 @@ def _fail(exc: Exception) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _progress(quiet: bool) -> Progress | None:
-    """Rich progress bars on stderr, only when stderr is a terminal and not --quiet."""
+@contextmanager
+def _progress(quiet: bool) -> Iterator[OnProgress | None]:
+    """``on_progress`` drawing Rich progress bars on stderr, only when stderr is a terminal and not --quiet."""
     if quiet or not err.is_terminal:
-        return None
-    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err, transient=True)
+        yield None
+        return
+    bars = Progress(TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err, transient=True)
+    tasks: dict[str, Any] = {}
+
+    def on_progress(task: str, done: int, total: int) -> None:
+        if task not in tasks:
+            tasks[task] = bars.add_task(printable(task), total=total)
+        bars.update(tasks[task], completed=done)
+        if done >= total and task != "encoders":
+            bars.remove_task(tasks.pop(task))
+
+    with bars:
+        yield on_progress
 
 
 def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: Sequence[Path] = ()) -> None:
     """Fill options the user did not give on the command line from --config, then from the folders' own files
-    (untrusted: evaluation settings only, see :mod:`sslmon.config`). A refused file is one error line, exit 2."""
+    (untrusted: evaluation settings only, see :mod:`sslmon.config`); ConfigError naming a refused file."""
     params = {p.name: p for p in ctx.command.params}
     set_by_file: set[str] = set()  # an earlier file wins
     files = [(config, False)] if config else []
     for path, untrusted in [*files, *((f, True) for f in folder_files)]:
-        try:
-            data = read_yaml(path)
-            for key, value in data.items():
-                name = option_name(key)
-                if name not in params or name in ("paths", "names", "folder", "config"):
-                    raise ConfigError(f"{path}: unknown option '{key}'")
-                if untrusted:
-                    check_folder_key(path, key)
-                value = check_type(path, key, yaml_value(name, value), _option_type(params[name]), params[name].multiple)
-                if ctx.get_parameter_source(name).name == "DEFAULT" and name not in set_by_file:
-                    try:
-                        ctx.params[name] = params[name].process_value(ctx, value)  # coercion, bounds, callback
-                    except Exception as exc:
-                        raise ConfigError(f"{path}: option '{key}': {one_line(exc)}") from None
-                    set_by_file.add(name)
-        except ConfigError as exc:
-            _fail(exc)
+        data = read_yaml(path)
+        for key, value in data.items():
+            name = option_name(key)
+            if name not in params or name in ("paths", "names", "folder", "config"):
+                raise ConfigError(f"{path}: unknown option '{key}'")
+            if untrusted:
+                check_folder_key(path, key)
+            value = check_type(path, key, yaml_value(name, value), _option_type(params[name]), params[name].multiple)
+            if ctx.get_parameter_source(name).name == "DEFAULT" and name not in set_by_file:
+                try:
+                    ctx.params[name] = params[name].process_value(ctx, value)  # coercion, bounds, callback
+                except Exception as exc:
+                    raise ConfigError(f"{path}: option '{key}': {one_line(exc)}") from None
+                set_by_file.add(name)
 
 
 def _option_type(param: Any) -> type:
@@ -243,10 +287,7 @@ def _results_file(output: Optional[Path], fmt: OutputFormat, inputs: list[Path],
     ``append``: stream after what the file holds (see :class:`ResultsFile`)."""
     if output is None:
         return None
-    try:
-        check_target(output, inputs)
-    except OutputError as exc:
-        _fail(exc)
+    check_target(output, inputs)
     suffix = output.suffix.lstrip(".")
     file_fmt = fmt.value if fmt != OutputFormat.table else (suffix if suffix in {"json", "jsonl", "csv"} else "json")
     return ResultsFile(output, file_fmt, _say, append)
@@ -285,20 +326,15 @@ def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tu
         return (latest[0] if latest else None), True
 
 
-def _finish(run: Run | None, rank_by: str, fmt: OutputFormat, out: ResultsFile | None, conditions: list[Condition],
-            which: Judge, interrupted: bool = False, exclude_init: bool = False) -> None:
+def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditions: list[Condition], which: Judge,
+            interrupted: bool = False) -> None:
     """Write the -o file and/or stdout, then exit 130 if interrupted, 2 if some input failed or -o could not be
-    written (the results then go to stdout), 1 if a --fail-if condition held, else 0.
-
-    ``exclude_init``: the epoch-0 milestone is reported but neither ranked nor judged."""
+    written (the results then go to stdout), 1 if a --fail-if condition held, else 0. The ranking is the run's
+    (``config.rank_by``; with ``exclude_init`` the epoch-0 milestone is reported but neither ranked nor judged)."""
     if run is None:
         _say("interrupted before any result finished")
         raise typer.Exit(130)
-    run.exclude_init = exclude_init
-    run.config["rank_by"] = rank_by
-    if rank_by == CONSENSUS:
-        run.config["consensus_metrics"] = list(DEFAULT_CONSENSUS)
-    run.config["exclude_init"] = exclude_init
+    rank_by = run.config["rank_by"]
     written = out is not None and out.finish(render(run, rank_by, out.fmt))
     if written:
         _say(f"wrote {out.path} ({out.fmt})")
@@ -325,62 +361,6 @@ def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
         raise typer.BadParameter(str(exc), param_hint="--fail-if")
 
 
-def _score_encoders(sources_fn: Callable[[], list], opts: dict[str, Any], bin_factor: float, run_config: dict[str, Any],
-                    on_result: OnResult) -> Run:
-    """Load the dataset once and score each encoder source; bad dataset or empty source list is a usage error."""
-    from sslmon.encoders import CheckpointError
-
-    log = _logger(opts["quiet"])
-    try:
-        sources = sources_fn()
-    except CheckpointError as exc:  # a folder that cannot be listed
-        _fail(exc)
-    if not sources:
-        raise typer.BadParameter("no checkpoint files (.pt .pth .ckpt .bin .safetensors) found", param_hint="PATHS")
-    data = _load_data(opts, log)
-    progress = _progress(opts["quiet"])
-    with progress or nullcontext():
-        return _scorer(data, opts, bin_factor, run_config, log, progress)(sources, on_result)
-
-
-def _load_data(opts: dict[str, Any], log: Callable[[str], None]) -> Any:
-    """The evaluation images (an ImageSet); a bad dataset is one error line, exit 2. Without labels (and without
-    --metrics) one line says that the label-based metrics are left out."""
-    from sslmon.datasets import DatasetError, load_dataset
-    from sslmon.metrics import LABEL_BASED
-
-    try:
-        with err.status("decoding dataset") if not opts["quiet"] and err.is_terminal else nullcontext():
-            data = load_dataset(opts["dataset"], limit=opts["limit"], train_limit=opts["train_limit"] or opts["limit"],
-                                seed=opts["seed"], image_size=opts["image_size"], trust_data=opts["trust_data"])
-    except DatasetError as exc:
-        _fail(exc)
-    log(f"dataset {data.name}: {len(data.images)} images" + (f", {len(data.train_images)} train" if data.train_images is not None else ""))
-    if data.labels is None and opts["metrics"] is None:
-        log(f"note: {data.name} has no labels: the label-based metrics ({', '.join(LABEL_BASED)}) are left out")
-    return data
-
-
-def _scorer(data: Any, opts: dict[str, Any], bin_factor: float, run_config: dict[str, Any], log: Callable[[str], None],
-            progress: Progress | None) -> Callable[[list, OnResult], Run]:
-    """``score(sources, on_result)``: score encoder sources on ``data`` with the options (one results cache)."""
-    from sslmon.api import score_sources
-    from sslmon.cache import ResultCache
-
-    config = _eval_config(opts, bin_factor)
-    cache = None if opts["no_cache"] else ResultCache(warn=log)
-
-    def score(sources: list, on_result: OnResult) -> Run:
-        try:
-            return score_sources(sources, data, config, opts["metrics"], opts["batch_size"], opts["device"], cache=cache,
-                                 progress=progress, log=log, run_config=run_config, save_z3=opts.get("save_z3"),
-                                 precision=opts["precision"].value, on_result=on_result)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc))
-
-    return score
-
-
 @app.command()
 def score(
     ctx: typer.Context,
@@ -388,86 +368,72 @@ def score(
     dataset: Dataset = None,
     limit: Limit = None,
     train_limit: TrainLimit = None,
-    image_size: ImageSize = 224,
-    arch: Arch = "auto",
+    image_size: ImageSize = DEFAULTS.image_size,
+    arch: Arch = DEFAULTS.arch,
     trust_checkpoints: TrustCheckpoints = False,
     trust_data: TrustData = False,
     k: K = None,
-    seed: Seed = 0,
+    seed: Seed = DEFAULTS.seed,
     seeds: Seeds = None,
     umap_epochs: UmapEpochs = None,
-    rank_by: RankBy = CONSENSUS,
+    rank_by: RankBy = None,
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
     fmt: Fmt = OutputFormat.table,
     output: Output = None,
-    device: Device = "auto",
+    device: Device = DEFAULTS.device,
     precision: PrecisionOpt = PrecisionChoice.fp32,
-    batch_size: BatchSize = 256,
+    batch_size: BatchSize = None,
     no_cache: NoCache = False,
     save_z3: SaveZ3 = None,
+    executor: ExecutorOpt = ExecutorChoice.local,
+    ray_address: RayAddress = None,
+    gpus_per_task: GpusPerTask = None,
+    cpus_per_task: CpusPerTask = DEFAULTS.cpus_per_task,
     fail_if: FailIf = None,
     judge: JudgeOpt = Judge.latest,
-    exclude_init: Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if; it is still reported (docs/selection.md).")] = True,
+    exclude_init: ExcludeInit = DEFAULTS.exclude_init,
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
     """Score checkpoints (or embedding files) and print them ranked by label-free metrics (default: their consensus)."""
-    try:
-        folder_configs = [f for f in (folder_config(p) for p in paths if p.is_dir()) if f is not None]
-    except ConfigError as exc:
-        _fail(exc)
-    _apply_yaml(ctx, config, folder_configs)
-    opts = ctx.params
-    rank_by = opts["rank_by"]
-    opts["metrics"] = _metric_list(opts["metrics"], rank_by)
-    conditions = _conditions(opts["fail_if"])
-    bin_factor = opts["bin_factor"] or 0.4
-    embedding_files = [p for p in paths if p.suffix in EMBEDDING_SUFFIXES]
-    if embedding_files and len(embedding_files) != len(paths):
-        raise typer.BadParameter("give either embedding files (.npz/.npy) or checkpoints, not both", param_hint="PATHS")
-    out = _results_file(opts["output"], opts["fmt"], _input_files(paths, config, opts["dataset"]))
-    if embedding_files:
-        from sslmon.api import score_embedding_files
-
-        device = "cpu" if opts["device"] == "auto" else opts["device"]
-        cfg = _eval_config(opts, bin_factor, device)
-        run, interrupted = _scoring(lambda on_result: score_embedding_files(
-            paths, cfg, opts["metrics"], log=_logger(opts["quiet"]), on_result=on_result), out)
-    else:
-        from sslmon.api import checkpoint_sources
-
-        run, interrupted = _scoring(lambda on_result: _score_encoders(
-            lambda: checkpoint_sources(paths, opts["arch"], opts["trust_checkpoints"]), opts, bin_factor,
-            {"arch": opts["arch"], "limit": opts["limit"]}, on_result), out)
-    _finish(run, rank_by, opts["fmt"], out, conditions, opts["judge"], interrupted, exclude_init=opts["exclude_init"])
+    _apply_yaml(ctx, config, [f for f in (folder_config(p) for p in paths if p.is_dir()) if f is not None])
+    p = ctx.params
+    options = _options(p)
+    out = _results_file(p["output"], p["fmt"], _input_files(paths, config, p["dataset"]))
+    _run(lambda on_result, on_progress: api.score(paths, options=options, log=_logger(p["quiet"]), on_result=on_result,
+                                                  on_progress=on_progress), p, out)
 
 
 @app.command()
 def compare(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="torchvision model names, e.g. resnet18 densenet121 efficientnet_b0 (see `sslmon archs`).")],
-    weights: Annotated[str, typer.Option("--weights", help="default: torchvision's default pretrained weights (from the TORCH_HOME cache, downloaded when missing); none: seeded random init.")] = "default",
+    weights: Annotated[str, typer.Option("--weights", help="default: torchvision's default pretrained weights (from the TORCH_HOME cache, downloaded when missing); none: seeded random init.")] = DEFAULTS.weights,
     offline: Annotated[bool, typer.Option("--offline", help="Never download weights (also SSLMON_OFFLINE=1): missing ones are an error naming the file, folder and URL.")] = False,
     dataset: Dataset = None,
     trust_data: TrustData = False,
     limit: Limit = None,
     train_limit: TrainLimit = None,
-    image_size: ImageSize = 224,
+    image_size: ImageSize = DEFAULTS.image_size,
     k: K = None,
-    seed: Seed = 0,
+    seed: Seed = DEFAULTS.seed,
     seeds: Seeds = None,
     umap_epochs: UmapEpochs = None,
-    rank_by: RankBy = "rankme",
+    rank_by: RankBy = None,
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
     fmt: Fmt = OutputFormat.table,
     output: Output = None,
-    device: Device = "auto",
+    device: Device = DEFAULTS.device,
     precision: PrecisionOpt = PrecisionChoice.fp32,
-    batch_size: BatchSize = 64,
+    batch_size: BatchSize = None,
     no_cache: NoCache = False,
     save_z3: SaveZ3 = None,
+    executor: ExecutorOpt = ExecutorChoice.local,
+    ray_address: RayAddress = None,
+    gpus_per_task: GpusPerTask = None,
+    cpus_per_task: CpusPerTask = DEFAULTS.cpus_per_task,
     fail_if: FailIf = None,
     judge: JudgeOpt = Judge.best,
     config: ConfigFile = None,
@@ -475,28 +441,20 @@ def compare(
 ) -> None:
     """Score torchvision models on the same images; images are resized to each model's weights resolution."""
     _apply_yaml(ctx, config)
-    opts = ctx.params
-    if opts["weights"] not in ("default", "none"):
-        raise typer.BadParameter("must be 'default' or 'none'", param_hint="--weights")
-    from sslmon.archs import check_arch
+    p = ctx.params
+    options = _options(p)
+    out = _results_file(p["output"], p["fmt"], _input_files([], config, p["dataset"]))
+    download_bar = False if p["quiet"] else None  # None: a download progress bar when stderr is a terminal
+    _run(lambda on_result, on_progress: api.compare(names, options=options, log=_logger(p["quiet"]), on_result=on_result,
+                                                    on_progress=on_progress, download_progress=download_bar), p, out)
 
-    for name in names:
-        try:
-            check_arch(name)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint="NAMES")
-    rank_by = opts["rank_by"]
-    opts["metrics"] = _metric_list(opts["metrics"], rank_by)
-    conditions = _conditions(opts["fail_if"])
-    from sslmon.api import torchvision_sources
 
-    download = False if opts["offline"] else None  # None: download unless SSLMON_OFFLINE=1
-    progress = False if opts["quiet"] else None  # None: a download progress bar when stderr is a terminal
-    out = _results_file(opts["output"], opts["fmt"], _input_files([], config, opts["dataset"]))
-    run, interrupted = _scoring(lambda on_result: _score_encoders(
-        lambda: torchvision_sources(names, opts["weights"], opts["seed"], download, progress), opts,
-        opts["bin_factor"] or 0.8, {"weights": opts["weights"], "limit": opts["limit"]}, on_result), out)
-    _finish(run, rank_by, opts["fmt"], out, conditions, opts["judge"], interrupted)
+def _run(score_fn: Callable[[OnResult, OnProgress | None], Run], p: dict[str, Any], out: ResultsFile | None) -> None:
+    """Score with progress bars, streaming each record to the -o file, then report and exit (see :func:`_finish`)."""
+    conditions = _conditions(p["fail_if"])
+    with _progress(p["quiet"]) as on_progress:
+        run, interrupted = _scoring(lambda on_result: score_fn(on_result, on_progress), out)
+    _finish(run, p["fmt"], out, conditions, p["judge"], interrupted)
 
 
 @app.command()
@@ -508,24 +466,28 @@ def watch(
     dataset: Dataset = None,
     limit: Limit = None,
     train_limit: TrainLimit = None,
-    image_size: ImageSize = 224,
-    arch: Arch = "auto",
+    image_size: ImageSize = DEFAULTS.image_size,
+    arch: Arch = DEFAULTS.arch,
     trust_checkpoints: TrustCheckpoints = False,
     trust_data: TrustData = False,
     k: K = None,
-    seed: Seed = 0,
+    seed: Seed = DEFAULTS.seed,
     seeds: Seeds = None,
     umap_epochs: UmapEpochs = None,
-    rank_by: RankBy = CONSENSUS,
+    rank_by: RankBy = None,
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
-    device: Device = "auto",
+    device: Device = DEFAULTS.device,
     precision: PrecisionOpt = PrecisionChoice.fp32,
-    batch_size: BatchSize = 256,
+    batch_size: BatchSize = None,
     no_cache: NoCache = False,
+    executor: ExecutorOpt = ExecutorChoice.local,
+    ray_address: RayAddress = None,
+    gpus_per_task: GpusPerTask = None,
+    cpus_per_task: CpusPerTask = DEFAULTS.cpus_per_task,
     fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 as soon as a condition such as "l2_std<0.005" holds for the newest checkpoint (repeatable).')] = None,
-    exclude_init: Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if; it is still reported.")] = True,
+    exclude_init: ExcludeInit = DEFAULTS.exclude_init,
     config: ConfigFile = None,
     quiet: Quiet = False,
 ) -> None:
@@ -534,53 +496,38 @@ def watch(
 
     One line per checkpoint on stderr; the ranked table on stdout at the end (--until-idle, --fail-if, Ctrl-C: 130).
     """
-    from sslmon.api import checkpoint_sources
     from sslmon.watch import Held, WatchError, read_held, watch as follow
 
     if not folder.is_dir():
-        _fail(WatchError(f"{folder}: not a directory"))
-    try:
-        folder_configs = [f for f in [folder_config(folder)] if f is not None]
-    except ConfigError as exc:
-        _fail(exc)
-    _apply_yaml(ctx, config, folder_configs)
-    opts = ctx.params
-    rank_by = opts["rank_by"]
-    opts["metrics"] = _metric_list(opts["metrics"], rank_by)
-    conditions = _conditions(opts["fail_if"])
-    out_path = opts["output"]
+        raise WatchError(f"{folder}: not a directory")
+    _apply_yaml(ctx, config, [f for f in [folder_config(folder)] if f is not None])
+    p = ctx.params
+    options = _options(p).resolve("checkpoints")
+    conditions = _conditions(p["fail_if"])
+    out_path = p["output"]
     if out_path is not None and out_path.suffix != ".jsonl":
         raise typer.BadParameter(f"{out_path}: watch appends JSON Lines: name a .jsonl file", param_hint="--output")
-    out = _results_file(out_path, OutputFormat.jsonl, _input_files([folder], config, opts["dataset"]), append=True)
-    log = _logger(opts["quiet"])
-    try:
-        held = read_held(out_path, log) if out_path is not None else Held()
-    except WatchError as exc:
-        _fail(exc)
-    data = _load_data(opts, log)
-    if opts["k"] is None and data.num_classes is None:
-        raise typer.BadParameter(f"dataset {data.name} has no labels: pass --k (the number of clusters k1)")
-    live = Live(console=err, transient=True, auto_refresh=False) if err.is_terminal and not opts["quiet"] else None
-    score = _scorer(data, opts, opts["bin_factor"] or 0.4, {"arch": opts["arch"], "limit": opts["limit"]},
-                    lambda msg: None if msg.startswith("error:") else log(msg), None)  # watch reports failures itself
-    log(f"watching {folder} every {opts['poll']:g} s" + (f" (until idle for {opts['until_idle']:g} s)" if opts["until_idle"] is not None else ""))
+    out = _results_file(out_path, OutputFormat.jsonl, _input_files([folder], config, p["dataset"]), append=True)
+    log = _logger(p["quiet"])
+    held = read_held(out_path, log) if out_path is not None else Held()
+    scorer = api.Scorer(api.load_images(options, log), options, run_config={"arch": options.arch, "limit": options.limit},
+                        log=lambda msg: None if msg.startswith("error:") else log(msg))  # watch reports failures itself
+    live = Live(console=err, transient=True, auto_refresh=False) if err.is_terminal and not p["quiet"] else None
+    rank_by = options.rank_by or CONSENSUS
+    log(f"watching {folder} every {p['poll']:g} s" + (f" (until idle for {p['until_idle']:g} s)" if p["until_idle"] is not None else ""))
 
     def show(run: Run) -> None:
         """The live table on a terminal, redrawn after each result (plain lines go above it)."""
         if live is not None and run.results:
             live.update(ranked_table(run, rank_by), refresh=True)
 
-    try:
-        with live or nullcontext():
-            outcome = follow(folder, score, lambda f: checkpoint_sources([f], opts["arch"], opts["trust_checkpoints"]),
-                             held, out, log, opts["poll"], opts["until_idle"], conditions, rank_by,
-                             opts["exclude_init"], on_change=show)
-    except WatchError as exc:
-        _fail(exc)
+    with live or nullcontext():
+        outcome = follow(folder, scorer.score, lambda f: api.checkpoint_sources([f], arch=options.arch, trust=options.trust_checkpoints),
+                         held, out, log, p["poll"], p["until_idle"], conditions, rank_by, options.exclude_init, on_change=show)
     if out is not None:
         out.close()
     run = outcome.run
-    run.config.update(rank_by=rank_by, exclude_init=opts["exclude_init"])
+    run.config.update(rank_by=rank_by, exclude_init=options.exclude_init)
     render_table(run, rank_by, _stdout_console())
     if outcome.interrupted:
         _say(f"interrupted: {len(run.results)} result(s) reported")

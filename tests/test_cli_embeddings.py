@@ -98,7 +98,7 @@ def test_k_is_required_without_labels(tmp_path):
     np.save(path, np.random.default_rng(0).normal(size=(60, 3)))
     result = runner.invoke(app, ["score", str(path), "--metrics", "rankme"])
     assert result.exit_code == 2
-    assert "pass --k" in result.output
+    assert "give k" in result.output
     ok = runner.invoke(app, ["score", str(path), "--metrics", "rankme", "--k", "3", "--format", "csv", "-q"])
     assert ok.exit_code == 0, ok.output
     (row,) = list(csv.DictReader(io.StringIO(ok.stdout)))

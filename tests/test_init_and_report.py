@@ -62,8 +62,11 @@ def test_table_marks_init_and_shows_lp_acc_with_its_standard_error():
 
 def test_score_defaults_are_the_consensus_and_excluding_init():
     helptext = CliRunner().invoke(app, ["score", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
-    text = " ".join(helptext.stdout.split())
-    assert "[default: consensus]" in text and "[default: exclude-init]" in text
+    text = " ".join(helptext.stdout.replace("│", " ").split())
+    assert "Default: consensus (score, watch), rankme (compare)" in text and "[default: exclude-init]" in text
+    from sslmon.api import Options
+
+    assert Options().resolve("checkpoints").rank_by == "consensus" and Options().resolve("models").rank_by == "rankme"
 
 
 def test_exclude_init_changes_the_sample_checkpoint_ranking(tmp_path, monkeypatch):

@@ -22,25 +22,22 @@ thread: a background thread did not pay on a 2-core CPU (bench/bench_callback_th
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import lightning.pytorch as pl
 from torch import nn
 
-from sslmon.api import score_embeddings
+from sslmon.api import score_model
 from sslmon.datasets import ImageSet, load_dataset
-from sslmon.embed import embed_images
 from sslmon.evaluate import DEFAULT_SEEDS, EvalConfig
-from sslmon.metrics import LABEL_FREE, METRICS
+from sslmon.metrics import METRICS
 from sslmon.report import jsonl_line
 from sslmon.results import Result
 
 BackboneSpec = str | nn.Module | Callable[[pl.LightningModule], nn.Module] | None
 DEFAULT_BACKBONES = ("backbone", "encoder")
 # Metrics fitted on the embedded train split (the other metrics need only the evaluation images).
-TRAIN_SPLIT_METRICS = ("knn_acc", "lp_acc", "lp_acc_se")
 JSONL_NAME = "sslmon.jsonl"
 
 
@@ -138,22 +135,11 @@ class SSLMonitor(pl.Callback):
         and evaluate it: the milestone's :class:`~sslmon.results.Result`, named ``epoch_0003``."""
         data = self._dataset()
         model = self._backbone(pl_module)
-        device = pl_module.device
-        metrics = self.metrics or (list(METRICS) if data.labels is not None else LABEL_FREE)
-        needs_train = data.train_images is not None and data.train_labels is not None and bool(set(TRAIN_SPLIT_METRICS) & set(metrics))
         mean, std = self.mean or data.mean, self.std or data.std
-        modes = [(m, m.training) for m in model.modules()]
-        try:
-            embed = lambda images: embed_images(model, images, mean, std, self.input_size, self.batch_size, device)  # noqa: E731
-            Z = embed(data.images)
-            Z_train = embed(data.train_images) if needs_train else None
-        finally:
-            for module, training in modes:
-                module.training = training
-        return score_embeddings(
-            Z, data.labels, Z_train, data.train_labels if needs_train else None,
-            replace(self.config, device="cpu" if device.type == "mps" else str(device)), metrics,
-            name=f"epoch_{epoch:04d}", epoch=epoch,
+        return score_model(
+            model, data.images, data.labels, config=self.config, metrics=self.metrics, train_images=data.train_images,
+            train_labels=data.train_labels, mean=mean, std=std, input_size=self.input_size, batch_size=self.batch_size,
+            device=pl_module.device, name=f"epoch_{epoch:04d}", epoch=epoch,
             source={"lightning_module": type(pl_module).__name__, "backbone": type(model).__name__,
                     "dataset": data.name, "normalization": {"mean": list(mean), "std": list(std)},
                     "input_size": self.input_size},
