@@ -18,11 +18,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sslmon.metrics import METRICS  # noqa: E402
+
 KEYS = ["lp_acc", "knn_acc", "ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1",
         "entropy_z3", "rankme", "alpha_req", "l2_std"]
-LABELS = {"lp_acc": "LP accuracy", "knn_acc": "kNN accuracy", "ami_c1_gt": "AMI(C1;CGT)",
-          "ami_c1_c2": "AMI(C1;C2)", "silhouette_gt": "S_GT", "silhouette_c1": "S1",
-          "entropy_z3": "H(Z3) [nats]", "rankme": "RankMe", "alpha_req": "alpha-ReQ", "l2_std": "l2_std"}
 NAMES = {"simclr": "SimCLR", "moco": "MoCo-v2", "simsiam": "SimSiam"}
 COLORS = {"simclr": "tab:blue", "moco": "tab:orange", "simsiam": "tab:green"}
 
@@ -47,7 +46,7 @@ def main() -> None:
     for ax, key in zip(axes.flat, KEYS):
         for name, (ep, vals, _) in runs.items():
             ax.plot(ep, vals[key], "o-", ms=3, color=COLORS.get(name), label=NAMES.get(name, name))
-        ax.set_title(LABELS[key])
+        ax.set_title(METRICS[key].symbol)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
     axes.flat[0].legend()
@@ -63,7 +62,7 @@ def main() -> None:
             ax.plot(vals["lp_acc"], vals[key], "-", color=c, alpha=0.3)
             ax.scatter(vals["lp_acc"][ep > 0], vals[key][ep > 0], s=14, color=c, label=NAMES.get(name, name))
             ax.scatter(vals["lp_acc"][ep == 0], vals[key][ep == 0], s=50, marker="x", color=c)
-        ax.set_title(LABELS[key])
+        ax.set_title(METRICS[key].symbol)
         ax.set_xlabel("LP accuracy")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(title="x = untrained")

@@ -16,6 +16,7 @@ to measure how often the pick changes with the evaluation seed.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,9 @@ CONSENSUS_SETS = {  # declared before the study was run
     "RankMe + AMI(C1;C2)": ["rankme", "ami_c1_c2"],
 }
 ALPHA_DIRECTIONS = {
-    "closest to 1 (the alpha-ReQ paper)": MetricSpec("alpha_req", "target", False, "", 1.0),
-    "higher is better": MetricSpec("alpha_req", "higher", False, ""),
-    "lower is better": MetricSpec("alpha_req", "lower", False, ""),
+    "closest to 1 (the alpha-ReQ paper)": replace(METRICS["alpha_req"], better="target", target=1.0),
+    "higher is better": replace(METRICS["alpha_req"], better="higher"),
+    "lower is better": replace(METRICS["alpha_req"], better="lower"),
 }
 VARIANTS = ("with_init", "without_init")
 DEFAULT_ROW = next(f"consensus: {label}" for label, members in CONSENSUS_SETS.items() if tuple(members) == DEFAULT_CONSENSUS)

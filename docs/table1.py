@@ -17,18 +17,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from sslmon.metrics import METRICS
+
 ALPHA = 0.05
-METRICS = [  # (key, row label, label-free?)
-    ("ami_c1_gt", "AMI(C1,CGT)", False),
-    ("ami_c1_c2", "AMI(C1,C2)", True),
-    ("silhouette_gt", "SGT", False),
-    ("silhouette_c1", "S1", True),
-    ("entropy_z3", "H(Z3)", True),
-    ("rankme", "RankMe", True),
-    ("alpha_req", "alpha-ReQ", True),
-    ("l2_std", "l2_std", True),
-    ("knn_acc", "kNN acc", False),
-]
+KEYS = ["ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1", "entropy_z3", "rankme", "alpha_req", "l2_std", "knn_acc"]
 # Paper Table I, CIFAR-10 columns, (w/ init, w/o init). The paper marks significance by colour,
 # which the text version loses, so no p-values are given for these.
 PAPER_C10 = {
@@ -73,7 +65,8 @@ def main(paths: list[str], json_path: str | None = None) -> None:
     print("| metric | label-free | method | ours w/ init | ours w/o init | paper C10 w/ init | paper C10 w/o |")
     print("|---|---|---|---|---|---|---|")
     runs = {Path(p).stem: load(p) for p in paths}
-    for key, label, free in METRICS:
+    for key in KEYS:
+        label, free = METRICS[key].symbol, not METRICS[key].needs_labels  # row label and label-free? from the registry
         for name, rows in runs.items():
             w, wo = pearson(rows, key, with_init=True), pearson(rows, key, with_init=False)
             out.setdefault(name, {})[key] = {"with_init": w, "without_init": wo}

@@ -38,7 +38,6 @@ from scipy import stats
 from sslmon import selection as sel
 from sslmon.errors import SslmonError
 from sslmon.metrics import METRICS, UNCERTAINTIES
-from sslmon.report import ARROWS
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, Selection
 
 ALPHA = 0.05  # significance level of the table colours
@@ -371,7 +370,7 @@ def render_table(runs: list[RunCorrelations], against: str, console: Console) ->
         spec = METRICS.get(key)
         label_free = "" if spec is None else ("no" if spec.needs_labels else "yes")
         cells = [_cell(run.correlations[key][variant] if key in run.correlations else None, n) for run, variant, n in columns]
-        table.add_row(Text(f"{key} {ARROWS[spec.better]}" if spec else key), label_free, *cells)
+        table.add_row(Text(f"{key} {spec.arrow}" if spec else key), label_free, *cells)
     console.print(table)
     render_selection(runs, against, console)
     for run in runs:
@@ -422,7 +421,7 @@ def render_selection(runs: list[RunCorrelations], against: str, console: Console
     for row in rows:
         spec = METRICS.get(row)
         label = (f"consensus ({', '.join(members)})" if row == CONSENSUS else "last milestone" if row == BASELINE
-                 else f"{row} {ARROWS[spec.better]}")
+                 else f"{row} {spec.arrow}")
         cells = [_selection_cell(run.selection[row][variant], run.selection[BASELINE][variant])
                  if row in run.selection else Text("—", style="dim") for run, variant in columns]
         if len(runs) > 1:

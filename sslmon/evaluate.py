@@ -5,8 +5,10 @@ computes once: the exact kNN graph (sslmon.engine.neighbors; the distance matrix
 silhouettes when it fits), UMAP's fuzzy graph, the Gram matrix behind RankMe and alpha-ReQ. Per
 evaluation seed it repeats only what the seed changes: the UMAP layout Z3, k-means with k1 and
 k2 = 2 k1 on Z3, and the metrics of those. Both silhouettes (C1 of every seed and the ground truth)
-come from one pass over the distances. ``metrics`` is the mean over the seeds. A metric whose input
-is degenerate gets ``None`` and a reason in ``errors``; nothing here raises for bad data.
+come from one pass over the distances. Each metric is its registry entry (``sslmon.metrics.METRICS``):
+its ``needs`` decide which of those quantities are computed, its ``compute`` gives the value.
+``metrics`` is the mean over the seeds. A metric whose input is degenerate gets ``None`` and a
+reason in ``errors``; nothing here raises for bad data.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from sslmon import metrics as M
 from sslmon._text import one_line
 from sslmon.engine.layout import fuzzy_graph, umap_layout
 from sslmon.engine.neighbors import KnnGraph, knn_graph
-from sslmon.metrics import LABEL_FREE, METRICS, MetricUndefined
+from sslmon.metrics import INTERMEDIATES, METRICS, MetricUndefined
 
 
 # Layout epochs and evaluation seeds by default: chosen by the studies in docs/speed.md.
@@ -33,7 +35,7 @@ DISTANCE_MATRIX_BYTES = 2**30
 # The reason of a label-based metric that was asked for by name on data without labels.
 NO_LABELS = "no labels given"
 # Metrics whose value depends on the evaluation seed (through Z3 and the k-means clusters).
-SEEDED = ("ami_c1_c2", "silhouette_c1", "entropy_z3", "ami_c1_gt")
+SEEDED = tuple(name for name, spec in METRICS.items() if spec.seeded)
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,28 @@ def _aggregate(name: str, runs: list[_Runner]) -> tuple[float | None, float | No
     return float(values.mean()), std, None
 
 
+def _required(wanted: list[str]) -> set[str]:
+    """The metrics and intermediates (:data:`sslmon.metrics.INTERMEDIATES`) that ``wanted`` need, transitively."""
+    found: set[str] = set()
+    todo = list(wanted)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += METRICS[name].needs if name in METRICS else INTERMEDIATES[name]
+    return found
+
+
+def _compute(run: _Runner, name: str, cfg: EvalConfig) -> None:
+    """Compute one metric with its registry entry, after the metrics it needs (lp_acc before its standard error)."""
+    spec = METRICS[name]
+    for need in spec.needs:
+        if need in METRICS and need not in run.values and need not in run.errors:
+            _compute(run, need, cfg)
+    if name not in run.values and name not in run.errors:
+        run.run(name, lambda: spec.compute(run.values, cfg), *spec.needs)
+
+
 def evaluate_embeddings(
     Z: Any,
     labels: Any = None,
@@ -190,10 +214,12 @@ def evaluate_embeddings(
     of ``Z`` and scored on the other half. ``config.k`` defaults to the number of
     classes in ``labels``; without either, the clustering metrics are undefined.
     """
-    wanted = metrics if metrics is not None else list(METRICS) if labels is not None else list(LABEL_FREE)
+    wanted = metrics if metrics is not None else [m for m, spec in METRICS.items() if labels is not None or not spec.needs_labels]
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; valid: {list(METRICS)}")
+    specs = {name: METRICS[name] for name in wanted}
+    required = _required(wanted)
     r = _Runner()
     cfg = config
 
@@ -213,11 +239,11 @@ def evaluate_embeddings(
     V = r.values
 
     # ---- once per embedding set
-    needs_z3 = bool(set(SEEDED) & set(wanted))
-    if needs_z3:
+    if "knn" in required:
         size = V["Z"].shape[0] ** 2 * V["Z"].itemsize if "Z" in V else 0
-        keep = {"silhouette_c1", "silhouette_gt"} & set(wanted) and size <= DISTANCE_MATRIX_BYTES
-        r.run("knn", lambda: _knn(V["Z"], cfg, bool(keep)), "Z", timing="knn_graph")
+        keep = any(spec.silhouette_of for spec in specs.values()) and size <= DISTANCE_MATRIX_BYTES
+        r.run("knn", lambda: _knn(V["Z"], cfg, keep), "Z", timing="knn_graph")
+    if "fuzzy" in required:
         r.run("fuzzy", lambda: fuzzy_graph(V["knn"]), "knn", timing="umap_graph")
 
     # ---- per evaluation seed: layout, k-means, and the metrics of those
@@ -225,39 +251,28 @@ def evaluate_embeddings(
     for seed in cfg.seeds:
         s = r.fork()
         W = s.values
-        if needs_z3:
+        if "Z3" in required:
             s.run("Z3", lambda: umap_layout(V["Z"], V["fuzzy"], seed, cfg.umap_epochs), "fuzzy", timing="umap_layout")
-        if {"ami_c1_c2", "silhouette_c1", "ami_c1_gt"} & set(wanted):
+        if "C1" in required:
             s.run("C1", lambda: M.spherical_kmeans(W["Z3"], k, seed), "Z3", "k", timing="kmeans")
-        if "ami_c1_c2" in wanted:
+        if "C2" in required:
             s.run("C2", lambda: M.spherical_kmeans(W["Z3"], 2 * k, seed), "Z3", "k", timing="kmeans")
-        seeded = {
-            "ami_c1_c2": (lambda: M.ami_c1_c2(W["C1"], W["C2"]), ("C1", "C2")),
-            "entropy_z3": (lambda: M.entropy_z3(W["Z3"], cfg.bin_factor), ("Z3",)),
-            "ami_c1_gt": (lambda: M.ami_c1_gt(W["C1"], V["labels"]), ("C1", "labels")),
-        }
-        for name in wanted:
-            if name in seeded:
-                fn, needs = seeded[name]
-                s.run(name, fn, *needs)
+        for name, spec in specs.items():
+            if spec.seeded and not spec.silhouette_of:
+                _compute(s, name, cfg)
         seed_runs.append(s)
         r.absorb_timings(s)
 
-    # ---- both silhouettes (every seed's C1, the classes) from one pass over the distances
+    # ---- every silhouette (C1 of every seed, the classes) from one pass over the distances, in registry order
     labelings: list[tuple[_Runner, str, np.ndarray]] = []
-    if "silhouette_c1" in wanted:
-        for s in seed_runs:
-            s.run("sil_c1_ok", lambda: M.check_clustering(s.values["C1"], len(V["Z"])), "C1", "Z")
-            if "sil_c1_ok" in s.values:
-                labelings.append((s, "silhouette_c1", s.values["C1"]))
+    for name in (m for m, spec in METRICS.items() if m in specs and spec.silhouette_of):
+        of = METRICS[name].silhouette_of
+        for owner in seed_runs if METRICS[name].seeded else [r]:
+            owner.run(f"{name}_ok", lambda: M.check_clustering(owner.values[of], len(V["Z"])), of, "Z", timing="silhouettes")
+            if f"{name}_ok" in owner.values:
+                labelings.append((owner, name, owner.values[of]))
             else:
-                s.errors["silhouette_c1"] = s.errors["sil_c1_ok"]
-    if "silhouette_gt" in wanted:
-        r.run("sil_gt_ok", lambda: M.check_clustering(V["labels"], len(V["Z"])), "labels", "Z")
-        if "sil_gt_ok" in V:
-            labelings.append((r, "silhouette_gt", V["labels"]))
-        else:
-            r.errors["silhouette_gt"] = r.errors["sil_gt_ok"]
+                owner.errors[name] = owner.errors[f"{name}_ok"]
     if labelings:
         stored = V["knn"].distances_full if "knn" in V else None
         r.run("silhouettes", lambda: M.silhouettes(V["Z"], [lab for _, _, lab in labelings], stored, device=cfg.device), "Z")
@@ -266,16 +281,16 @@ def evaluate_embeddings(
                 owner.values[name] = V["silhouettes"][j]
             else:
                 owner.errors[name] = r.errors["silhouettes"]
-    if "twonn_id" in wanted:
+    if "knn_distances" in required:
         if "knn" in V:
             V["knn_distances"] = V["knn"].distances
         else:
             r.run("knn_distances", lambda: knn_graph(V["Z"], 3, cfg.device).distances, "Z", timing="knn_graph")
     V.pop("knn", None)  # frees the distance matrix before the probes
 
-    # ---- seed-independent metrics
+    # ---- seed-independent quantities and metrics
     reference = None
-    if {"knn_acc", "lp_acc", "lp_acc_se"} & set(wanted) and "labels" in V:
+    if {"Z_fit", "y_fit", "Z_score", "y_score"} & required and "labels" in V:
         if train_embeddings is not None and train_labels is not None:
             reference = "train arrays"
             r.run("Z_fit", lambda: M.check_embeddings(train_embeddings, "train embeddings"))
@@ -286,43 +301,18 @@ def evaluate_embeddings(
             fit, score = reference_split(V["labels"], cfg.seed)
             V["Z_fit"], V["y_fit"] = V["Z"][fit], V["labels"][fit]
             V["Z_score"], V["y_score"] = V["Z"][score], V["labels"][score]
-
-    steps: dict[str, tuple[Callable[[], Any], tuple[str, ...]]] = {
-        "spectrum": (lambda: M.spectrum(V["Z"]), ("Z",)),  # computed once, for the metrics that need it
-        "rankme": (lambda: M.rankme(V["spectrum"]), ("spectrum",)),
-        "alpha_req": (lambda: M.alpha_req(V["spectrum"]), ("spectrum",)),
-        "l2_std": (lambda: M.l2_std(V["Z"]), ("Z",)),
-        "knn_acc": (
-            lambda: M.knn_acc(V["Z_fit"], V["y_fit"], V["Z_score"], V["y_score"], cfg.knn_k, cfg.knn_temperature, device=cfg.device),
-            ("labels", "y_fit"),
-        ),
-        "lp_acc": (lambda: M.lp_acc(V["Z_fit"], V["y_fit"], V["Z_score"], V["y_score"], seed=cfg.seed), ("labels", "y_fit")),
-        "lp_acc_se": (lambda: M.lp_acc_se(V["lp_acc"], len(V["y_score"])), ("lp_acc",)),
-        "nesum": (lambda: M.nesum(V["spectrum"]), ("spectrum",)),
-        "stable_rank": (lambda: M.stable_rank(V["spectrum"]), ("spectrum",)),
-        "self_clustering": (lambda: M.self_clustering(V["Z"]), ("Z",)),
-        "coherence": (lambda: M.coherence(V["Z"], spec=V["spectrum"]), ("Z", "spectrum")),
-        "twonn_id": (lambda: M.twonn_id(V["Z"], neighbor_distances=V["knn_distances"]), ("Z", "knn_distances")),
-    }
-
-    def compute(name: str) -> None:
-        """Run a step after the steps it needs (the spectrum before RankMe, lp_acc before its standard error)."""
-        fn, needs = steps[name]
-        for need in needs:
-            if need in steps and need not in V and need not in r.errors:
-                compute(need)
-        r.run(name, fn, *needs)
-
-    for name in wanted:
-        if name in steps:
-            compute(name)
+    if "spectrum" in required:
+        r.run("spectrum", lambda: M.spectrum(V["Z"]), "Z")
+    for name, spec in specs.items():
+        if not spec.seeded and not spec.silhouette_of:
+            _compute(r, name, cfg)
 
     # ---- mean, spread and per-seed values
     means: dict[str, float | None] = {}
     stds: dict[str, float | None] = {}
     errors: dict[str, str] = {}
     for name in wanted:
-        if name in SEEDED:
+        if specs[name].seeded:
             mean, std, why = _aggregate(name, seed_runs)
         elif name in V:
             mean, std, why = float(V[name]), (0.0 if len(seed_runs) > 1 else None), None
@@ -332,7 +322,7 @@ def evaluate_embeddings(
         if why is not None:
             errors[name] = why
     per_seed = [
-        {name: (s.values.get(name) if name in SEEDED else means[name]) for name in wanted} for s in seed_runs
+        {name: (s.values.get(name) if specs[name].seeded else means[name]) for name in wanted} for s in seed_runs
     ]
     first = seed_runs[0].values
     return Evaluation(

@@ -9,12 +9,15 @@ function. Logarithms are natural (entropies in nats).
 
 Notation: ``Z`` (n, d) embeddings, ``Z3`` (n, 3) their UMAP projection,
 ``C1``/``C2`` spherical k-means labels of Z3 with k1 and k2 = 2 k1 clusters.
+
+:data:`METRICS`, at the end, is the registry: one :class:`MetricSpec` per metric key says how it
+ranks, what it is computed from and how, and how tables and figures name it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, Union
+from dataclasses import KW_ONLY, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Union
 import warnings
 
 import numpy as np
@@ -28,6 +31,9 @@ from threadpoolctl import threadpool_limits
 
 from sslmon.engine.neighbors import distance_blocks
 
+if TYPE_CHECKING:
+    from sslmon.evaluate import EvalConfig
+
 ArrayLike = Union[np.ndarray, torch.Tensor, list]
 
 
@@ -35,12 +41,40 @@ class MetricUndefined(ValueError):
     """The metric has no value for this input; the message is the reason."""
 
 
+# The quantities a metric may name in ``MetricSpec.needs``: evaluate_embeddings computes each once (those of
+# SEED_DEPENDENT once per evaluation seed), in this order, only when a wanted metric needs it; each maps to
+# the quantities it is computed from.
+INTERMEDIATES: dict[str, tuple[str, ...]] = {
+    "Z": (),  # the embeddings (n, d), validated (check_embeddings)
+    "labels": ("Z",),  # class labels (n,)
+    "k": (),  # k1 clusters: EvalConfig.k, else the number of classes
+    "knn": ("Z",),  # exact kNN graph of Z with UMAP's n_neighbors (sslmon.engine.neighbors)
+    "fuzzy": ("knn",),  # UMAP's fuzzy graph of the kNN graph
+    "Z3": ("fuzzy",),  # the 3-d UMAP layout, per seed
+    "C1": ("Z3", "k"),  # spherical k-means labels of Z3 with k1 clusters, per seed
+    "C2": ("Z3", "k"),  # the same with k2 = 2 k1 clusters, per seed
+    "knn_distances": ("Z",),  # (n, >= 3) distances of each row to itself and its nearest neighbours, ascending
+    "spectrum": ("Z",),  # Spectrum: singular values, covariance eigenvalues, right singular vectors
+    "Z_fit": ("labels",),  # the reference split kNN and the probe are fitted on (train arrays or half of Z) ...
+    "y_fit": ("labels",),  # ... its labels ...
+    "Z_score": ("labels",),  # ... and the split they are scored on ...
+    "y_score": ("labels",),  # ... with its labels
+}
+SEED_DEPENDENT = ("Z3", "C1", "C2")  # the intermediates that change with the evaluation seed
+
+
 @dataclass(frozen=True)
 class MetricSpec:
-    """What a metric key means and how to rank by it.
+    """Everything about one metric key: direction, definition, display names, inputs and computation.
 
-    ``better`` is ``"higher"``, ``"lower"`` or ``"target"`` (closest to
-    ``target`` is best).
+    ``better`` is ``"higher"``, ``"lower"`` or ``"target"`` (closest to ``target`` is best).
+    ``title``: a readable name (figure titles); ``symbol`` and ``unit`` (a unit or the range of values):
+    axis labels. ``needs``: the names of :data:`INTERMEDIATES` (or other metric keys) it is computed
+    from; ``compute(values, config)`` returns its value from a mapping that holds them and the
+    :class:`sslmon.evaluate.EvalConfig`, or raises :class:`MetricUndefined`. ``silhouette_of``: the
+    labelling in ``needs`` whose silhouette on Z this is (evaluate computes all of those in one pass
+    over the distances; ``compute`` gives the same number alone). ``uncertainty_of``: the metric
+    this one is the standard error of (shown as value ± this, not as a column of its own).
     """
 
     name: str
@@ -48,6 +82,24 @@ class MetricSpec:
     needs_labels: bool
     summary: str
     target: float | None = None
+    _: KW_ONLY
+    title: str
+    symbol: str
+    unit: str
+    needs: tuple[str, ...]
+    compute: Callable[[Mapping[str, Any], EvalConfig], float] = field(repr=False, compare=False)
+    silhouette_of: str | None = None
+    uncertainty_of: str | None = None
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the value depends on the evaluation seed: it needs Z3, C1 or C2, or a metric that does."""
+        return any(n in SEED_DEPENDENT or (n in METRICS and METRICS[n].seeded) for n in self.needs)
+
+    @property
+    def arrow(self) -> str:
+        """The direction as the table shows it: ↑ higher, ↓ lower, →target is better."""
+        return {"higher": "↑", "lower": "↓"}.get(self.better) or f"→{self.target if self.target is not None else 0.0:g}"
 
     def sort_key(self, value: float) -> float:
         """A number that is smaller for a better value (for ascending sorts)."""
@@ -56,31 +108,6 @@ class MetricSpec:
         if self.better == "lower":
             return value
         return abs(value - (self.target if self.target is not None else 0.0))
-
-
-METRICS: dict[str, MetricSpec] = {
-    spec.name: spec
-    for spec in [
-        MetricSpec("ami_c1_c2", "higher", False, "clustering agreement AMI(C1;C2) of k-means on Z3 with k1 and 2*k1 clusters"),
-        MetricSpec("silhouette_c1", "higher", False, "S1: silhouette of C1 on the raw embeddings Z, Euclidean"),
-        MetricSpec("entropy_z3", "lower", False, "H(Z3): entropy (nats) of the 3-d histogram of Z3, bin width = factor * std"),
-        MetricSpec("rankme", "higher", False, "RankMe: exp(entropy of the normalised singular values of Z)"),
-        MetricSpec("alpha_req", "target", False, "alpha-ReQ: power-law decay exponent of the covariance eigenspectrum (best near 1)", 1.0),
-        MetricSpec("l2_std", "higher", False, "collapse check: mean per-dimension std of L2-normalised Z (0 = collapsed, ~1/sqrt(d) = spread)"),
-        MetricSpec("ami_c1_gt", "higher", True, "AMI(C1;C_GT): agreement of C1 with the ground-truth classes"),
-        MetricSpec("silhouette_gt", "higher", True, "S_GT: silhouette of the ground-truth classes on Z, Euclidean"),
-        MetricSpec("knn_acc", "higher", True, "kNN accuracy: cosine similarity, k=20, exp(sim/0.07)-weighted votes"),
-        MetricSpec("lp_acc", "higher", True, "linear-probe accuracy: logistic regression on frozen standardised features"),
-        MetricSpec("lp_acc_se", "lower", True, "binomial standard error of lp_acc: sqrt(p(1-p)/n_test), n_test = scored samples"),
-        MetricSpec("nesum", "higher", False, "NESum (He & Ozay 2022): sum of the covariance eigenvalues divided by the largest"),
-        MetricSpec("stable_rank", "higher", False, "stable rank: ||Z||_F^2 / ||Z||_2^2 of the uncentred embeddings"),
-        MetricSpec("self_clustering", "lower", False, "self-clustering (Tsitsulin et al. 2023): excess squared cosine similarity over random directions (1 = collapsed, ~0 = random)"),
-        MetricSpec("coherence", "lower", False, "coherence (Tsitsulin et al. 2023): n/r * max row norm^2 of the left singular vectors (1 = spread evenly)"),
-        MetricSpec("twonn_id", "lower", False, "TwoNN intrinsic dimension (Facco et al. 2017) from the ratio of 2nd to 1st neighbour distances"),
-    ]
-}
-LABEL_FREE = [name for name, spec in METRICS.items() if not spec.needs_labels]
-LABEL_BASED = [name for name, spec in METRICS.items() if spec.needs_labels]
 
 
 # --------------------------------------------------------------------------- validation
@@ -451,9 +478,6 @@ def lp_acc(
 # --------------------------------------------------------------------------- later additions
 
 
-UNCERTAINTIES = {"lp_acc_se": "lp_acc"}  # standard-error key -> the metric it belongs to (shown as value ± se)
-
-
 def lp_acc_se(accuracy: float | None, n_test: int) -> float:
     """Binomial standard error of an accuracy p measured on ``n_test`` samples: sqrt(p (1 - p) / n_test).
 
@@ -559,3 +583,103 @@ def twonn_id(Z: ArrayLike, discard: float = 0.1, neighbor_distances: np.ndarray 
     if (x**2).sum() == 0:
         raise MetricUndefined("every point is equidistant from its two nearest neighbours")
     return float((x * y).sum() / (x**2).sum())
+
+
+# --------------------------------------------------------------------------- the registry
+# One entry per metric key, in display order (table columns, correlate rows, plots). Adding a metric
+# is one entry here (see the README, "Contributing: adding a metric").
+
+ACCURACY = "fraction of test images correct"
+AGREEMENT = "0 = chance, 1 = same partition"
+METRICS: dict[str, MetricSpec] = {
+    spec.name: spec
+    for spec in [
+        MetricSpec(
+            "ami_c1_c2", "higher", False, "clustering agreement AMI(C1;C2) of k-means on Z3 with k1 and 2*k1 clusters",
+            title="clustering agreement", symbol="AMI(C1; C2)", unit=AGREEMENT,
+            needs=("C1", "C2"), compute=lambda v, cfg: ami_c1_c2(v["C1"], v["C2"]),
+        ),
+        MetricSpec(
+            "silhouette_c1", "higher", False, "S1: silhouette of C1 on the raw embeddings Z, Euclidean",
+            title="silhouette of the clusters C1", symbol="S1", unit="-1 to 1", needs=("Z", "C1"), silhouette_of="C1",
+            compute=lambda v, cfg: silhouette_c1(v["Z"], v["C1"], device=cfg.device),
+        ),
+        MetricSpec(
+            "entropy_z3", "lower", False, "H(Z3): entropy (nats) of the 3-d histogram of Z3, bin width = factor * std",
+            title="entropy of Z3", symbol="H(Z3)", unit="nats",
+            needs=("Z3",), compute=lambda v, cfg: entropy_z3(v["Z3"], cfg.bin_factor),
+        ),
+        MetricSpec(
+            "rankme", "higher", False, "RankMe: exp(entropy of the normalised singular values of Z)",
+            title="effective rank", symbol="RankMe", unit="dimensions",
+            needs=("spectrum",), compute=lambda v, cfg: rankme(v["spectrum"]),
+        ),
+        MetricSpec(
+            "alpha_req", "target", False, "alpha-ReQ: power-law decay exponent of the covariance eigenspectrum (best near 1)", 1.0,
+            title="eigenspectrum decay", symbol="alpha-ReQ", unit="power-law exponent",
+            needs=("spectrum",), compute=lambda v, cfg: alpha_req(v["spectrum"]),
+        ),
+        MetricSpec(
+            "l2_std", "higher", False, "collapse check: mean per-dimension std of L2-normalised Z (0 = collapsed, ~1/sqrt(d) = spread)",
+            title="collapse check", symbol="std of L2-normalised Z", unit="0 = collapsed",
+            needs=("Z",), compute=lambda v, cfg: l2_std(v["Z"]),
+        ),
+        MetricSpec(
+            "ami_c1_gt", "higher", True, "AMI(C1;C_GT): agreement of C1 with the ground-truth classes",
+            title="agreement of clusters and classes", symbol="AMI(C1; classes)", unit=AGREEMENT,
+            needs=("C1", "labels"), compute=lambda v, cfg: ami_c1_gt(v["C1"], v["labels"]),
+        ),
+        MetricSpec(
+            "silhouette_gt", "higher", True, "S_GT: silhouette of the ground-truth classes on Z, Euclidean",
+            title="silhouette of the classes", symbol="S_GT", unit="-1 to 1", needs=("Z", "labels"), silhouette_of="labels",
+            compute=lambda v, cfg: silhouette_gt(v["Z"], v["labels"], device=cfg.device),
+        ),
+        MetricSpec(
+            "knn_acc", "higher", True, "kNN accuracy: cosine similarity, k=20, exp(sim/0.07)-weighted votes",
+            title="kNN accuracy", symbol="kNN accuracy", unit=ACCURACY, needs=("labels", "Z_fit", "y_fit", "Z_score", "y_score"),
+            compute=lambda v, cfg: knn_acc(v["Z_fit"], v["y_fit"], v["Z_score"], v["y_score"], cfg.knn_k, cfg.knn_temperature,
+                                           device=cfg.device),
+        ),
+        MetricSpec(
+            "lp_acc", "higher", True, "linear-probe accuracy: logistic regression on frozen standardised features",
+            title="linear-probe accuracy", symbol="linear-probe accuracy", unit=ACCURACY,
+            needs=("labels", "Z_fit", "y_fit", "Z_score", "y_score"),
+            compute=lambda v, cfg: lp_acc(v["Z_fit"], v["y_fit"], v["Z_score"], v["y_score"], seed=cfg.seed),
+        ),
+        MetricSpec(
+            "lp_acc_se", "lower", True, "binomial standard error of lp_acc: sqrt(p(1-p)/n_test), n_test = scored samples",
+            title="standard error of the linear-probe accuracy", symbol="SE(lp_acc)", unit="fraction",
+            needs=("lp_acc", "y_score"), uncertainty_of="lp_acc", compute=lambda v, cfg: lp_acc_se(v["lp_acc"], len(v["y_score"])),
+        ),
+        MetricSpec(
+            "nesum", "higher", False, "NESum (He & Ozay 2022): sum of the covariance eigenvalues divided by the largest",
+            title="normalised eigenvalue sum", symbol="NESum", unit="1 to d",
+            needs=("spectrum",), compute=lambda v, cfg: nesum(v["spectrum"]),
+        ),
+        MetricSpec(
+            "stable_rank", "higher", False, "stable rank: ||Z||_F^2 / ||Z||_2^2 of the uncentred embeddings",
+            title="stable rank", symbol="||Z||_F² / ||Z||_2²", unit="1 to rank(Z)",
+            needs=("spectrum",), compute=lambda v, cfg: stable_rank(v["spectrum"]),
+        ),
+        MetricSpec(
+            "self_clustering", "lower", False,
+            "self-clustering (Tsitsulin et al. 2023): excess squared cosine similarity over random directions (1 = collapsed, ~0 = random)",
+            title="self-clustering", symbol="self-clustering", unit="1 = collapsed, ~0 = random",
+            needs=("Z",), compute=lambda v, cfg: self_clustering(v["Z"]),
+        ),
+        MetricSpec(
+            "coherence", "lower", False,
+            "coherence (Tsitsulin et al. 2023): n/r * max row norm^2 of the left singular vectors (1 = spread evenly)",
+            title="coherence", symbol="coherence", unit="1 = spread evenly",
+            needs=("Z", "spectrum"), compute=lambda v, cfg: coherence(v["Z"], spec=v["spectrum"]),
+        ),
+        MetricSpec(
+            "twonn_id", "lower", False, "TwoNN intrinsic dimension (Facco et al. 2017) from the ratio of 2nd to 1st neighbour distances",
+            title="intrinsic dimension (TwoNN)", symbol="TwoNN ID", unit="dimensions",
+            needs=("Z", "knn_distances"), compute=lambda v, cfg: twonn_id(v["Z"], neighbor_distances=v["knn_distances"]),
+        ),
+    ]
+}
+LABEL_FREE = [name for name, spec in METRICS.items() if not spec.needs_labels]
+LABEL_BASED = [name for name, spec in METRICS.items() if spec.needs_labels]
+UNCERTAINTIES = {name: spec.uncertainty_of for name, spec in METRICS.items() if spec.uncertainty_of}  # standard error -> its metric

@@ -39,20 +39,6 @@ OUTLIER_RULE = (f"black × = outlier: distance to the median of Z3 > median dist
                 f"(robust std = {MAD_TO_STD} × median absolute deviation of the distances)")
 DPI = 120
 
-# Per metric: readable name (titles), symbol and unit or range (axis labels).
-NAMES: dict[str, tuple[str, str, str]] = {
-    "ami_c1_c2": ("clustering agreement", "AMI(C1; C2)", "0 = chance, 1 = same partition"),
-    "silhouette_c1": ("silhouette of the clusters C1", "S1", "-1 to 1"),
-    "entropy_z3": ("entropy of Z3", "H(Z3)", "nats"),
-    "rankme": ("effective rank", "RankMe", "dimensions"),
-    "alpha_req": ("eigenspectrum decay", "alpha-ReQ", "power-law exponent"),
-    "l2_std": ("collapse check", "std of L2-normalised Z", "0 = collapsed"),
-    "ami_c1_gt": ("agreement of clusters and classes", "AMI(C1; classes)", "0 = chance, 1 = same partition"),
-    "silhouette_gt": ("silhouette of the classes", "S_GT", "-1 to 1"),
-    "knn_acc": ("kNN accuracy", "kNN accuracy", "fraction of test images correct"),
-    "lp_acc": ("linear-probe accuracy", "linear-probe accuracy", "fraction of test images correct"),
-}
-
 
 class PlotError(SslmonError, ValueError):
     """Plots cannot be drawn (matplotlib missing, no Z3 files, ...); the message says why in one line."""
@@ -92,11 +78,13 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _name(key: str) -> str:
-    return f"{NAMES[key][0]} [{key}]" if key in NAMES else key
+    """The registry title (figure titles)."""
+    return f"{METRICS[key].title} [{key}]" if key in METRICS else key
 
 
 def _label(key: str) -> str:
-    return f"{NAMES[key][1]}  ({NAMES[key][2]})" if key in NAMES else key
+    """The registry symbol and unit (axis labels)."""
+    return f"{METRICS[key].symbol}  ({METRICS[key].unit})" if key in METRICS else key
 
 
 def _subtitle(key: str) -> str:

@@ -18,7 +18,6 @@ from sslmon.results import Failure, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 Format = Literal["table", "json", "jsonl", "csv"]
-ARROWS = {"higher": "↑", "lower": "↓", "target": "→1"}
 
 
 # C0/C1 controls and DEL, Unicode line/paragraph separators, bidirectional overrides and isolates.
@@ -128,7 +127,7 @@ def ranked_table(run: Run, rank_by: str) -> Table:
         table.add_column("consensus\nmean rank ↓", justify="right", style="bold", no_wrap=True)
     for m in columns:
         head, _, tail = m.partition("_")
-        header = f"{head}\n{tail} {ARROWS[METRICS[m].better]}"
+        header = f"{head}\n{tail} {METRICS[m].arrow}"
         table.add_column(header, justify="right", style="bold" if m == rank_by else None, no_wrap=True)
     for rank, (r, key) in enumerate(run.ranking(rank_by), start=1):
         row: list[str | Text] = [str(rank) if key is not None else "—", Text(printable(r.name))]
