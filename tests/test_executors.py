@@ -1,0 +1,162 @@
+"""Executors: the local one (order, exceptions yielded) and Ray on a local 2-CPU instance (same values as computed
+directly, the shared object pickled once, a raising task, a worker killed then retried or reported, Ctrl-C cancels,
+paths workers cannot read). The Ray tests skip when ray is not installed."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sslmon import SslmonError
+from sslmon.executors import ExecutorError, make_executor
+
+
+def _affine(item: int, shared: float) -> float:
+    if item == 0:
+        raise ZeroDivisionError(f"item {item}")
+    return 10 / item + shared
+
+
+def test_local_yields_in_order_with_exceptions_in_place():
+    items = [4, 0, 2, 5]
+    with make_executor("local") as executor:
+        outcomes = list(executor.run(_affine, items, 0.5))
+    assert [i for i, _ in outcomes] == [0, 1, 2, 3]
+    assert isinstance(outcomes[1][1], ZeroDivisionError) and str(outcomes[1][1]) == "item 0"
+    assert [r for i, r in outcomes if i != 1] == [10 / 4 + 0.5, 10 / 2 + 0.5, 10 / 5 + 0.5]
+
+
+def test_local_keyboard_interrupt_propagates_after_what_finished():
+    def fn(item: int, shared: None) -> int:
+        if item == 2:
+            raise KeyboardInterrupt
+        return item
+
+    got = []
+    with pytest.raises(KeyboardInterrupt):
+        for outcome in make_executor("local").run(fn, [0, 1, 2, 3], None):
+            got.append(outcome)
+    assert got == [(0, 0), (1, 1)]
+
+
+def test_unknown_executor_and_missing_ray_are_one_line_errors(monkeypatch):
+    with pytest.raises(ExecutorError, match="^dask: unknown executor"):
+        make_executor("dask")
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where it is not installed
+    with pytest.raises(SslmonError) as info:
+        make_executor("ray")
+    assert "pip install 'sslmon[ray]'" in str(info.value) and "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------- Ray
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """A local Ray instance with 2 CPUs for this module; executors made while it runs join it. The workers cannot
+    import this test module, so its functions and classes are pickled by value."""
+    ray = pytest.importorskip("ray")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    yield ray
+    ray.shutdown()
+
+
+def _outcomes(executor, fn, items, shared) -> dict:
+    outcomes = list(executor.run(fn, items, shared))
+    assert sorted(i for i, _ in outcomes) == list(range(len(items)))
+    return dict(outcomes)
+
+
+def test_ray_values_equal_the_direct_computation(ray_session):
+    executor = make_executor("ray")
+    assert executor.name == "ray" and executor.gpus_per_task == 0  # the instance has no GPU
+    items = [7, 1, 3, 0, 9, 2]
+    got = _outcomes(executor, _affine, items, 0.25)
+    assert isinstance(got[3], ZeroDivisionError) and str(got[3]) == "item 0"
+    assert {i: r for i, r in got.items() if i != 3} == {i: 10 / x + 0.25 for i, x in enumerate(items) if x != 0}
+    executor.close()
+    assert ray_session.is_initialized()  # it joined the fixture's instance, so it left it running
+
+
+class Counted:
+    """An array wrapper that counts how often the driver pickles it (``pickles``, a class attribute)."""
+
+    pickles = 0
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = array
+
+    def __reduce__(self):
+        Counted.pickles += 1
+        return Counted, (self.array,)
+
+
+def _digest(item: int, shared: Counted) -> tuple[int, str]:
+    return item, hashlib.sha256(shared.array.tobytes()).hexdigest()
+
+
+def test_ray_shared_object_is_shipped_once(ray_session):
+    array = np.random.default_rng(0).standard_normal((1000, 512))  # 4 MB, above Ray's inline-argument size
+    Counted.pickles = 0
+    got = _outcomes(make_executor("ray"), _digest, list(range(6)), Counted(array))
+    expected = hashlib.sha256(array.tobytes()).hexdigest()
+    assert got == {i: (i, expected) for i in range(6)}
+    assert Counted.pickles == 1
+
+
+def _die_once(item: int, folder: str) -> int:
+    """Kills its own worker on item 1's first attempt (a marker file tells the retry), else returns ``3 * item``."""
+    marker = Path(folder) / f"died_{item}"
+    if item == 1 and not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return 3 * item
+
+
+def test_ray_dead_worker_is_retried(ray_session, tmp_path):
+    got = _outcomes(make_executor("ray", max_retries=1), _die_once, [0, 1, 2], str(tmp_path))
+    assert got == {0: 0, 1: 3, 2: 6}
+    assert (tmp_path / "died_1").exists()  # the first attempt did die
+
+
+def test_ray_dead_worker_without_retries_is_reported(ray_session, tmp_path):
+    got = _outcomes(make_executor("ray", max_retries=0), _die_once, [0, 1, 2], str(tmp_path))
+    assert (got[0], got[2]) == (0, 6)
+    assert isinstance(got[1], ExecutorError) and "died" in str(got[1]) and "\n" not in str(got[1])
+
+
+def _sleep_unless_first(item: int, folder: str) -> int:
+    if item:
+        time.sleep(60)
+        (Path(folder) / f"finished_{item}").touch()
+    return item
+
+
+def test_ray_keyboard_interrupt_cancels_outstanding_tasks(ray_session, tmp_path):
+    executor = make_executor("ray")
+    outcomes = executor.run(_sleep_unless_first, [0, 1, 2, 3], str(tmp_path))
+    assert next(outcomes) == (0, 0)
+    with pytest.raises(KeyboardInterrupt):
+        outcomes.throw(KeyboardInterrupt)
+    # the two CPUs are free again: were the sleepers still running, this would wait for them and they would finish
+    assert _outcomes(executor, _affine, [1, 2], 0.0) == {0: 10.0, 1: 5.0}
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ray_check_paths_names_the_first_unreadable_path(ray_session, tmp_path):
+    readable = tmp_path / "epoch_0000.pt"
+    readable.write_bytes(b"x")
+    executor = make_executor("ray")
+    executor.check_paths([readable])
+    missing = tmp_path / "not_on_this_node.pt"
+    with pytest.raises(ExecutorError) as info:
+        executor.check_paths([readable, missing, tmp_path / "also_missing.pt"])
+    assert str(info.value).startswith(f"{missing}: not readable by the Ray workers") and "\n" not in str(info.value)
