@@ -22,6 +22,7 @@ import numpy as np
 
 from sslmon._text import one_line
 from sslmon.errors import OptionsError, SslmonError
+from sslmon.executors import EXECUTORS
 from sslmon.evaluate import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS, EvalConfig, Evaluation, evaluate_embeddings
 from sslmon.metrics import METRICS
 from sslmon.results import Failure, OnResult, Result, Run
@@ -38,7 +39,6 @@ if TYPE_CHECKING:
 Log = Callable[[str], None]
 OnProgress = Callable[[str, int, int], None]  # (task, done, total): "encoders" and "embedding NAME", in items
 PRECISIONS = ("fp32", "bf16")
-EXECUTORS = ("local", "ray")
 EMBEDDING_SUFFIXES = (".npz", ".npy")
 TRAIN_SPLIT_METRICS = ("knn_acc", "lp_acc", "lp_acc_se")  # fitted on the train split when there is one
 
@@ -352,8 +352,9 @@ def cache_settings(config: EvalConfig, options: Options, device: str) -> dict[st
 
 
 class Scorer:
-    """Scores encoder sources on one image set with one set of options (one results cache), as many times as
-    asked: ``score`` and ``compare`` call it once, ``sslmon watch`` once per batch of new checkpoints."""
+    """Scores encoder sources on one image set with one set of options (one results cache, one executor), as many
+    times as asked: ``score`` and ``compare`` call it once, ``sslmon watch`` once per batch of new checkpoints.
+    A context manager: ``close()`` releases the executor (a Ray instance it started)."""
 
     def __init__(self, data: ImageSet, options: Options, *, log: Log | None = None,
                  on_progress: OnProgress | None = None, run_config: Mapping[str, Any] | None = None) -> None:
@@ -379,6 +380,15 @@ class Scorer:
             self.cache = ResultCache(warn=log)
             self._dataset_digest = array_digest(data.images, data.labels, data.train_images, data.train_labels)
             self._settings = cache_settings(self.config, options, self.device)
+
+    def __enter__(self) -> Scorer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.executor.close()
 
     def score(self, sources: Sequence[Source], on_result: OnResult | None = None) -> Run:
         """Score each source; one that fails becomes a :class:`Failure` and the others go on. Results and failures
@@ -410,6 +420,9 @@ class Scorer:
                 add(i, cached)
             else:
                 todo.append(i)
+        check_paths = getattr(self.executor, "check_paths", None)  # workers elsewhere must see the checkpoints
+        if check_paths is not None and todo:
+            check_paths([p for p in (sources[i].path for i in todo) if p is not None])
         job = _Job(self.data, opts, self.config, self.on_progress if self.executor.name == "local" else None)
         if self.log and todo:
             for i in todo[:1] if self.executor.name == "local" else todo:
@@ -535,9 +548,9 @@ def score(
     sources = checkpoint_sources(paths, arch=opts.arch, trust=opts.trust_checkpoints)
     if not sources:
         raise OptionsError("paths: no checkpoint files (.pt .pth .ckpt .bin .safetensors) found", param="paths")
-    scorer = Scorer(load_images(opts, log), opts, log=log, on_progress=on_progress,
-                    run_config={"arch": opts.arch, "limit": opts.limit})
-    return scorer.score(sources, on_result)
+    with Scorer(load_images(opts, log), opts, log=log, on_progress=on_progress,
+                run_config={"arch": opts.arch, "limit": opts.limit}) as scorer:
+        return scorer.score(sources, on_result)
 
 
 def compare(
@@ -562,9 +575,9 @@ def compare(
     opts = options.resolve("models")
     download = False if opts.offline else None  # None: download unless SSLMON_OFFLINE=1
     sources = torchvision_sources(names, weights=opts.weights, seed=opts.seed, download=download, progress=download_progress)
-    scorer = Scorer(load_images(opts, log), opts, log=log, on_progress=on_progress,
-                    run_config={"weights": opts.weights, "limit": opts.limit})
-    return scorer.score(sources, on_result)
+    with Scorer(load_images(opts, log), opts, log=log, on_progress=on_progress,
+                run_config={"weights": opts.weights, "limit": opts.limit}) as scorer:
+        return scorer.score(sources, on_result)
 
 
 def score_embedding_files(

@@ -521,7 +521,7 @@ def watch(
         if live is not None and run.results:
             live.update(ranked_table(run, rank_by), refresh=True)
 
-    with live or nullcontext():
+    with scorer, live or nullcontext():
         outcome = follow(folder, scorer.score, lambda f: api.checkpoint_sources([f], arch=options.arch, trust=options.trust_checkpoints),
                          held, out, log, p["poll"], p["until_idle"], conditions, rank_by, options.exclude_init, on_change=show)
     if out is not None:
