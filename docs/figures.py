@@ -9,7 +9,6 @@ Writes metrics_vs_epoch.png, metrics_vs_lp.png and (with --z3) z3_scatter.png.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -17,6 +16,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from sslmon.runfile import load_run  # noqa: E402
 
 KEYS = ["lp_acc", "knn_acc", "ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1",
         "entropy_z3", "rankme", "alpha_req", "l2_std"]
@@ -28,10 +29,10 @@ COLORS = {"simclr": "tab:blue", "moco": "tab:orange", "simsiam": "tab:green"}
 
 
 def load(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
-    rows = sorted(json.loads(path.read_text())["results"], key=lambda r: r["epoch"])
-    epochs = np.array([r["epoch"] for r in rows])
-    vals = {k: np.array([r["metrics"].get(k, np.nan) for r in rows], dtype=float) for k in KEYS}
-    return epochs, vals, [Path(r["name"]).stem for r in rows]
+    rows = sorted(load_run(path).results, key=lambda r: r.epoch)
+    epochs = np.array([r.epoch for r in rows])
+    vals = {k: np.array([np.nan if r.metrics.get(k) is None else r.metrics[k] for r in rows], dtype=float) for k in KEYS}
+    return epochs, vals, [Path(r.name).stem for r in rows]
 
 
 def main() -> None:

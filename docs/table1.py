@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from sslmon.runfile import load_run
+
 ALPHA = 0.05
 METRICS = [  # (key, row label, label-free?)
     ("ami_c1_gt", "AMI(C1,CGT)", False),
@@ -43,9 +45,7 @@ NAMES = {"simclr": "SimCLR", "moco": "MoCo-v2", "simsiam": "SimSiam"}
 
 
 def load(path: str) -> list[tuple[int, dict[str, float]]]:
-    doc = json.loads(Path(path).read_text())
-    rows = [(int(r["epoch"]), r["metrics"]) for r in doc["results"]]
-    return sorted(rows, key=lambda t: t[0])
+    return sorted(((r.epoch, r.metrics) for r in load_run(path).results), key=lambda t: t[0])
 
 
 def pearson(rows, key, against="lp_acc", with_init=True):

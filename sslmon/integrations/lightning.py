@@ -34,7 +34,7 @@ from sslmon.datasets import ImageSet, load_dataset
 from sslmon.embed import embed_images
 from sslmon.evaluate import DEFAULT_SEEDS, EvalConfig
 from sslmon.metrics import LABEL_FREE, METRICS
-from sslmon.report import jsonl_line
+from sslmon.runfile import jsonl_line
 from sslmon.results import Result
 
 BackboneSpec = str | nn.Module | Callable[[pl.LightningModule], nn.Module] | None
