@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sslmon.runfile import load_run  # noqa: E402
+from sslmon.z3file import read_z3  # noqa: E402
 
 KEYS = ["lp_acc", "knn_acc", "ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1",
         "entropy_z3", "rankme", "alpha_req", "l2_std"]
@@ -86,9 +87,8 @@ def main() -> None:
             f = args.z3 / name / f"{stems[idx]}.z3.npz"
             if not f.exists():
                 continue
-            d = np.load(f)
-            z3 = d["z3"] if "z3" in d else d[d.files[0]]
-            lab = d["labels"] if "labels" in d else None
+            saved = read_z3(f)
+            z3, lab = saved.z3, saved.labels
             ax = fig.add_subplot(len(names), 2, 2 * i + j + 1, projection="3d")
             ax.scatter(*z3.T, c=lab, cmap="tab10", s=2, alpha=0.6, linewidths=0)
             ax.set_title(f"{NAMES.get(name, name)} epoch {ep[idx]}: H(Z3)={vals['entropy_z3'][idx]:.2f}, "

@@ -51,8 +51,6 @@ def _checked(where: str, z3: Any, epoch: Any, columns: dict[str, Any]) -> Z3File
     points = arrays["z3"]
     if points.ndim != 2 or points.shape[1] != 3:
         raise ValueError(f"{where}z3 has shape {points.shape}, expected (n, 3)")
-    if not np.isfinite(points).all():
-        raise ValueError(f"{where}z3 holds NaN or Inf")
     for key, arr in arrays.items():
         if key != "z3" and arr.shape != (len(points),):
             raise ValueError(f"{where}{key} has shape {arr.shape}, expected ({len(points)},)")

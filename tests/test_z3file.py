@@ -61,7 +61,6 @@ def test_bad_files_are_one_error_naming_the_file(tmp_path):
         "text.z3.npz": "not a readable .npz archive",
         _npz(tmp_path / "none.z3.npz", embeddings=z3).name: "no array 'z3' (found: embeddings)",
         _npz(tmp_path / "flat.z3.npz", z3=np.zeros(12)).name: "z3 has shape (12,), expected (n, 3)",
-        _npz(tmp_path / "nan.z3.npz", z3=np.full((4, 3), np.nan)).name: "z3 holds NaN or Inf",
         _npz(tmp_path / "short.z3.npz", z3=z3, labels=np.zeros(3)).name: "labels has shape (3,), expected (4,)",
         _npz(tmp_path / "epochs.z3.npz", z3=z3, epoch=np.array([1, 2])).name: "epoch must be one integer",
         _npz(tmp_path / "fepoch.z3.npz", z3=z3, epoch=np.float64(3)).name: "epoch must be one integer",
