@@ -187,10 +187,10 @@ class Run:
         _expect(doc["failures"], list, "failures")
         run = cls(doc["config"], exclude_init=doc["config"].get("exclude_init") is True)
         for i, record in enumerate(doc["results"]):
-            with where(f"results[{i}]"):
+            with _where(f"results[{i}]"):
                 run.results.append(Result.from_dict(without_rank(record)))
         for i, record in enumerate(doc["failures"]):
-            with where(f"failures[{i}]"):
+            with _where(f"failures[{i}]"):
                 run.failures.append(Failure.from_dict(record))
         return run
 
@@ -208,7 +208,7 @@ def without_rank(record: Any) -> Any:
 
 
 @contextmanager
-def where(place: str) -> Iterator[None]:
+def _where(place: str) -> Iterator[None]:
     """Prefix a ValueError raised inside with ``place`` (a record's place in its document: ``results[2]``, ``line 7``)."""
     try:
         yield

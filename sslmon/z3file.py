@@ -69,7 +69,7 @@ def write_z3(path: str | Path, z3: Any, *, epoch: int | None = None, c1: Any = N
     checked = _checked("", z3, epoch, {"c1": c1, "c2": c2, "labels": labels})
     buffer = io.BytesIO()
     extra = {key: getattr(checked, key) for key in ("c1", "c2", "labels") if getattr(checked, key) is not None}
-    np.savez(buffer, z3=checked.z3, epoch=np.int64(UNKNOWN_EPOCH if epoch is None else epoch), **extra)
+    np.savez(buffer, z3=checked.z3, epoch=np.int64(UNKNOWN_EPOCH if checked.epoch is None else checked.epoch), **extra)
     write_atomic(Path(path), buffer.getvalue())
 
 
