@@ -9,7 +9,6 @@ Writes metrics_vs_epoch.png, metrics_vs_lp.png and (with --z3) z3_scatter.png.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import matplotlib
@@ -19,6 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sslmon.metrics import METRICS  # noqa: E402
+from sslmon.runfile import load_run  # noqa: E402
+from sslmon.z3file import read_z3  # noqa: E402
 
 KEYS = ["lp_acc", "knn_acc", "ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1",
         "entropy_z3", "rankme", "alpha_req", "l2_std"]
@@ -27,10 +28,10 @@ COLORS = {"simclr": "tab:blue", "moco": "tab:orange", "simsiam": "tab:green"}
 
 
 def load(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], list[str]]:
-    rows = sorted(json.loads(path.read_text())["results"], key=lambda r: r["epoch"])
-    epochs = np.array([r["epoch"] for r in rows])
-    vals = {k: np.array([r["metrics"].get(k, np.nan) for r in rows], dtype=float) for k in KEYS}
-    return epochs, vals, [Path(r["name"]).stem for r in rows]
+    rows = sorted(load_run(path).results, key=lambda r: r.epoch)
+    epochs = np.array([r.epoch for r in rows])
+    vals = {k: np.array([np.nan if r.metrics.get(k) is None else r.metrics[k] for r in rows], dtype=float) for k in KEYS}
+    return epochs, vals, [Path(r.name).stem for r in rows]
 
 
 def main() -> None:
@@ -84,9 +85,8 @@ def main() -> None:
             f = args.z3 / name / f"{stems[idx]}.z3.npz"
             if not f.exists():
                 continue
-            d = np.load(f)
-            z3 = d["z3"] if "z3" in d else d[d.files[0]]
-            lab = d["labels"] if "labels" in d else None
+            saved = read_z3(f)
+            z3, lab = saved.z3, saved.labels
             ax = fig.add_subplot(len(names), 2, 2 * i + j + 1, projection="3d")
             ax.scatter(*z3.T, c=lab, cmap="tab10", s=2, alpha=0.6, linewidths=0)
             ax.set_title(f"{NAMES.get(name, name)} epoch {ep[idx]}: H(Z3)={vals['entropy_z3'][idx]:.2f}, "

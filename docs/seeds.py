@@ -9,12 +9,13 @@ subsets, UMAP and k-means seeds). Prints, as Markdown, (a) Pearson r against lp_
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
+
+from sslmon.runfile import load_run
 
 METHODS = {"simclr": "SimCLR", "moco": "MoCo-v2", "simsiam": "SimSiam"}
 KEYS = ["ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1", "entropy_z3", "rankme",
@@ -22,8 +23,7 @@ KEYS = ["ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1", "entropy_z3"
 
 
 def load(folder: Path, method: str) -> dict[int, dict[str, float]]:
-    doc = json.loads((folder / f"{method}.json").read_text())
-    return {int(r["epoch"]): r["metrics"] for r in doc["results"]}
+    return {r.epoch: r.metrics for r in load_run(folder / f"{method}.json").results}
 
 
 def r_p(rows: dict[int, dict[str, float]], key: str, with_init: bool) -> tuple[float, float]:

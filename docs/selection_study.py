@@ -22,8 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from sslmon import selection as sel
-from sslmon.correlate import BASELINE, CONSENSUS, RunResults, load_results, select_run
+from sslmon.correlate import BASELINE, CONSENSUS, select_run
 from sslmon.metrics import LABEL_FREE, METRICS, MetricSpec
+from sslmon.results import Result, Run
+from sslmon.runfile import load_run
 from sslmon.selection import DEFAULT_CONSENSUS
 
 AGAINST = "lp_acc"
@@ -42,20 +44,20 @@ VARIANTS = ("with_init", "without_init")
 DEFAULT_ROW = next(f"consensus: {label}" for label, members in CONSENSUS_SETS.items() if tuple(members) == DEFAULT_CONSENSUS)
 
 
-def merge_seeds(runs: list[RunResults], name: str) -> RunResults:
-    """One run whose records hold the mean over the seeds' values and the seeds' values in ``per_seed``."""
-    by_epoch = [{r["epoch"]: r["metrics"] for r in run.records} for run in runs]
+def merge_seeds(runs: list[Run]) -> Run:
+    """One run whose results hold the mean over the seeds' values and the seeds' values in ``per_seed``."""
+    by_epoch = [{r.epoch: r.metrics for r in run.results} for run in runs]
     epochs = sorted(set.intersection(*(set(b) for b in by_epoch)))
-    records = []
+    results = []
     for e in epochs:
         seeds = [b[e] for b in by_epoch]
         keys = set.intersection(*(set(s) for s in seeds))
         mean = {k: float(np.mean([s[k] for s in seeds])) if all(s[k] is not None for s in seeds) else None for k in keys}
-        records.append({"name": f"epoch {e}", "epoch": e, "metrics": mean, "per_seed": seeds})
-    return RunResults(name, "", records)
+        results.append(Result(f"epoch {e}", None, mean, epoch=e, per_seed=seeds))
+    return Run({}, results)
 
 
-def study_rows(run: RunResults) -> dict[str, dict[str, sel.Selection]]:
+def study_rows(run: Run) -> dict[str, dict[str, sel.Selection]]:
     """Every metric's, every consensus set's and the baseline's selection in one run."""
     rows = select_run(run, AGAINST, [])
     rows.pop(CONSENSUS)
@@ -76,7 +78,7 @@ def alpha_sets() -> dict[str, list[tuple[str, MetricSpec]]]:
     return out
 
 
-def spec_rows(run: RunResults, sets: dict[str, list[tuple[str, MetricSpec]]]) -> dict[str, dict[str, sel.Selection]]:
+def spec_rows(run: Run, sets: dict[str, list[tuple[str, MetricSpec]]]) -> dict[str, dict[str, sel.Selection]]:
     """The selection of the mean rank of each set of (metric, direction) pairs (one pair: the metric's own pick)."""
     ref_spec, reference = METRICS[AGAINST], run.values(AGAINST)
     out: dict[str, dict[str, sel.Selection]] = {}
@@ -90,7 +92,7 @@ def spec_rows(run: RunResults, sets: dict[str, list[tuple[str, MetricSpec]]]) ->
 
             keys = sel.consensus_keys([sel.metric_keys(sub(run.values(k)), spec) for k, spec in members])
             out[label][variant] = sel.select(keys, sel.metric_keys(sub(reference), ref_spec), sub(reference),
-                                             sub(run.epochs()), sub(run.names()))
+                                             sub(run.epochs()), sub([r.name for r in run.results]))
     out[BASELINE] = select_run(run, AGAINST, [])[BASELINE]
     return out
 
@@ -160,11 +162,11 @@ def main() -> None:
     parser.add_argument("--methods", default="simclr,moco,simsiam", help="file stems, comma-separated")
     args = parser.parse_args()
     methods = args.methods.split(",")
-    runs = {m: [load_results(f / f"{m}.json", f"{m}/{f.name}") for f in args.folders] for m in methods}
+    runs = {m: [load_run(f / f"{m}.json") for f in args.folders] for m in methods}
     single = [study_rows(run) for m in methods for run in runs[m]]
-    merged = {m: study_rows(merge_seeds(runs[m], m)) for m in methods}
+    merged = {m: study_rows(merge_seeds(runs[m])) for m in methods}
     alpha_single = [spec_rows(run, alpha_sets()) for m in methods for run in runs[m]]
-    best_is_init = sum(max(run.records, key=lambda r: r["metrics"][AGAINST])["epoch"] == 0 for m in methods for run in runs[m])
+    best_is_init = sum(max(run.results, key=lambda r: r.metrics[AGAINST]).epoch == 0 for m in methods for run in runs[m])
     print(f"Runs: {len(single)} ({len(methods)} method(s) x {len(args.folders)} evaluation seed(s)); "
           f"the init milestone has the best {AGAINST} in {best_is_init} of them.\n")
     print("### Every metric, consensus and the baseline, over the single-seed runs\n")

@@ -18,6 +18,7 @@ import numpy as np
 from scipy import stats
 
 from sslmon.metrics import METRICS
+from sslmon.runfile import load_run
 
 ALPHA = 0.05
 KEYS = ["ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1", "entropy_z3", "rankme", "alpha_req", "l2_std", "knn_acc"]
@@ -35,9 +36,7 @@ NAMES = {"simclr": "SimCLR", "moco": "MoCo-v2", "simsiam": "SimSiam"}
 
 
 def load(path: str) -> list[tuple[int, dict[str, float]]]:
-    doc = json.loads(Path(path).read_text())
-    rows = [(int(r["epoch"]), r["metrics"]) for r in doc["results"]]
-    return sorted(rows, key=lambda t: t[0])
+    return sorted(((r.epoch, r.metrics) for r in load_run(path).results), key=lambda t: t[0])
 
 
 def pearson(rows, key, against="lp_acc", with_init=True):

@@ -31,12 +31,13 @@ from sslmon.config import (FOLDER_CONFIG, ConfigError, check_folder_key, check_t
 from sslmon.errors import OptionsError, SslmonError
 from sslmon.metrics import METRICS
 from sslmon.output import OutputError, ResultsFile, check_target, write_atomic
-from sslmon.report import jsonl_line, printable, ranked_table, render, render_table
+from sslmon.report import printable, ranked_table, render, render_table
+from sslmon.runfile import jsonl_line
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 if TYPE_CHECKING:
-    from sslmon.correlate import RunResults
+    from sslmon.correlate import NamedRun
 
 # The command-line spelling of a parameter that a library message names (exc.param); other Options fields are
 # spelled --field-name.
@@ -596,21 +597,22 @@ class CorrelateFormat(str, Enum):
     json = "json"
 
 
-ResultsFiles = Annotated[list[Path], typer.Argument(help="Results JSON files written by `sslmon score -f json` (or -o FILE.json); one per run or method.")]
+ResultsFiles = Annotated[list[Path], typer.Argument(help="Results files written by `sslmon score -f json` (or -o FILE.json), or JSON Lines (`score -f jsonl`, `watch -o`, the Lightning callback); one per run or method.")]
 Against = Annotated[str, typer.Option("--against", callback=_metric_key, help="Reference metric (a label-based accuracy) the others are correlated with.")]
 RunNames = Annotated[Optional[list[str]], typer.Option("--name", help="Name of each run, one per results file in order (default: the file stems).")]
 
 
-def _load_runs(paths: list[Path], names: Optional[list[str]]) -> list[RunResults]:
+def _load_runs(paths: list[Path], names: Optional[list[str]]) -> list[NamedRun]:
     """The results files as named runs; a bad file is one error line naming it, and exit 2."""
-    from sslmon.correlate import ResultsFileError, load_results, run_names
+    from sslmon.correlate import NamedRun, run_names
+    from sslmon.runfile import ResultsFileError, load_run
 
     try:
         labels = run_names(paths, names)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--name")
     try:
-        return [load_results(path, name) for path, name in zip(paths, labels)]
+        return [NamedRun(name, str(path), load_run(path)) for path, name in zip(paths, labels)]
     except ResultsFileError as exc:
         _fail(exc)
 
@@ -630,7 +632,8 @@ def correlate(
     Pearson r with its 95 % interval and two-sided p (Spearman rho in JSON), with and without the epoch-0
     (untrained) milestone; then the selection table (pick, regret, rank, Kendall tau; consensus; last milestone).
     """
-    from sslmon.correlate import correlate_run, render_table, to_json
+    from sslmon.correlate import correlate_run, to_json
+    from sslmon.report_correlate import render_table
 
     members = _metric_list(consensus, None, "--consensus") if consensus is not None else list(DEFAULT_CONSENSUS)
     runs = [correlate_run(run, against, members) for run in _load_runs(paths, names)]

@@ -4,8 +4,8 @@ This is Table I of Xu, Lowe & Trappenberg (2024): for every metric, the Pearson
 correlation (with its two-sided p-value) between the metric and the linear-probe
 accuracy over the training milestones of one run, once with the initial
 (untrained, epoch 0) milestone and once without it. Spearman's rank correlation
-is reported alongside. Pure functions over the JSON documents that
-``sslmon score --format json`` writes.
+is reported alongside. Pure functions over runs (:class:`~sslmon.results.Run`, read from
+results files by :func:`sslmon.runfile.load_run`); the tables are drawn by :mod:`sslmon.report_correlate`.
 
 Definitions, over the n checkpoints where both values are present and finite:
 Pearson r = cov(x, y) / (s_x s_y), p from Student's t = r sqrt((n - 2) / (1 - r^2))
@@ -30,19 +30,15 @@ from typing import Any, Iterable
 import warnings
 
 import numpy as np
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 from scipy import stats
 
 from sslmon import selection as sel
-from sslmon.errors import SslmonError
 from sslmon.metrics import METRICS, UNCERTAINTIES
+from sslmon.results import INIT_EPOCH, Run, finite
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, Selection
 
 ALPHA = 0.05  # significance level of the table colours
 MIN_POINTS = 3  # fewest checkpoints a correlation is computed from
-INIT_EPOCH = 0  # the untrained milestone
 
 OK = "ok"
 NOT_ENOUGH = "not enough data"
@@ -53,47 +49,14 @@ BASELINE = "last_milestone"  # selection row of the "always pick the last milest
 VARIANTS = ("with_init", "without_init")
 
 
-class ResultsFileError(SslmonError, ValueError):
-    """A results file cannot be read or is not an sslmon results document; the message names it."""
-
-
-@dataclass
-class RunResults:
-    """One results file: a run (or method) whose checkpoints are correlated together."""
+@dataclass(frozen=True)
+class NamedRun:
+    """One run (or method) whose checkpoints are correlated together, under the name its column or legend shows,
+    and the file it was read from (:func:`sslmon.runfile.load_run`)."""
 
     name: str
     path: str
-    records: list[dict[str, Any]]
-
-    def metric_keys(self) -> list[str]:
-        """Metric keys present in any record, in :func:`ordered_keys` order."""
-        return ordered_keys(key for r in self.records for key in r["metrics"])
-
-    def values(self, key: str) -> list[float | None]:
-        """The metric per record, ``None`` where it is missing, null or not finite."""
-        return [_finite(r["metrics"].get(key)) for r in self.records]
-
-    def epochs(self) -> list[int | None]:
-        """The epoch per record, ``None`` where unknown."""
-        return [r.get("epoch") for r in self.records]
-
-    def names(self) -> list[str]:
-        """The name per record (its index when it has none)."""
-        return [str(r.get("name", i)) for i, r in enumerate(self.records)]
-
-    def seed_values(self, key: str) -> list[list[float | None]]:
-        """The metric per seed and record (``per_seed``: one dict of metric values per seed in each record).
-
-        Empty unless every record has a ``per_seed`` list of the same length (> 1).
-        """
-        per_seed = [r.get("per_seed") for r in self.records]
-        if not self.records or not all(isinstance(p, list) for p in per_seed):
-            return []
-        n_seeds = {len(p) for p in per_seed}
-        if len(n_seeds) != 1 or n_seeds.pop() < 2:
-            return []
-        return [[_finite(p[s].get(key)) if isinstance(p[s], dict) else None for p in per_seed]
-                for s in range(len(per_seed[0]))]
+    run: Run
 
 
 @dataclass(frozen=True)
@@ -143,10 +106,20 @@ def ordered_keys(keys: Iterable[str]) -> list[str]:
     return [m for m in METRICS if m in present] + sorted(present - set(METRICS))
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
+def metric_keys(run: Run) -> list[str]:
+    """Metric keys present in any result of ``run``, in :func:`ordered_keys` order."""
+    return ordered_keys(key for r in run.results for key in r.metrics)
+
+
+def seed_values(run: Run, key: str) -> list[list[float | None]]:
+    """The metric per evaluation seed and result (from ``per_seed``), ``None`` where missing or not finite.
+
+    Empty unless every result has per-seed values of the same number (> 1) of seeds.
+    """
+    n_seeds = {len(r.per_seed) for r in run.results}
+    if len(n_seeds) != 1 or (n := n_seeds.pop()) < 2:
+        return []
+    return [[finite(r.per_seed[s].get(key)) for r in run.results] for s in range(n)]
 
 
 def _blank(n: int, status: str) -> Correlation:
@@ -173,7 +146,7 @@ def correlation(x: Iterable[float | None], y: Iterable[float | None]) -> Correla
     return Correlation(*values, n=n, status=OK, pearson_ci_low=float(interval.low), pearson_ci_high=float(interval.high))
 
 
-def correlate_metric(run: RunResults, key: str, against: str = "lp_acc") -> dict[str, Correlation]:
+def correlate_metric(run: Run, key: str, against: str = "lp_acc") -> dict[str, Correlation]:
     """``{"with_init", "without_init"}`` correlations of metric ``key`` with ``against`` over ``run``."""
     values, reference = run.values(key), run.values(against)
     with_init = correlation(values, reference)
@@ -183,12 +156,12 @@ def correlate_metric(run: RunResults, key: str, against: str = "lp_acc") -> dict
     return {"with_init": with_init, "without_init": correlation(_select(values, kept), _select(reference, kept))}
 
 
-def _compared_keys(run: RunResults, against: str) -> list[str]:
+def _compared_keys(run: Run, against: str) -> list[str]:
     """The metrics compared with ``against``: all but the reference itself and standard errors."""
-    return [key for key in run.metric_keys() if key != against and key not in UNCERTAINTIES]
+    return [key for key in metric_keys(run) if key != against and key not in UNCERTAINTIES]
 
 
-def select_run(run: RunResults, against: str = "lp_acc",
+def select_run(run: Run, against: str = "lp_acc",
                consensus: Iterable[str] = DEFAULT_CONSENSUS) -> dict[str, dict[str, Selection]]:
     """``{row: {"with_init", "without_init": Selection}}`` for every metric with a known direction,
     the consensus of the ``consensus`` metrics present in the run, and the last-milestone baseline.
@@ -199,9 +172,9 @@ def select_run(run: RunResults, against: str = "lp_acc",
     ref_spec = METRICS.get(against, METRICS["lp_acc"])
     keys = [k for k in _compared_keys(run, against) if k in METRICS]
     columns = {k: sel.metric_keys(run.values(k), METRICS[k]) for k in keys}
-    seeds = {k: [sel.metric_keys(v, METRICS[k]) for v in run.seed_values(k)] for k in keys}
+    seeds = {k: [sel.metric_keys(v, METRICS[k]) for v in seed_values(run, k)] for k in keys}
     members = [k for k in consensus if k in columns]
-    reference, epochs, names = run.values(against), run.epochs(), run.names()
+    reference, epochs, names = run.values(against), run.epochs(), [r.name for r in run.results]
     kept = {"with_init": [True] * len(epochs), "without_init": [e != INIT_EPOCH for e in epochs]}
     rows: dict[str, dict[str, Selection]] = {k: {} for k in [*keys, CONSENSUS, BASELINE]}
     for variant, keep in kept.items():
@@ -231,65 +204,19 @@ def select_run(run: RunResults, against: str = "lp_acc",
     return rows
 
 
-def correlate_run(run: RunResults, against: str = "lp_acc", consensus: Iterable[str] = DEFAULT_CONSENSUS) -> RunCorrelations:
-    """Correlate every metric of ``run`` except ``against`` with ``against``, with and without epoch 0,
+def correlate_run(named: NamedRun, against: str = "lp_acc", consensus: Iterable[str] = DEFAULT_CONSENSUS) -> RunCorrelations:
+    """Correlate every metric of the run except ``against`` with ``against``, with and without epoch 0,
     and add the selection figures (:func:`select_run`)."""
-    consensus = list(consensus)
+    run, consensus = named.run, list(consensus)
     table = {key: correlate_metric(run, key, against) for key in _compared_keys(run, against)}
     n_points = sum(v is not None for v in run.values(against))
-    n_seeds = len(run.seed_values(against)) or max((len(run.seed_values(k)) for k in consensus), default=0)
-    return RunCorrelations(run.name, run.path, n_points, table, select_run(run, against, consensus),
-                           [k for k in consensus if k in run.metric_keys()], n_seeds)
+    n_seeds = len(seed_values(run, against)) or max((len(seed_values(run, k)) for k in consensus), default=0)
+    return RunCorrelations(named.name, named.path, n_points, table, select_run(run, against, consensus),
+                           [k for k in consensus if k in metric_keys(run)], n_seeds)
 
 
 def _select(values: list[float | None], keep: list[bool]) -> list[float | None]:
     return [v for v, k in zip(values, keep) if k]
-
-
-def load_results(path: str | Path, name: str | None = None) -> RunResults:
-    """Read a results JSON written by ``sslmon score`` (``-f json``) or JSON Lines (``score -f jsonl``,
-    ``sslmon watch -o``: one record per line; failure records are skipped); raise ResultsFileError naming the file."""
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ResultsFileError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    except UnicodeDecodeError:
-        raise ResultsFileError(f"{path}: not a text file (expected the JSON of `sslmon score -f json`)") from None
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        doc = _json_lines(path, text) if exc.msg == "Extra data" else None
-        if doc is None:
-            raise ResultsFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    if isinstance(doc, dict) and "results" not in doc and ("metrics" in doc or doc.get("failed") is True):
-        doc = _json_lines(path, text)  # JSON Lines with a single record
-    if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
-        raise ResultsFileError(f"{path}: not an sslmon results document (no 'results' list; write one with `sslmon score -f json`)")
-    for i, record in enumerate(doc["results"]):
-        if not isinstance(record, dict) or not isinstance(record.get("metrics"), dict):
-            raise ResultsFileError(f"{path}: results[{i}] has no 'metrics' object")
-        epoch = record.get("epoch")
-        if epoch is not None and (isinstance(epoch, bool) or not isinstance(epoch, int)):
-            raise ResultsFileError(f"{path}: results[{i}] has a non-integer epoch {epoch!r}")
-    return RunResults(name or path.stem, str(path), doc["results"])
-
-
-def _json_lines(path: Path, text: str) -> dict[str, Any]:
-    """A JSON Lines results file as ``{"results": [...]}`` (the result records, failures left out)."""
-    records = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ResultsFileError(f"{path}: line {number} is not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise ResultsFileError(f"{path}: line {number} is not a JSON object")
-        if record.get("failed") is not True:
-            records.append(record)
-    return {"results": records}
 
 
 def run_names(paths: list[Path], names: list[str] | None = None) -> list[str]:
@@ -304,6 +231,11 @@ def run_names(paths: list[Path], names: list[str] | None = None) -> list[str]:
         return list(names)
     stems = [p.stem for p in paths]
     return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
+def format_p(p: float) -> str:
+    """``p<0.001`` or ``p=0.042``."""
+    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
 
 
 def to_dict(runs: list[RunCorrelations], against: str) -> dict[str, Any]:
@@ -327,104 +259,3 @@ def mean_regret(runs: list[RunCorrelations]) -> dict[str, dict[str, float | None
             values = [v for v in values if v is not None]
             out[row][variant] = float(np.mean(values)) if values else None
     return out
-
-
-# --------------------------------------------------------------------------- table
-
-
-def format_p(p: float) -> str:
-    """``p<0.001`` or ``p=0.042``."""
-    return "p<0.001" if p < 0.001 else f"p={p:.3f}"
-
-
-def _cell(c: Correlation | None, column_n: int) -> Text:
-    """``r p`` (and n where it differs from the column's): green/red significant positive/negative, dim otherwise."""
-    if c is None:
-        return Text("—", style="dim")
-    if c.status != OK:
-        return Text(c.status, style="dim italic")
-    text = (f"{c.pearson_r:+.2f} [{c.pearson_ci_low:+.2f},{c.pearson_ci_high:+.2f}] {format_p(c.pearson_p)}"
-            + (f" n={c.n}" if c.n != column_n else ""))
-    if not c.significant:
-        return Text(text, style="dim")
-    return Text(text, style="green" if c.pearson_r > 0 else "red")
-
-
-def render_table(runs: list[RunCorrelations], against: str, console: Console) -> None:
-    """Print Table I: rows = metrics, per run a w/ init and a w/o init column of Pearson r and p."""
-    rows = ordered_keys(k for run in runs for k in run.correlations)
-    table = Table(title=f"Pearson correlation with {against} across checkpoints", title_justify="left",
-                  caption=f"green/red: significant positive/negative (p < {ALPHA}); dim: not significant. "
-                          f"\\[lo,hi]: {CONFIDENCE:.0%} interval of r (Fisher z). "
-                          f"w/o init drops the epoch-{INIT_EPOCH} milestone. Spearman rho: --format json.",
-                  caption_justify="left")
-    table.add_column("metric", no_wrap=True)
-    table.add_column("label-\nfree", justify="center")
-    columns = []
-    for run in runs:
-        for variant, label in (("with_init", "w/ init"), ("without_init", "w/o init")):
-            n = max((c[variant].n for c in run.correlations.values()), default=0)
-            table.add_column(Text(f"{run.name}\n{label} (n={n})"), justify="right", no_wrap=True)
-            columns.append((run, variant, n))
-    for key in rows:
-        spec = METRICS.get(key)
-        label_free = "" if spec is None else ("no" if spec.needs_labels else "yes")
-        cells = [_cell(run.correlations[key][variant] if key in run.correlations else None, n) for run, variant, n in columns]
-        table.add_row(Text(f"{key} {spec.arrow}" if spec else key), label_free, *cells)
-    console.print(table)
-    render_selection(runs, against, console)
-    for run in runs:
-        if run.n_points < MIN_POINTS:
-            console.print(f"{run.name}: only {run.n_points} checkpoint(s) with {against} (scored without labels?)",
-                          style="dim", highlight=False, markup=False, soft_wrap=True)
-
-
-def _selection_cell(s: Selection, baseline: Selection) -> Text:
-    """``ep 4 1.20pt #3 τ+0.42`` (+ ties, + seed pick-change probability): green/red beats/loses to the baseline."""
-    if s.status != OK:
-        return Text(s.status, style="dim italic")
-    epoch = "?" if s.pick_epoch is None else s.pick_epoch
-    tau = "τ —" if s.kendall_tau is None else f"τ{s.kendall_tau:+.2f}"
-    text = f"ep {epoch} {s.regret:.2f}pt #{s.pick_rank} {tau}"
-    if s.ties > 1:
-        text += f" tie×{s.ties}"
-    if s.n_undefined:
-        text += f" ({s.n_undefined} undef.)"
-    if s.seeds is not None:
-        text += f" p≠{s.seeds.p_change:.2f}"
-    if baseline.status != OK or s is baseline:
-        return Text(text)
-    if s.regret < baseline.regret:
-        return Text(text, style="green")
-    return Text(text, style="red" if s.regret > baseline.regret else "dim")
-
-
-def render_selection(runs: list[RunCorrelations], against: str, console: Console) -> None:
-    """Print the selection table: per row (metric, consensus, last milestone) and run, what it picks and the regret."""
-    rows = ordered_keys(k for run in runs for k in run.selection if k not in (CONSENSUS, BASELINE)) + [CONSENSUS, BASELINE]
-    members = next((run.consensus_metrics for run in runs if run.consensus_metrics), [])
-    table = Table(title=f"Checkpoint selection judged by {against}", title_justify="left",
-                  caption=f"ep E: the milestone picked; regret = best {against} - the pick's, x100 (points); #R: the pick's "
-                          f"rank by {against}; τ: Kendall tau of the metric's order with {against}'s; p≠: fraction of seeds "
-                          "whose pick differs. green/red: lower/higher regret than always taking the last milestone. "
-                          "Ties go to the later milestone.", caption_justify="left")
-    table.add_column("picked by", no_wrap=True)
-    columns = []
-    for run in runs:
-        for variant, label in (("with_init", "w/ init"), ("without_init", "w/o init")):
-            table.add_column(Text(f"{run.name}\n{label}"), justify="right", no_wrap=True)
-            columns.append((run, variant))
-    means = mean_regret(runs)
-    if len(runs) > 1:
-        for label in ("mean regret\nw/ init", "mean regret\nw/o init"):
-            table.add_column(label, justify="right", no_wrap=True)
-    for row in rows:
-        spec = METRICS.get(row)
-        label = (f"consensus ({', '.join(members)})" if row == CONSENSUS else "last milestone" if row == BASELINE
-                 else f"{row} {spec.arrow}")
-        cells = [_selection_cell(run.selection[row][variant], run.selection[BASELINE][variant])
-                 if row in run.selection else Text("—", style="dim") for run, variant in columns]
-        if len(runs) > 1:
-            cells += [Text("—" if means[row][v] is None else f"{means[row][v]:.2f}") for v in VARIANTS]
-        table.add_row(label, *cells)
-    console.print(table)

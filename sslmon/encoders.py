@@ -35,6 +35,7 @@ from sslmon.archs import (
     torchvision_backbone,
     torchvision_family,
 )
+from sslmon import milestones
 from sslmon.errors import SslmonError
 from sslmon.inputs import InputError, check_regular_file
 
@@ -56,7 +57,7 @@ CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin", ".safetensors")
 # ``student`` and ``teacher`` and evaluate the teacher (the EMA of the student); BYOL keeps an
 # ``online_network`` and its EMA ``target_network`` and evaluates the online one.
 WRAPPER_KEYS = (
-    "state_dict", "model", "model_ema", "state_dict_ema", "encoder", "backbone",
+    milestones.WEIGHTS, "model", "model_ema", "state_dict_ema", "encoder", "backbone",
     "teacher", "student", "online_network", "target_network",
 )
 # Why the first of these was taken over the others when a checkpoint holds several.
@@ -121,7 +122,7 @@ def parse_epoch(path: str | os.PathLike[str], checkpoint_obj: Any = None) -> int
     ``resnet18.pt`` and ``step_500.pt`` -> None).
     """
     if isinstance(checkpoint_obj, Mapping):
-        epoch = checkpoint_obj.get("epoch")
+        epoch = checkpoint_obj.get(milestones.EPOCH)
         if isinstance(epoch, int) and not isinstance(epoch, bool):
             return epoch
     stem = Path(path).name.lower()
@@ -309,7 +310,7 @@ def _stored_arch(obj: Any) -> str | None:
     if not isinstance(obj, Mapping):
         return None
     hparams = obj.get("hyper_parameters")
-    arch = obj.get("arch", hparams.get("arch") if isinstance(hparams, Mapping) else None)
+    arch = obj.get(milestones.ARCH, hparams.get(milestones.ARCH) if isinstance(hparams, Mapping) else None)
     return arch if isinstance(arch, str) else None
 
 
@@ -377,10 +378,11 @@ def _stored_normalization(obj: Any, path: Path) -> tuple[tuple[float, float, flo
     """``mean``/``std`` stored at the top level or under ``normalization``; (None, None) if absent."""
     if not isinstance(obj, Mapping):
         return None, None
-    source = obj if "mean" in obj and "std" in obj else obj.get("normalization")
-    if not isinstance(source, Mapping) or "mean" not in source or "std" not in source:
+    keys = (milestones.MEAN, milestones.STD)
+    source = obj if all(k in obj for k in keys) else obj.get(milestones.NORMALIZATION)
+    if not isinstance(source, Mapping) or not all(k in source for k in keys):
         return None, None
-    mean, std = _triple(source["mean"]), _triple(source["std"])
+    mean, std = (_triple(source[k]) for k in keys)
     if mean is None or std is None:
         raise CheckpointError(f"{path}: stored mean/std must be 1 or 3 numbers each")
     return mean, std

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from sslmon.correlate import NO_INIT, OK, Correlation, RunResults, correlate_metric, format_p, ordered_keys
+from sslmon.correlate import NO_INIT, OK, Correlation, NamedRun, correlate_metric, format_p, metric_keys, ordered_keys
 from sslmon.errors import SslmonError
-from sslmon.inputs import InputError, read_npz
 from sslmon.metrics import LABEL_FREE, METRICS
+from sslmon.z3file import SUFFIX, Z3FileError, read_z3
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -118,35 +118,21 @@ def load_z3_dir(folder: Path) -> list[Z3Snapshot]:
     """The ``*.z3.npz`` files of ``folder``, by epoch (unknown epochs last, by name)."""
     if not folder.is_dir():
         raise PlotError(f"{folder}: no such folder (write one with `sslmon score ... --save-z3 {folder}`)")
-    files = sorted(folder.glob("*.z3.npz"))
+    files = sorted(folder.glob(f"*{SUFFIX}"))
     if not files:
         raise PlotError(f"{folder}: no *.z3.npz files (write them with `sslmon score ... --save-z3 {folder}`)")
     snapshots = []
     for path in files:
         try:
-            npz, _ = read_npz(path, ("z3", "epoch", "labels", "c1"))  # sizes checked before reading: no pickles, no bombs
-            z3 = np.asarray(npz["z3"], dtype=np.float64)
-            epoch = _epoch(npz["epoch"]) if "epoch" in npz else -1
-            source = "labels" if "labels" in npz else "c1" if "c1" in npz else None
-            colours = np.asarray(npz[source]) if source else None
-        except InputError as exc:
+            saved = read_z3(path)
+        except Z3FileError as exc:
             raise PlotError(str(exc)) from None
-        except (ValueError, TypeError, KeyError) as exc:
-            raise PlotError(f"{path}: not a Z3 file from --save-z3 ({' '.join(str(exc).split())})") from None
-        if z3.ndim != 2 or z3.shape[1] != 3:
-            raise PlotError(f"{path}: z3 has shape {z3.shape}, expected (n, 3)")
-        if colours is not None and colours.shape != (len(z3),):
-            raise PlotError(f"{path}: {source} has shape {colours.shape}, expected ({len(z3)},)")
+        source = "labels" if saved.labels is not None else "c1" if saved.c1 is not None else None
+        colours = getattr(saved, source) if source else None
         colour_by = {"labels": "ground-truth class", "c1": "k-means cluster C1", None: ""}[source]
-        snapshots.append(Z3Snapshot(path.name.removesuffix(".z3.npz"), None if epoch < 0 else epoch, z3, colours, colour_by))
+        snapshots.append(Z3Snapshot(path.name.removesuffix(SUFFIX), saved.epoch, np.asarray(saved.z3, dtype=np.float64),
+                                    colours, colour_by))
     return sorted(snapshots, key=lambda s: (s.epoch is None, s.epoch or 0, s.name))
-
-
-def _epoch(value: np.ndarray) -> int:
-    """The ``epoch`` array of a Z3 file: one integer (-1 = unknown); ValueError otherwise."""
-    if value.shape != () or not np.issubdtype(value.dtype, np.integer):
-        raise ValueError(f"epoch must be one integer, got {value.dtype} array of shape {value.shape}")
-    return int(value)
 
 
 def select_snapshots(snapshots: list[Z3Snapshot], epochs: Sequence[int] | None = None) -> list[Z3Snapshot]:
@@ -165,18 +151,20 @@ def select_snapshots(snapshots: list[Z3Snapshot], epochs: Sequence[int] | None =
 # --------------------------------------------------------------------------- metric figures
 
 
-def _series(run: RunResults, key: str) -> tuple[list[int], list[float]]:
-    """(epochs, values) of the records with an epoch and a value for ``key``, by epoch."""
+def _series(named: NamedRun, key: str) -> tuple[list[int], list[float]]:
+    """(epochs, values) of the results with an epoch and a value for ``key``, by epoch."""
+    run = named.run
     points = sorted((e, v) for e, v in zip(run.epochs(), run.values(key)) if e is not None and v is not None)
     return [e for e, _ in points], [v for _, v in points]
 
 
-def _pairs(run: RunResults, key: str, against: str) -> list[tuple[float, float, int | None]]:
-    """(reference, metric, epoch) of the records with both values."""
+def _pairs(named: NamedRun, key: str, against: str) -> list[tuple[float, float, int | None]]:
+    """(reference, metric, epoch) of the results with both values."""
+    run = named.run
     return [(x, y, e) for x, y, e in zip(run.values(against), run.values(key), run.epochs()) if x is not None and y is not None]
 
 
-def plot_metric_vs_epoch(runs: list[RunResults], key: str, out_dir: Path, outlier_epochs: dict[int, int] | None = None) -> Path:
+def plot_metric_vs_epoch(runs: list[NamedRun], key: str, out_dir: Path, outlier_epochs: dict[int, int] | None = None) -> Path:
     """``metric_vs_epoch_<key>.png``: the metric against epoch, one line per run.
 
     ``outlier_epochs`` (epoch -> number of Z3 outliers) adds a dotted vertical line per epoch.
@@ -216,7 +204,7 @@ def _legend_stats(c: dict[str, Correlation]) -> str:
     return f"{text}, n = {c['with_init'].n}"
 
 
-def plot_metric_vs_reference(runs: list[RunResults], key: str, against: str, out_dir: Path) -> Path:
+def plot_metric_vs_reference(runs: list[NamedRun], key: str, against: str, out_dir: Path) -> Path:
     """``<key>_vs_<against>.png``: the metric against the reference, a colour per run, Pearson r in the legend.
 
     Each point is a checkpoint, annotated with its epoch.
@@ -228,7 +216,7 @@ def plot_metric_vs_reference(runs: list[RunResults], key: str, against: str, out
         if not points:
             continue
         xs, ys, _ = zip(*points)
-        ax.scatter(xs, ys, color=f"C{i}", s=40, label=f"{run.name}: {_legend_stats(correlate_metric(run, key, against))}")
+        ax.scatter(xs, ys, color=f"C{i}", s=40, label=f"{run.name}: {_legend_stats(correlate_metric(run.run, key, against))}")
         for x, y, e in points:
             if e is not None:
                 ax.annotate(str(e), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7, color=f"C{i}")
@@ -331,7 +319,7 @@ def plot_z3_panel(snapshots: list[Z3Snapshot], out_dir: Path, columns: int = 3) 
 
 
 def make_plots(
-    runs: list[RunResults],
+    runs: list[NamedRun],
     out_dir: Path,
     against: str = "lp_acc",
     z3_dir: Path | None = None,
@@ -346,7 +334,7 @@ def make_plots(
     """
     _require_matplotlib()
     for run in runs:
-        for key in run.metric_keys():
+        for key in metric_keys(run.run):
             if not _SAFE_KEY.fullmatch(key):
                 raise PlotError(f"{run.path}: metric key {key!r} cannot be part of a file name "
                                 "(letters, digits, '_', '-' and '.' only)")
@@ -354,7 +342,7 @@ def make_plots(
     chosen = select_snapshots(snapshots, epochs) if snapshots else []
     outlier_epochs = {s.epoch: int(n) for s in snapshots if s.epoch is not None and (n := find_outliers(s.z3).sum())}
     out_dir.mkdir(parents=True, exist_ok=True)
-    keys = ordered_keys(k for run in runs for k in run.metric_keys())
+    keys = ordered_keys(k for run in runs for k in metric_keys(run.run))
     written = []
     for key in keys:
         if any(_series(run, key)[0] for run in runs):

@@ -1,11 +1,9 @@
-"""Render a :class:`~sslmon.results.Run` as a Rich table, JSON, JSON Lines or CSV."""
+"""Render a :class:`~sslmon.results.Run` as a Rich table, JSON, JSON Lines or CSV (JSON and JSON Lines: :mod:`sslmon.runfile`)."""
 
 from __future__ import annotations
 
 import csv
-from dataclasses import asdict
 import io
-import json
 import re
 from typing import Literal
 
@@ -14,7 +12,8 @@ from rich.table import Table
 from rich.text import Text
 
 from sslmon.metrics import METRICS, UNCERTAINTIES
-from sslmon.results import Failure, Result, Run
+from sslmon.results import Result, Run
+from sslmon.runfile import to_json, to_jsonl
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 Format = Literal["table", "json", "jsonl", "csv"]
@@ -36,31 +35,11 @@ def csv_cell(text: str) -> str:
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
-def jsonl_line(item: Result | Failure, rank: int | None = None, digest: str | None = None) -> str:
-    """One JSON Lines record: a result (with its ``rank``, None while unranked) or a failure (``"failed": true``;
-    with ``digest``, the SHA-256 of the failed file's bytes, so ``sslmon watch`` can resume past it)."""
-    if isinstance(item, Failure):
-        return json.dumps({"failed": True, **asdict(item), **({"digest": digest} if digest else {})}) + "\n"
-    return json.dumps({"rank": rank, **item.to_dict()}, allow_nan=False) + "\n"
-
-
 def _metric_columns(run: Run) -> list[str]:
     """Metric keys that at least one result has a value for, in registry order (standard errors go
     into their metric's cell, not a column of their own)."""
     present = {m for r in run.results for m in r.metrics} - set(UNCERTAINTIES)
     return [m for m in METRICS if m in present and any(r.metrics.get(m) is not None for r in run.results)]
-
-
-def to_json(run: Run, rank_by: str) -> str:
-    """One JSON document (see README: JSON output), keys in a fixed order."""
-    return json.dumps(run.to_dict(rank_by), indent=2, allow_nan=False) + "\n"
-
-
-def to_jsonl(run: Run, rank_by: str) -> str:
-    """One JSON object per result in rank order, then one per failure (``"failed": true``)."""
-    lines = [jsonl_line(r, rank if key is not None else None)
-             for rank, (r, key) in enumerate(run.ranking(rank_by), start=1)]
-    return "".join(lines + [jsonl_line(f) for f in run.failures])
 
 
 def to_csv(run: Run, rank_by: str) -> str:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from sslmon import __version__
 from sslmon.metrics import METRICS
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, consensus_keys, metric_keys
 
 INIT_EPOCH = 0  # the untrained milestone
+LATER_FIELDS = {"metrics_std": dict, "per_seed": list}  # added in sslmon 0.2.0: absent from 0.1.0 documents, read as empty
 
 
 @dataclass
@@ -46,12 +48,12 @@ class Result:
     @classmethod
     def from_dict(cls, doc: Any) -> Result:
         """The inverse of :meth:`to_dict` for a document read back from disk; ValueError naming the first
-        field that is missing, of the wrong type, or a non-finite number (nothing half-checked gets through)."""
+        field that is missing, of the wrong type, or a non-finite number (nothing half-checked gets through).
+        The :data:`LATER_FIELDS` may be absent (documents of sslmon 0.1.0) and are then empty."""
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
-        names = {f.name for f in fields(cls)}
-        if set(doc) != names:
-            raise ValueError(f"fields {sorted(set(doc) ^ names)} missing or unexpected")
+        doc = {**{key: kind() for key, kind in LATER_FIELDS.items()}, **doc}
+        _expect_fields(doc, {f.name for f in fields(cls)})
         _expect(doc["name"], str, "name")
         for key in ("path", "reference"):
             _expect(doc[key], (str, type(None)), key)
@@ -69,6 +71,19 @@ class Result:
         return cls(**doc)
 
 
+def _expect_fields(doc: dict[str, Any], names: set[str]) -> None:
+    """ValueError unless the keys of ``doc`` are exactly ``names``."""
+    if set(doc) != names:
+        raise ValueError(f"fields {sorted(set(doc) ^ names)} missing or unexpected")
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float; None unless it is a finite number (bool is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
 def _expect(value: Any, kinds: type | tuple[type, ...], where: str) -> None:
     """ValueError unless ``value`` is one of ``kinds`` (bool is not a number) and, if a float, finite."""
     if isinstance(value, bool) or not isinstance(value, kinds):
@@ -84,6 +99,16 @@ class Failure:
     path: str
     error: str
 
+    @classmethod
+    def from_dict(cls, doc: Any) -> Failure:
+        """The inverse of ``asdict``: ValueError naming the field that is missing, unexpected or not a string."""
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        _expect_fields(doc, {"path", "error"})
+        for key in ("path", "error"):
+            _expect(doc[key], str, key)
+        return cls(**doc)
+
 
 @dataclass
 class Run:
@@ -97,6 +122,14 @@ class Run:
     results: list[Result] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     exclude_init: bool = False
+
+    def values(self, key: str) -> list[float | None]:
+        """The metric ``key`` per result, in order; None where it is missing, undefined or not finite."""
+        return [finite(r.metrics.get(key)) for r in self.results]
+
+    def epochs(self) -> list[int | None]:
+        """The epoch per result, in order; None where unknown."""
+        return [r.epoch for r in self.results]
 
     def rank_keys(self, rank_by: str) -> list[float | None]:
         """Per result, a key that is smaller for a better rank; ``None`` for unranked results (no value,
@@ -140,6 +173,47 @@ class Run:
             "results": records,
             "failures": [asdict(f) for f in self.failures],
         }
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> Run:
+        """The inverse of :meth:`to_dict`: the results in the document's (rank) order, each record's ``rank`` dropped;
+        ``exclude_init`` from ``config``. ValueError naming the first bad field (``results[2]: 'metrics.rankme' ...``)."""
+        if not isinstance(doc, dict):
+            raise ValueError("not a JSON object")
+        _expect_fields(doc, {"sslmon_version", "config", "results", "failures"})
+        _expect(doc["sslmon_version"], str, "sslmon_version")
+        _expect(doc["config"], dict, "config")
+        _expect(doc["results"], list, "results")
+        _expect(doc["failures"], list, "failures")
+        run = cls(doc["config"], exclude_init=doc["config"].get("exclude_init") is True)
+        for i, record in enumerate(doc["results"]):
+            with _where(f"results[{i}]"):
+                run.results.append(Result.from_dict(without_rank(record)))
+        for i, record in enumerate(doc["failures"]):
+            with _where(f"failures[{i}]"):
+                run.failures.append(Failure.from_dict(record))
+        return run
+
+
+def without_rank(record: Any) -> Any:
+    """A result record without the ``rank`` that :meth:`Run.to_dict` and JSON Lines add (ValueError unless it is a
+    positive integer or null); anything but a JSON object is returned as it is, for ``from_dict`` to refuse."""
+    if not isinstance(record, dict) or "rank" not in record:
+        return record
+    rank = record["rank"]
+    _expect(rank, (int, type(None)), "rank")
+    if rank is not None and rank < 1:
+        raise ValueError(f"'rank' is {rank}, not a positive integer")
+    return {key: value for key, value in record.items() if key != "rank"}
+
+
+@contextmanager
+def _where(place: str) -> Iterator[None]:
+    """Prefix a ValueError raised inside with ``place`` (a record's place in its document: ``results[2]``, ``line 7``)."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ValueError(f"{place}: {exc}") from None
 
 
 OnResult = Callable[[Run, "Result | Failure"], None]  # called with the run so far and the record just added to it

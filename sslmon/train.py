@@ -5,7 +5,7 @@ method heads, trained with SGD (momentum 0.9) under a one-cycle learning-rate
 schedule with cyclic momentum 0.85-0.95. Every ``every`` epochs (and before
 training, and at the end) the backbone alone is written as a *milestone*
 ``epoch_{e:04d}.pt``: a dict of tensors, ints, strs and lists that
-``torch.load(path, weights_only=True)`` reads.
+``torch.load(path, weights_only=True)`` reads (its keys: :mod:`sslmon.milestones`).
 
 Augmentations run batched on the training device with per-sample random
 parameters (the SimCLR CIFAR stack; see :class:`AugmentConfig`).
@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sslmon.archs import build_arch, check_arch
+from sslmon.milestones import milestone, milestone_name
 
 # --------------------------------------------------------------------------- losses
 
@@ -321,21 +322,13 @@ def save_milestone(
     std: Sequence[float],
     half: bool = False,
 ) -> None:
-    """Write the backbone weights (float16 if ``half``; integer buffers unchanged) and metadata."""
+    """Write the backbone weights (float16 if ``half``; integer buffers unchanged) and metadata
+    (:mod:`sslmon.milestones`)."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
         for k, v in backbone.state_dict().items()
     }
-    torch.save(
-        {
-            "state_dict": state,
-            "epoch": epoch,
-            "arch": arch,
-            "method": method,
-            "normalization": {"mean": [float(m) for m in mean], "std": [float(s) for s in std]},
-        },
-        path,
-    )
+    torch.save(milestone(state, epoch, arch, method, mean, std), path)
 
 
 def train(
@@ -409,8 +402,8 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     data = images.to(device)
 
-    def milestone(epoch: int) -> Path:
-        path = out_dir / f"epoch_{epoch:04d}.pt"
+    def write(epoch: int) -> Path:
+        path = out_dir / milestone_name(epoch)
         save_milestone(path, model.backbone, epoch, arch, method, mean, std, half)
         log(f"wrote {path}")
         return path
@@ -419,7 +412,7 @@ def train(
         x = augment(x, augment_cfg, generator)
         return (x.expand(-1, 3, -1, -1) - norm_mean) / norm_std
 
-    paths = [milestone(0)]
+    paths = [write(0)]
     for epoch in range(1, epochs + 1):
         model.train()
         start, total = time.perf_counter(), 0.0
@@ -435,5 +428,5 @@ def train(
         log(f"{method} epoch {epoch}/{epochs}: loss {total / steps_per_epoch:.4f}, "
             f"lr {scheduler.get_last_lr()[0]:.4g}, {time.perf_counter() - start:.1f}s")
         if epoch % every == 0 or epoch == epochs:
-            paths.append(milestone(epoch))
+            paths.append(write(epoch))
     return paths

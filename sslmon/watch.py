@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 import json
 import os
 from pathlib import Path
-import stat
 import time
 from typing import Callable, Sequence
 
@@ -27,8 +26,8 @@ from sslmon.cache import file_digest
 from sslmon.conditions import Condition, judge
 from sslmon.encoders import CheckpointError
 from sslmon.errors import SslmonError
-from sslmon.output import ResultsFile
-from sslmon.report import jsonl_line
+from sslmon.output import ResultsFile, read_regular
+from sslmon.runfile import MAX_RESULTS_BYTES, jsonl_line, parse_record
 from sslmon.results import Failure, OnResult, Result, Run
 
 Log = Callable[[str], None]
@@ -74,9 +73,10 @@ def read_held(path: Path, log: Log) -> Held:
     appended to)."""
     held = Held()
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device would block here, or never hold records
-            raise WatchError(f"{path}: not a regular file; name a .jsonl file")
-        text = path.read_text(encoding="utf-8")
+        raw = read_regular(path, MAX_RESULTS_BYTES)  # a FIFO or device would block, or never hold records
+        if len(raw) > MAX_RESULTS_BYTES:
+            raise WatchError(f"{path}: larger than {MAX_RESULTS_BYTES // 2**20} MiB; name a new output file")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         return held
     except (OSError, UnicodeDecodeError) as exc:
@@ -95,19 +95,15 @@ def read_held(path: Path, log: Log) -> Held:
             continue
         try:
             record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
-            if record.get("failed") is True:
-                failure = Failure(str(record["path"]), str(record["error"]))
-                held.failures.append(failure)
-                held.keys.add((str(record.get("digest")), Path(failure.path).name))
-            else:
-                record.pop("rank", None)
-                result = Result.from_dict(record)
-                held.results.append(result)
-                held.keys.add((str(result.source.get("digest")), result.name))
-        except (ValueError, KeyError) as exc:
+            item = parse_record(record)
+        except (ValueError, RecursionError) as exc:
             raise WatchError(f"{path}: line {number} is not an sslmon record ({exc}); name a new output file") from None
+        if isinstance(item, Failure):
+            held.failures.append(item)
+            held.keys.add((str(record.get("digest")), Path(item.path).name))
+        else:
+            held.results.append(item)
+            held.keys.add((str(item.source.get("digest")), item.name))
     return held
 
 

@@ -12,7 +12,9 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from sslmon.cli import app
-from sslmon.correlate import Correlation, correlate_run, correlation, load_results
+from sslmon.correlate import Correlation, NamedRun, correlate_run, correlation
+from sslmon.results import Result, Run
+from sslmon.runfile import load_run, to_json
 
 runner = CliRunner()
 
@@ -22,15 +24,18 @@ ENTROPY = [3.1, 5.9, 5.4, 5.5, 5.0, 4.9]  # the paper's shape: low at init, then
 AMI = [0.02, 0.30, 0.29, 0.41, 0.40, 0.52]
 
 
-def write_results(path: Path, metrics: dict[str, list[float | None]], epochs: list[int | None] = EPOCHS) -> Path:
-    """A results document as `sslmon score -f json` writes it (only the keys correlate reads, plus a few)."""
-    records = [
-        {"rank": None, "name": f"epoch_{e}.pt", "path": None, "epoch": e, "errors": {}, "timings": {},
-         "metrics": {key: values[i] for key, values in metrics.items()}}
-        for i, e in enumerate(epochs)
-    ]
-    path.write_text(json.dumps({"sslmon_version": "0.1.0", "config": {}, "results": records, "failures": []}))
+def write_results(path: Path, metrics: dict[str, list[float | None]], epochs: list[int | None] = EPOCHS,
+                  per_seed: list[list[dict[str, float]]] | None = None) -> Path:
+    """A results document written by sslmon's own writer (`sslmon score -f json`), one result per epoch."""
+    results = [Result(f"epoch_{e}.pt", None, {key: values[i] for key, values in metrics.items()}, epoch=e,
+                      per_seed=per_seed[i] if per_seed else []) for i, e in enumerate(epochs)]
+    path.write_text(to_json(Run({}, results), "lp_acc"))
     return path
+
+
+def named(path: Path) -> NamedRun:
+    """The run of a results file under its file stem, as `sslmon correlate` names it."""
+    return NamedRun(path.stem, str(path), load_run(path))
 
 
 def pearson_by_hand(x: list[float], y: list[float]) -> tuple[float, float]:
@@ -55,7 +60,7 @@ def run_file(tmp_path: Path) -> Path:
 
 
 def test_pearson_and_p_match_the_formula_with_and_without_init(run_file):
-    result = correlate_run(load_results(run_file), "lp_acc")
+    result = correlate_run(named(run_file), "lp_acc")
     assert set(result.correlations) == {"entropy_z3", "ami_c1_c2"}
     with_init = result.correlations["entropy_z3"]["with_init"]
     without_init = result.correlations["entropy_z3"]["without_init"]
@@ -73,7 +78,7 @@ def test_pearson_and_p_match_the_formula_with_and_without_init(run_file):
 
 
 def test_interval_of_r_equals_scipy_and_the_fisher_formula(run_file):
-    c = correlate_run(load_results(run_file), "lp_acc").correlations["ami_c1_c2"]["with_init"]
+    c = correlate_run(named(run_file), "lp_acc").correlations["ami_c1_c2"]["with_init"]
     ci = stats.pearsonr(AMI, LP).confidence_interval(confidence_level=0.95)
     assert (c.pearson_ci_low, c.pearson_ci_high) == pytest.approx((ci.low, ci.high), abs=1e-12)
     r, _ = pearson_by_hand(AMI, LP)
@@ -96,7 +101,7 @@ def test_nulls_are_skipped_and_fewer_than_three_points_is_not_enough_data(tmp_pa
     path = write_results(tmp_path / "r.json", {"lp_acc": [0.1, 0.2, None, 0.4, 0.5, 0.6],
                                                "rankme": [None, 2.0, 3.0, None, None, 7.0],
                                                "alpha_req": [1.0, None, 1.3, 0.9, 1.5, 1.1]})
-    result = correlate_run(load_results(path), "lp_acc")
+    result = correlate_run(named(path), "lp_acc")
     rankme = result.correlations["rankme"]
     assert rankme["with_init"] == Correlation(None, None, None, None, 2, "not enough data")
     alpha = result.correlations["alpha_req"]["with_init"]
@@ -114,7 +119,7 @@ def test_constant_metric_or_reference_gives_a_status_not_nan():
 
 def test_without_init_is_not_applicable_when_there_is_no_epoch_zero(tmp_path):
     path = write_results(tmp_path / "late.json", {"lp_acc": LP, "ami_c1_c2": AMI}, epochs=[20, 40, 60, 80, 100, None])
-    c = correlate_run(load_results(path), "lp_acc").correlations["ami_c1_c2"]
+    c = correlate_run(named(path), "lp_acc").correlations["ami_c1_c2"]
     assert c["with_init"].status == "ok"
     assert (c["without_init"].status, c["without_init"].pearson_r) == ("no init milestone", None)
 

@@ -6,16 +6,18 @@ import pytest
 
 import sslmon
 from sslmon.config import ConfigError, read_yaml
-from sslmon.correlate import ResultsFileError, load_results
 from sslmon.datasets import DatasetError, load_dataset
 from sslmon.encoders import CheckpointError, load_checkpoint
 from sslmon.inputs import InputError, load_embeddings
 from sslmon.output import OutputError
 from sslmon.plots import PlotError
+from sslmon.runfile import ResultsFileError, load_run
 from sslmon.watch import WatchError
+from sslmon.z3file import Z3FileError, read_z3
 
 
-@pytest.mark.parametrize("cls", [ConfigError, ResultsFileError, DatasetError, CheckpointError, InputError, OutputError, PlotError, WatchError])
+@pytest.mark.parametrize("cls", [ConfigError, ResultsFileError, DatasetError, CheckpointError, InputError, OutputError, PlotError, WatchError,
+                                 Z3FileError])
 def test_error_types_share_the_base(cls):
     assert issubclass(cls, sslmon.SslmonError)
 
@@ -28,7 +30,8 @@ def test_one_except_clause_catches_each_reader_failure(tmp_path):
         lambda: load_embeddings(junk.with_suffix(".npz").write_bytes(junk.read_bytes()) and junk.with_suffix(".npz")),
         lambda: load_dataset(f"npz:{tmp_path / 'missing.npz'}"),
         lambda: read_yaml(junk),
-        lambda: load_results(junk, "junk"),
+        lambda: load_run(junk),
+        lambda: read_z3(junk),
     ]
     for call in calls:
         with pytest.raises(sslmon.SslmonError) as info:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from sslmon.cli import app
 from sslmon.plots import PlotError, find_outliers, load_z3_dir, make_plots, select_snapshots
+from sslmon.z3file import write_z3
 from test_correlate import AMI, ENTROPY, LP, write_results
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
@@ -35,7 +36,7 @@ def z3_dir(tmp_path: Path) -> Path:
         if epoch == 20:
             z3[:3] += [[40, 0, 0], [0, -35, 0], [0, 0, 50]]
         labels = rng.integers(0, 10, 300)
-        np.savez(folder / f"epoch_{epoch:04d}.z3.npz", z3=z3, c1=labels % 4, c2=labels % 8, labels=labels, epoch=epoch)
+        write_z3(folder / f"epoch_{epoch:04d}.z3.npz", z3, epoch=epoch, c1=labels % 4, c2=labels % 8, labels=labels)
     return folder
 
 

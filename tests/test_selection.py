@@ -13,24 +13,18 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from sslmon.cli import app
-from sslmon.correlate import BASELINE, CONSENSUS, correlate_run, load_results, select_run
+from sslmon.correlate import BASELINE, CONSENSUS, correlate_run, select_run
 from sslmon.metrics import METRICS
+from sslmon.runfile import load_run
 from sslmon.selection import consensus_keys, metric_keys, select
+from test_correlate import named, write_results
 
 EPOCHS = [0, 1, 2, 3, 4]
 LP = [0.50, 0.70, 0.80, 0.75, 0.78]  # best: epoch 2 (0.80); by LP the order is 2 > 4 > 3 > 1 > 0
 
 
 def write_run(path: Path, metrics: dict[str, list], epochs: list = EPOCHS, per_seed: list | None = None) -> Path:
-    records = []
-    for i, e in enumerate(epochs):
-        record = {"rank": None, "name": f"epoch_{e}", "path": None, "epoch": e,
-                  "metrics": {k: v[i] for k, v in metrics.items()}, "errors": {}}
-        if per_seed is not None:
-            record["per_seed"] = per_seed[i]
-        records.append(record)
-    path.write_text(json.dumps({"config": {}, "results": records, "failures": []}))
-    return path
+    return write_results(path, metrics, epochs, per_seed)
 
 
 def by_key(values, key="rankme"):
@@ -102,7 +96,7 @@ def test_consensus_is_the_mean_rank_by_hand():
 def test_run_selection_with_and_without_init_consensus_and_baseline(tmp_path):
     rankme = [9.0, 2.0, 3.0, 2.5, 4.0]  # init ranks first: regret 80 - 50 = 30 points; without init: epoch 4, 2 points
     l2 = [0.1, 0.2, 0.5, 0.3, 0.4]  # best at epoch 2: regret 0
-    run = load_results(write_run(tmp_path / "r.json", {"lp_acc": LP, "rankme": rankme, "l2_std": l2}))
+    run = load_run(write_run(tmp_path / "r.json", {"lp_acc": LP, "rankme": rankme, "l2_std": l2}))
     rows = select_run(run, "lp_acc", ["rankme", "l2_std"])
     assert rows["rankme"]["with_init"].pick_epoch == 0
     assert rows["rankme"]["with_init"].regret == pytest.approx(30.0)
@@ -123,11 +117,11 @@ def test_run_selection_with_and_without_init_consensus_and_baseline(tmp_path):
 
 
 def test_run_without_init_milestone_and_without_epochs(tmp_path):
-    run = load_results(write_run(tmp_path / "r.json", {"lp_acc": LP, "rankme": LP}, epochs=[1, 2, 3, 4, 5]))
+    run = load_run(write_run(tmp_path / "r.json", {"lp_acc": LP, "rankme": LP}, epochs=[1, 2, 3, 4, 5]))
     rows = select_run(run, "lp_acc", ["rankme"])
     assert rows["rankme"]["without_init"].status == "no init milestone"
     assert rows["rankme"]["with_init"].regret == 0.0
-    run = load_results(write_run(tmp_path / "n.json", {"lp_acc": LP, "rankme": LP}, epochs=[None] * 5))
+    run = load_run(write_run(tmp_path / "n.json", {"lp_acc": LP, "rankme": LP}, epochs=[None] * 5))
     assert select_run(run, "lp_acc", ["rankme"])[BASELINE]["with_init"].status == "no epochs"
 
 
@@ -137,7 +131,7 @@ def test_seed_spread_from_per_seed_values(tmp_path):
     seeds = [[4, 2, 3], [1, 1, 1], [2, 9, 3], [3, 1, 9], [9, 3, 2]]
     per_seed = [[{"rankme": v} for v in row] for row in seeds]
     rankme = [sum(row) / 3 for row in seeds]  # 3, 1, 4.67, 4.33, 4.67 -> tie 2/4 -> epoch 4
-    run = load_results(write_run(tmp_path / "r.json", {"lp_acc": LP, "rankme": rankme}, per_seed=per_seed))
+    run = named(write_run(tmp_path / "r.json", {"lp_acc": LP, "rankme": rankme}, per_seed=per_seed))
     result = correlate_run(run, "lp_acc", ["rankme"])
     spread = result.selection["rankme"]["with_init"].seeds
     assert result.n_seeds == 3
@@ -147,7 +141,7 @@ def test_seed_spread_from_per_seed_values(tmp_path):
     assert spread.regret_sd == pytest.approx(stats.tstd([2, 0, 5]))
     assert result.selection[CONSENSUS]["with_init"].seeds.picked_epochs == [4, 2, 3]
     # without per_seed there is no spread
-    plain = correlate_run(load_results(write_run(tmp_path / "p.json", {"lp_acc": LP, "rankme": rankme})), "lp_acc")
+    plain = correlate_run(named(write_run(tmp_path / "p.json", {"lp_acc": LP, "rankme": rankme})), "lp_acc")
     assert plain.n_seeds == 0 and plain.selection["rankme"]["with_init"].seeds is None
 
 

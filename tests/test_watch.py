@@ -21,9 +21,10 @@ from scipy.stats import pearsonr
 from sklearn.datasets import make_blobs
 
 from cli_helpers import default_sigint, run_cli
-from sslmon.correlate import correlate_run, load_results
+from sslmon.correlate import NamedRun, correlate_run
 from sslmon.evaluate import EvalConfig, evaluate_embeddings
 from sslmon.metrics import LABEL_BASED, LABEL_FREE
+from sslmon.runfile import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_checkpoints"
@@ -95,9 +96,10 @@ def test_watch_scores_each_complete_checkpoint_once(tmp_path: Path) -> None:
     assert sum(line.startswith("scored ") for line in stderr.splitlines()) == 5
     assert all(n in stdout for n in good)  # the final table
     # correlate reads the JSON Lines: Pearson r of l2_std against rankme, by scipy on the file's values
-    run = load_results(out)
+    run = load_run(out)
+    assert [f.path for f in run.failures] == [str(folder / NAMES[3])]  # failures are read back, not dropped
     by_hand = pearsonr([r["metrics"]["l2_std"] for r in results], [r["metrics"]["rankme"] for r in results])
-    assert correlate_run(run, "rankme").correlations["l2_std"]["with_init"].pearson_r == pytest.approx(by_hand.statistic)
+    assert correlate_run(NamedRun("out", str(out), run), "rankme").correlations["l2_std"]["with_init"].pearson_r == pytest.approx(by_hand.statistic)
 
 
 def test_killed_watcher_resumes_with_nothing_lost_or_doubled(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ from sslmon.api import score_model
 from sslmon.datasets import ImageSet, load_dataset
 from sslmon.evaluate import DEFAULT_SEEDS, EvalConfig
 from sslmon.metrics import METRICS
-from sslmon.report import jsonl_line
+from sslmon.runfile import jsonl_line
 from sslmon.results import Result
 
 BackboneSpec = str | nn.Module | Callable[[pl.LightningModule], nn.Module] | None

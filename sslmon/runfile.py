@@ -1,0 +1,121 @@
+"""Results files, written and read here: the JSON document of ``sslmon score -f json`` and the JSON Lines of
+``score -f jsonl``, ``sslmon watch -o x.jsonl`` and the Lightning callback.
+
+- JSON document: :meth:`~sslmon.results.Run.to_dict` (``sslmon_version``, ``config``, ``results`` in rank order,
+  each with its ``rank``, ``failures``), indented.
+- JSON Lines: one object per line, a result (:meth:`~sslmon.results.Result.to_dict` plus ``rank``, null while
+  unranked) or a failure (``"failed": true``, ``path``, ``error``, and with ``sslmon watch`` the ``digest`` of the
+  failed file).
+
+Files are untrusted: at most :data:`MAX_RESULTS_BYTES` are read, from a regular file only (a FIFO never hangs the
+reader), and every record is checked field by field (:meth:`Run.from_dict`); any problem is a
+:class:`ResultsFileError` of one line naming the file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+import json
+from pathlib import Path
+from typing import Any
+
+from sslmon.errors import SslmonError
+from sslmon.output import read_regular
+from sslmon.results import Failure, Result, Run, without_rank
+
+MAX_RESULTS_BYTES = 256 * 2**20  # largest results file read (256 MiB: some 100,000 records with per-seed values)
+FAILURE_EXTRAS = ("failed", "digest")  # keys a JSON Lines failure carries beside the Failure's own
+
+
+class ResultsFileError(SslmonError, ValueError):
+    """A results file cannot be read or is not an sslmon results document; the message names it."""
+
+
+def jsonl_line(item: Result | Failure, rank: int | None = None, digest: str | None = None) -> str:
+    """One JSON Lines record: a result (with its ``rank``, None while unranked) or a failure (``"failed": true``;
+    with ``digest``, the SHA-256 of the failed file's bytes, so ``sslmon watch`` can resume past it)."""
+    if isinstance(item, Failure):
+        return json.dumps({"failed": True, **asdict(item), **({"digest": digest} if digest else {})}) + "\n"
+    return json.dumps({"rank": rank, **item.to_dict()}, allow_nan=False) + "\n"
+
+
+def to_json(run: Run, rank_by: str) -> str:
+    """One JSON document (see README: JSON output), keys in a fixed order."""
+    return json.dumps(run.to_dict(rank_by), indent=2, allow_nan=False) + "\n"
+
+
+def to_jsonl(run: Run, rank_by: str) -> str:
+    """One JSON object per result in rank order, then one per failure (``"failed": true``)."""
+    lines = [jsonl_line(r, rank if key is not None else None)
+             for rank, (r, key) in enumerate(run.ranking(rank_by), start=1)]
+    return "".join(lines + [jsonl_line(f) for f in run.failures])
+
+
+def parse_record(record: Any) -> Result | Failure:
+    """One decoded JSON Lines record (:func:`jsonl_line`) as a Result or a Failure; ValueError naming the bad field."""
+    if isinstance(record, dict) and record.get("failed") is True:
+        digest = record.get("digest")
+        if digest is not None and not isinstance(digest, str):
+            raise ValueError(f"'digest' has the wrong type ({type(digest).__name__})")
+        return Failure.from_dict({key: value for key, value in record.items() if key not in FAILURE_EXTRAS})
+    return Result.from_dict(without_rank(record))
+
+
+def load_run(path: str | Path) -> Run:
+    """The run in a results file: a JSON document (``score -f json``) or JSON Lines (one record per line; failures
+    go to ``Run.failures``; no config). ResultsFileError, one line naming the file, for anything else."""
+    path = Path(path)
+    try:
+        raw = read_regular(path, MAX_RESULTS_BYTES)
+    except OSError as exc:
+        raise ResultsFileError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if len(raw) > MAX_RESULTS_BYTES:
+        raise ResultsFileError(f"{path}: larger than {MAX_RESULTS_BYTES // 2**20} MiB, not an sslmon results file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ResultsFileError(f"{path}: not a text file (expected the JSON of `sslmon score -f json`)") from None
+    if not text.strip():
+        raise ResultsFileError(f"{path}: empty (no results yet?)")
+    try:
+        return _parse(path, text)
+    except RecursionError:
+        raise ResultsFileError(f"{path}: nested too deeply, not an sslmon results file") from None
+
+
+def _parse(path: Path, text: str) -> Run:
+    """The run in the text of ``path``: a JSON document, else JSON Lines."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":  # more than one JSON value: JSON Lines
+            raise ResultsFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        return _json_lines(path, text)
+    if isinstance(doc, dict) and "results" not in doc and ("metrics" in doc or doc.get("failed") is True):
+        return _json_lines(path, text)  # JSON Lines with a single record
+    if not isinstance(doc, dict) or "results" not in doc:
+        raise ResultsFileError(f"{path}: not an sslmon results document (no 'results' list; write one with `sslmon score -f json`)")
+    try:
+        return Run.from_dict(doc)
+    except ValueError as exc:
+        raise ResultsFileError(f"{path}: {exc}") from None
+
+
+def _json_lines(path: Path, text: str) -> Run:
+    """The records of a JSON Lines file as a run without config; ResultsFileError naming the file and the line."""
+    run = Run(config={})
+    lines = text.splitlines()
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            last = " (an unfinished last line: is a writer still at it?)" if number == len(lines) and not text.endswith("\n") else ""
+            raise ResultsFileError(f"{path}: line {number} is not valid JSON ({exc.msg}){last}") from None
+        try:
+            item = parse_record(record)
+        except ValueError as exc:
+            raise ResultsFileError(f"{path}: line {number}: {exc}") from None
+        (run.failures if isinstance(item, Failure) else run.results).append(item)
+    return run
