@@ -197,8 +197,17 @@ def _options(params: dict[str, Any], **defaults: Any) -> Options:
 
 
 def _metric_list(value: Optional[str]) -> Optional[tuple[str, ...]]:
-    """The comma-separated metric keys of ``--metrics``/``--consensus`` (checked by Options)."""
+    """The comma-separated metric keys of ``--metrics`` (checked by Options)."""
     return None if value is None else tuple(m.strip() for m in value.split(",") if m.strip())
+
+
+def _metric_keys(value: str, flag: str) -> tuple[str, ...]:
+    """The comma-separated metric keys of ``flag``, each a known metric."""
+    names = _metric_list(value) or ()
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown) or repr(value)}; valid: {', '.join(METRICS)}", param_hint=flag)
+    return names
 
 
 def _say(msg: str) -> None:
@@ -635,7 +644,7 @@ def correlate(
     from sslmon.correlate import correlate_run, to_json
     from sslmon.report_correlate import render_table
 
-    members = _metric_list(consensus, None, "--consensus") if consensus is not None else list(DEFAULT_CONSENSUS)
+    members = list(_metric_keys(consensus, "--consensus")) if consensus is not None else list(DEFAULT_CONSENSUS)
     runs = [correlate_run(run, against, members) for run in _load_runs(paths, names)]
     if output is not None:
         if fmt == CorrelateFormat.table and output.suffix == ".txt":

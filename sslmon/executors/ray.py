@@ -9,6 +9,7 @@ readable on every node: ``check_paths`` checks that before submission.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
@@ -70,7 +71,11 @@ class RayExecutor:
         if gpus_per_task is None:
             gpus_per_task = 1 if ray.cluster_resources().get("GPU", 0) > 0 else 0
         self.gpus_per_task, self.cpus_per_task, self.max_retries = gpus_per_task, cpus_per_task, max_retries
-        options = {"num_gpus": gpus_per_task, "num_cpus": cpus_per_task, "max_retries": max_retries}
+        # Ray sets OMP_NUM_THREADS to the task's CPUs, but numba's OpenMP layer (umap-learn's parallel kernels) resets
+        # the OpenMP pool torch shares to NUMBA_NUM_THREADS, by default every core: cap it too, before numba loads.
+        threads = str(max(1, math.floor(cpus_per_task)))
+        options = {"num_gpus": gpus_per_task, "num_cpus": cpus_per_task, "max_retries": max_retries,
+                   "runtime_env": {"env_vars": {"NUMBA_NUM_THREADS": threads}}}
         self._task = ray.remote(retry_exceptions=False, **options)(_call)
         self._probe = ray.remote(**options)(_unreadable)
 
