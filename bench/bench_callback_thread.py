@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from sslmon.api import score_embeddings
-from sslmon.datasets import load_dataset
-from sslmon.embed import embed_images
-from sslmon.evaluate import EvalConfig
+from sslmon.io.datasets import load_dataset
+from sslmon.models.embed import embed_images
+from sslmon.evaluation import EvalConfig
 
 STEPS = 30
 ROUNDS = 5

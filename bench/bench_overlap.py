@@ -13,10 +13,10 @@ from pathlib import Path
 import threading
 import time
 
-from sslmon.datasets import load_dataset
-from sslmon.embed import embed_images
-from sslmon.encoders import find_checkpoints, load_checkpoint
-from sslmon.evaluate import EvalConfig, evaluate_embeddings
+from sslmon.io.datasets import load_dataset
+from sslmon.models.embed import embed_images
+from sslmon.models.encoders import find_checkpoints, load_checkpoint
+from sslmon.evaluation import EvalConfig, evaluate_embeddings
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -59,7 +59,7 @@ def plain_metrics(Z: np.ndarray, y: np.ndarray, seed: int) -> dict[str, float]:
 
 
 def sslmon_metrics(Z: np.ndarray, y: np.ndarray, seeds: list[int]) -> dict[str, float]:
-    from sslmon.evaluate import EvalConfig, evaluate_embeddings
+    from sslmon.evaluation import EvalConfig, evaluate_embeddings
 
     ev = evaluate_embeddings(Z, y, config=EvalConfig(seeds=tuple(seeds)), metrics=PAPER_METRICS)
     if ev.errors:
@@ -165,7 +165,7 @@ def main() -> None:
         return
     import torch
 
-    from sslmon.evaluate import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS
+    from sslmon.evaluation import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS
 
     print(f"## bench_pipeline: {time.strftime('%Y-%m-%d')}, {platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads); sslmon umap_epochs={DEFAULT_UMAP_EPOCHS}, "

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sslmon.datasets import load_dataset
-from sslmon.embed import embed_images
-from sslmon.encoders import find_checkpoints, load_checkpoint
+from sslmon.io.datasets import load_dataset
+from sslmon.models.embed import embed_images
+from sslmon.models.encoders import find_checkpoints, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 

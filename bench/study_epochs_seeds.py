@@ -23,7 +23,7 @@ from scipy.stats import kendalltau
 from sslmon import metrics as M
 from sslmon.engine.layout import fuzzy_graph, umap_layout
 from sslmon.engine.neighbors import knn_graph
-from sslmon.evaluate import SEEDED
+from sslmon.evaluation import SEEDED
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -18,8 +18,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from sslmon.metrics import METRICS  # noqa: E402
-from sslmon.runfile import load_run  # noqa: E402
-from sslmon.z3file import read_z3  # noqa: E402
+from sslmon.io.runfile import load_run  # noqa: E402
+from sslmon.io.z3file import read_z3  # noqa: E402
 
 KEYS = ["lp_acc", "knn_acc", "ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1",
         "entropy_z3", "rankme", "alpha_req", "l2_std"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from sslmon.runfile import load_run
+from sslmon.io.runfile import load_run
 
 METHODS = {"simclr": "SimCLR", "moco": "MoCo-v2", "simsiam": "SimSiam"}
 KEYS = ["ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1", "entropy_z3", "rankme",

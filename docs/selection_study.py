@@ -2,7 +2,7 @@
 
 Reads results JSONs of `sslmon score` (one folder per evaluation seed, one file per method), judges
 every metric, several consensus sets and the last-milestone baseline by `lp_acc` with the functions
-of `sslmon.correlate` / `sslmon.selection`, and prints Markdown.
+of `sslmon.meta.correlate` / `sslmon.selection`, and prints Markdown.
 
     .venv/bin/python docs/selection_study.py docs/results docs/results/seed1 docs/results/seed2 \\
         --methods simclr,moco,simsiam > /tmp/study.md
@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 
 from sslmon import selection as sel
-from sslmon.correlate import BASELINE, CONSENSUS, select_run
+from sslmon.meta.correlate import BASELINE, CONSENSUS, select_run
 from sslmon.metrics import LABEL_FREE, METRICS, MetricSpec
 from sslmon.results import Result, Run
-from sslmon.runfile import load_run
+from sslmon.io.runfile import load_run
 from sslmon.selection import DEFAULT_CONSENSUS
 
 AGAINST = "lp_acc"

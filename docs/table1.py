@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from sslmon.metrics import METRICS
-from sslmon.runfile import load_run
+from sslmon.io.runfile import load_run
 
 ALPHA = 0.05
 KEYS = ["ami_c1_gt", "ami_c1_c2", "silhouette_gt", "silhouette_c1", "entropy_z3", "rankme", "alpha_req", "l2_std", "knn_acc"]

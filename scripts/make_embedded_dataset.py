@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sslmon.datasets import DEBIAN_FASHION_MNIST, load_dataset
+from sslmon.io.datasets import DEBIAN_FASHION_MNIST, load_dataset
 
 TRAIN_SIZE = 10_000
 SEED = 0

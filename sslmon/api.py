@@ -23,7 +23,7 @@ import numpy as np
 from sslmon._text import one_line
 from sslmon.errors import OptionsError, SslmonError
 from sslmon.executors import EXECUTORS
-from sslmon.evaluate import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS, EvalConfig, Evaluation, evaluate_embeddings
+from sslmon.evaluation import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS, EvalConfig, Evaluation, evaluate_embeddings
 from sslmon.metrics import METRICS
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
@@ -32,9 +32,9 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from sslmon.cache import ResultCache
-    from sslmon.datasets import ImageSet
-    from sslmon.encoders import Encoder
+    from sslmon.io.cache import ResultCache
+    from sslmon.io.datasets import ImageSet
+    from sslmon.models.encoders import Encoder
 
 Log = Callable[[str], None]
 OnProgress = Callable[[str, int, int], None]  # (task, done, total): "encoders" and "embedding NAME", in items
@@ -155,7 +155,7 @@ def evaluate(
     train_embeddings: Any = None,
     train_labels: Any = None,
 ) -> Evaluation:
-    """The metrics of embeddings ``Z`` (n, d): see :func:`sslmon.evaluate.evaluate_embeddings` (never raises for
+    """The metrics of embeddings ``Z`` (n, d): see :func:`sslmon.evaluation.evaluate_embeddings` (never raises for
     degenerate data: a metric without a value is ``None`` with its reason in ``errors``)."""
     return evaluate_embeddings(Z, labels, train_embeddings, train_labels, config, list(metrics) if metrics else None)
 
@@ -175,10 +175,10 @@ def score_embeddings(
     z3_path: Path | None = None,
 ) -> Result:
     """:func:`evaluate` into a :class:`Result` record; with ``z3_path``, Z3, C1, C2 and the labels of the first
-    evaluation seed are saved there (see :mod:`sslmon.z3file`), for ``sslmon plot``."""
+    evaluation seed are saved there (see :mod:`sslmon.io.z3file`), for ``sslmon plot``."""
     ev = evaluate(Z, labels, config=config, metrics=metrics, train_embeddings=train_embeddings, train_labels=train_labels)
     if z3_path is not None and ev.Z3 is not None:
-        from sslmon.z3file import write_z3
+        from sslmon.io.z3file import write_z3
 
         write_z3(z3_path, ev.Z3, epoch=epoch, c1=ev.C1, c2=ev.C2, labels=labels)
     shape = getattr(Z, "shape", None)
@@ -208,7 +208,7 @@ def embed(
     """Embeddings (n, d) float32 of uint8 ``images`` (n, C, H, W) through ``model`` in eval mode under
     ``torch.inference_mode``; each submodule's train/eval mode is restored afterwards. EmbeddingError naming
     ``name`` when the forward pass fails."""
-    from sslmon.embed import embed_images, resolve_device
+    from sslmon.models.embed import embed_images, resolve_device
 
     dev = device if not isinstance(device, str) else resolve_device(device)
     task, total, done = f"embedding {name}", len(images), 0
@@ -254,7 +254,7 @@ def score_model(
     """Embed ``images`` (uint8 (n, C, H, W); grayscale is repeated to 3 channels, ``(x/255 - mean) / std``, resized
     to ``input_size`` when given) with ``model`` and evaluate them. The train split is embedded only when it has
     labels and a metric fitted on it (``knn_acc``, ``lp_acc``) is wanted. ``config.device`` follows ``device``."""
-    from sslmon.embed import resolve_device
+    from sslmon.models.embed import resolve_device
 
     dev = device if not isinstance(device, str) else resolve_device(device)
     wanted = set(metrics) if metrics is not None else set(METRICS)
@@ -320,7 +320,7 @@ def _score_task(item: tuple[Source, Path | None], job: _Job) -> Result:
 def load_images(options: Options, log: Log | None = None) -> ImageSet:
     """The evaluation images of ``options`` (resolved: ``train_limit`` follows ``limit``); DatasetError when bad.
     Without labels (and without ``metrics``) ``log`` gets one line saying the label-based metrics are left out."""
-    from sslmon.datasets import load_dataset
+    from sslmon.io.datasets import load_dataset
     from sslmon.metrics import LABEL_BASED
 
     data = load_dataset(options.dataset, limit=options.limit, train_limit=options.train_limit, seed=options.seed,
@@ -358,7 +358,7 @@ class Scorer:
 
     def __init__(self, data: ImageSet, options: Options, *, log: Log | None = None,
                  on_progress: OnProgress | None = None, run_config: Mapping[str, Any] | None = None) -> None:
-        from sslmon.embed import resolve_device
+        from sslmon.models.embed import resolve_device
         from sslmon.executors import make_executor
 
         self.data, self.options, self.log, self.on_progress = data, options, log, on_progress
@@ -375,7 +375,7 @@ class Scorer:
                            "executor": self.executor.name, **(run_config or {}), **_rank_config(options)}
         self.cache: ResultCache | None = None
         if options.cache:
-            from sslmon.cache import ResultCache, array_digest
+            from sslmon.io.cache import ResultCache, array_digest
 
             self.cache = ResultCache(warn=log)
             self._dataset_digest = array_digest(data.images, data.labels, data.train_images, data.train_labels)
@@ -445,7 +445,7 @@ class Scorer:
         """The cached result of ``source`` under its name and path, or None (then ``keys[index]`` is set)."""
         if self.cache is None:
             return None
-        from sslmon.cache import cache_key
+        from sslmon.io.cache import cache_key
 
         keys[index] = cache_key(source.content(), self._dataset_digest, self._settings)
         if z3_path is not None and not z3_path.exists():
@@ -488,7 +488,7 @@ def _z3_paths(sources: Sequence[Source], folder: Path | None) -> list[Path | Non
 def checkpoint_sources(paths: Iterable[str | Path], *, arch: str = "auto", trust: bool = False) -> list[Source]:
     """Sources for checkpoint files and folders (a folder expands to its checkpoints in epoch order);
     CheckpointError for a folder that cannot be listed."""
-    from sslmon.encoders import find_checkpoints, load_checkpoint
+    from sslmon.models.encoders import find_checkpoints, load_checkpoint
 
     sources = []
     for path in map(Path, paths):
@@ -501,7 +501,7 @@ def checkpoint_sources(paths: Iterable[str | Path], *, arch: str = "auto", trust
 def _checkpoint_identity(path: Path, arch: str, trust: bool) -> str:
     """A checkpoint's identity in the cache: its bytes, its file name (the epoch may come from it), the architecture
     asked for and trust (a file read with trust_checkpoints is never served without it)."""
-    from sslmon.cache import file_digest
+    from sslmon.io.cache import file_digest
 
     return f"{file_digest(path)} name={path.name} arch={arch} trust={trust}"
 
@@ -510,7 +510,7 @@ def torchvision_sources(names: Iterable[str], *, weights: str = "default", seed:
                         progress: bool | None = None) -> list[Source]:
     """Sources for torchvision models by name, with their default pretrained weights or ``none`` (random init seeded
     with ``seed``). ``download`` (None: unless SSLMON_OFFLINE=1), ``progress`` (None: on a terminal): see
-    :func:`sslmon.encoders.load_torchvision`."""
+    :func:`sslmon.models.encoders.load_torchvision`."""
     import torchvision
 
     version = f"torchvision {torchvision.__version__}"  # its default weights can change between releases
@@ -521,7 +521,7 @@ def torchvision_sources(names: Iterable[str], *, weights: str = "default", seed:
 def _load_torchvision(name: str, weights: str, seed: int, download: bool | None, progress: bool | None) -> Encoder:
     import torch
 
-    from sslmon.encoders import load_torchvision
+    from sslmon.models.encoders import load_torchvision
 
     torch.manual_seed(seed)
     return load_torchvision(name, weights=weights, download=download, progress=progress)
@@ -564,7 +564,7 @@ def compare(
 ) -> Run:
     """Score torchvision models by name on ``options.dataset`` (images resized to each model's weights resolution).
     ``download_progress``: a download bar on stderr (None: when stderr is a terminal)."""
-    from sslmon.archs import check_arch
+    from sslmon.models.archs import check_arch
 
     names = list(names)
     for name in names:
@@ -583,10 +583,10 @@ def compare(
 def score_embedding_files(
     paths: Iterable[str | Path], *, options: Options = Options(), log: Log | None = None, on_result: OnResult | None = None,
 ) -> Run:
-    """Score each ``.npz``/``.npy`` file (see :mod:`sslmon.inputs`); an unreadable file is a failure, the others
+    """Score each ``.npz``/``.npy`` file (see :mod:`sslmon.io.inputs`); an unreadable file is a failure, the others
     are scored. The device rule is the same as for checkpoints (``auto``: cuda when there is one)."""
-    from sslmon.embed import resolve_device
-    from sslmon.inputs import InputError, load_embeddings
+    from sslmon.models.embed import resolve_device
+    from sslmon.io.inputs import InputError, load_embeddings
 
     opts = options.resolve("embeddings")
     dev = resolve_device(opts.device)

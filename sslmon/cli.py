@@ -26,18 +26,18 @@ from sslmon import __version__, api
 from sslmon._text import one_line
 from sslmon.api import OnProgress, Options
 from sslmon.conditions import Condition, judge as judge_results, parse_condition
-from sslmon.config import (FOLDER_CONFIG, ConfigError, check_folder_key, check_type, folder_config, option_name, yaml_value,
+from sslmon.io.config import (FOLDER_CONFIG, ConfigError, check_folder_key, check_type, folder_config, option_name, yaml_value,
                            read_yaml)
 from sslmon.errors import OptionsError, SslmonError
 from sslmon.metrics import METRICS
-from sslmon.output import OutputError, ResultsFile, check_target, write_atomic
+from sslmon.io.output import OutputError, ResultsFile, check_target, write_atomic
 from sslmon.report import printable, ranked_table, render, render_table
-from sslmon.runfile import jsonl_line
+from sslmon.io.runfile import jsonl_line
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 if TYPE_CHECKING:
-    from sslmon.correlate import NamedRun
+    from sslmon.meta.correlate import NamedRun
 
 # The command-line spelling of a parameter that a library message names (exc.param); other Options fields are
 # spelled --field-name.
@@ -124,7 +124,7 @@ def _rank_by(value: Optional[str]) -> Optional[str]:
 def _device(value: str) -> str:
     """Check a --device name (``auto`` always passes; ``tpu`` or an absent CUDA is a usage error, not a traceback)."""
     if value != "auto":
-        from sslmon.embed import resolve_device
+        from sslmon.models.embed import resolve_device
 
         try:
             resolve_device(value)
@@ -254,7 +254,7 @@ def _progress(quiet: bool) -> Iterator[OnProgress | None]:
 
 def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: Sequence[Path] = ()) -> None:
     """Fill options the user did not give on the command line from --config, then from the folders' own files
-    (untrusted: evaluation settings only, see :mod:`sslmon.config`); ConfigError naming a refused file."""
+    (untrusted: evaluation settings only, see :mod:`sslmon.io.config`); ConfigError naming a refused file."""
     params = {p.name: p for p in ctx.command.params}
     set_by_file: set[str] = set()  # an earlier file wins
     files = [(config, False)] if config else []
@@ -579,10 +579,10 @@ def train(
 
     Trains on the dataset's train split (all images when it has none), normalised by the dataset's statistics.
     """
-    from sslmon.archs import check_arch
-    from sslmon.datasets import DatasetError, load_dataset
-    from sslmon.embed import resolve_device
-    from sslmon.train import train as run_training
+    from sslmon.models.archs import check_arch
+    from sslmon.io.datasets import DatasetError, load_dataset
+    from sslmon.models.embed import resolve_device
+    from sslmon.training.train import train as run_training
 
     try:
         check_arch(arch)
@@ -613,8 +613,8 @@ RunNames = Annotated[Optional[list[str]], typer.Option("--name", help="Name of e
 
 def _load_runs(paths: list[Path], names: Optional[list[str]]) -> list[NamedRun]:
     """The results files as named runs; a bad file is one error line naming it, and exit 2."""
-    from sslmon.correlate import NamedRun, run_names
-    from sslmon.runfile import ResultsFileError, load_run
+    from sslmon.meta.correlate import NamedRun, run_names
+    from sslmon.io.runfile import ResultsFileError, load_run
 
     try:
         labels = run_names(paths, names)
@@ -641,8 +641,8 @@ def correlate(
     Pearson r with its 95 % interval and two-sided p (Spearman rho in JSON), with and without the epoch-0
     (untrained) milestone; then the selection table (pick, regret, rank, Kendall tau; consensus; last milestone).
     """
-    from sslmon.correlate import correlate_run, to_json
-    from sslmon.report_correlate import render_table
+    from sslmon.meta.correlate import correlate_run, to_json
+    from sslmon.meta.report_correlate import render_table
 
     members = list(_metric_keys(consensus, "--consensus")) if consensus is not None else list(DEFAULT_CONSENSUS)
     runs = [correlate_run(run, against, members) for run in _load_runs(paths, names)]
@@ -693,7 +693,7 @@ def plot(
 
     Prints the paths of the files written, one per line.
     """
-    from sslmon.plots import PlotError, make_plots
+    from sslmon.meta.plots import PlotError, make_plots
 
     chosen_epochs = _epoch_list(epochs)
     if chosen_epochs is not None and z3 is None:
@@ -721,7 +721,7 @@ def list_metrics() -> None:
 @app.command("archs")
 def list_archs_cmd() -> None:
     """List the architecture names accepted by --arch and compare."""
-    from sslmon.archs import list_archs
+    from sslmon.models.archs import list_archs
 
     typer.echo("\n".join(list_archs()))
 

@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 from sslmon.engine.neighbors import distance_blocks
 
 if TYPE_CHECKING:
-    from sslmon.evaluate import EvalConfig
+    from sslmon.evaluation import EvalConfig
 
 ArrayLike = Union[np.ndarray, torch.Tensor, list]
 
@@ -71,7 +71,7 @@ class MetricSpec:
     ``title``: a readable name (figure titles); ``symbol`` and ``unit`` (a unit or the range of values):
     axis labels. ``needs``: the names of :data:`INTERMEDIATES` (or other metric keys) it is computed
     from; ``compute(values, config)`` returns its value from a mapping that holds them and the
-    :class:`sslmon.evaluate.EvalConfig`, or raises :class:`MetricUndefined`. ``silhouette_of``: the
+    :class:`sslmon.evaluation.EvalConfig`, or raises :class:`MetricUndefined`. ``silhouette_of``: the
     labelling in ``needs`` whose silhouette on Z this is (evaluate computes all of those in one pass
     over the distances; ``compute`` gives the same number alone). ``uncertainty_of``: the metric
     this one is the standard error of (shown as value ± this, not as a column of its own).

@@ -1,4 +1,4 @@
-"""Render a :class:`~sslmon.results.Run` as a Rich table, JSON, JSON Lines or CSV (JSON and JSON Lines: :mod:`sslmon.runfile`)."""
+"""Render a :class:`~sslmon.results.Run` as a Rich table, JSON, JSON Lines or CSV (JSON and JSON Lines: :mod:`sslmon.io.runfile`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from rich.text import Text
 
 from sslmon.metrics import METRICS, UNCERTAINTIES
 from sslmon.results import Result, Run
-from sslmon.runfile import to_json, to_jsonl
+from sslmon.io.runfile import to_json, to_jsonl
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 Format = Literal["table", "json", "jsonl", "csv"]
@@ -122,7 +122,7 @@ def ranked_table(run: Run, rank_by: str) -> Table:
 def render_table(run: Run, rank_by: str, console: Console) -> None:
     """Print the ranked table, then one line per undefined metric (failed inputs go to stderr); label-based
     metrics asked for without labels share one line for the whole run."""
-    from sslmon.evaluate import NO_LABELS  # not at import time: the evaluation stack is heavy
+    from sslmon.evaluation import NO_LABELS  # not at import time: the evaluation stack is heavy
 
     if not run.results:
         console.print("no results", style="dim")

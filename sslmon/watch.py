@@ -22,12 +22,12 @@ import time
 from typing import Callable, Sequence
 
 from sslmon.api import Source
-from sslmon.cache import file_digest
+from sslmon.io.cache import file_digest
 from sslmon.conditions import Condition, judge
-from sslmon.encoders import CheckpointError
+from sslmon.models.encoders import CheckpointError
 from sslmon.errors import SslmonError
-from sslmon.output import ResultsFile, read_regular
-from sslmon.runfile import MAX_RESULTS_BYTES, jsonl_line, parse_record
+from sslmon.io.output import ResultsFile, read_regular
+from sslmon.io.runfile import MAX_RESULTS_BYTES, jsonl_line, parse_record
 from sslmon.results import Failure, OnResult, Result, Run
 
 Log = Callable[[str], None]

@@ -23,11 +23,11 @@ import torchvision
 from typer.testing import CliRunner
 
 from sslmon.api import score_embeddings
-from sslmon.archs import SmallConvNet
+from sslmon.models.archs import SmallConvNet
 from sslmon.cli import app
-from sslmon.encoders import CheckpointError, load_checkpoint
-from sslmon.evaluate import EvalConfig
-from sslmon.inputs import InputError, load_embeddings
+from sslmon.models.encoders import CheckpointError, load_checkpoint
+from sslmon.evaluation import EvalConfig
+from sslmon.io.inputs import InputError, load_embeddings
 
 runner = CliRunner()
 
@@ -339,7 +339,7 @@ def test_cli_compare_offline_names_the_missing_file_and_scores_the_cached_model(
 ], ids=["fortran", "big_endian", "bool", "empty", "strings", "scalar"])
 def test_header_checked_reader_matches_numpy(array, tmp_path):
     """The header-checked readers return what numpy's own np.load returns, for .npy and (compressed) .npz."""
-    from sslmon.inputs import read_npy, read_npz
+    from sslmon.io.inputs import read_npy, read_npz
 
     np.save(tmp_path / "a.npy", array)
     np.savez_compressed(tmp_path / "a.npz", x=array, y=np.arange(3))

@@ -11,10 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sslmon.archs import SmallConvNet
+from sslmon.models.archs import SmallConvNet
 from sslmon.cli import app
 from sslmon.conditions import Condition, judge, parse_condition
-from sslmon.embed import embed_images, preprocess
+from sslmon.models.embed import embed_images, preprocess
 from sslmon.results import Result, Run
 
 runner = CliRunner()

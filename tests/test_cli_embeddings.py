@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sslmon.cli import app
-from sslmon.datasets import load_dataset
+from sslmon.io.datasets import load_dataset
 from sslmon.metrics import METRICS
 
 runner = CliRunner()

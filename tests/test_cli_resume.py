@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cli_helpers import default_sigint
-from sslmon.cache import ResultCache
+from sslmon.io.cache import ResultCache
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_checkpoints"

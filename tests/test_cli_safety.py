@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 import torch
 
-from sslmon.archs import SmallConvNet
-from sslmon.cache import ResultCache
+from sslmon.models.archs import SmallConvNet
+from sslmon.io.cache import ResultCache
 from sslmon.report import csv_cell, printable
 from sslmon.results import Result
 from cli_helpers import run_cli, snapshot

@@ -12,9 +12,9 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from sslmon.cli import app
-from sslmon.correlate import Correlation, NamedRun, correlate_run, correlation
+from sslmon.meta.correlate import Correlation, NamedRun, correlate_run, correlation
 from sslmon.results import Result, Run
-from sslmon.runfile import load_run, to_json
+from sslmon.io.runfile import load_run, to_json
 
 runner = CliRunner()
 

@@ -1,4 +1,4 @@
-"""Tests of sslmon.datasets on small files written here in the real formats, plus the real Fashion-MNIST."""
+"""Tests of sslmon.io.datasets on small files written here in the real formats, plus the real Fashion-MNIST."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sslmon import datasets
-from sslmon.datasets import DatasetError, load_dataset, read_idx, subset_indices
+from sslmon.io import datasets
+from sslmon.io.datasets import DatasetError, load_dataset, read_idx, subset_indices
 
 DEBIAN = datasets.DEBIAN_FASHION_MNIST
 needs_debian = pytest.mark.skipif(

@@ -18,9 +18,9 @@ import torchvision
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
-from sslmon.archs import REGISTRY, arch_signature, torchvision_family
+from sslmon.models.archs import REGISTRY, arch_signature, torchvision_family
 from sslmon.cli import app
-from sslmon.encoders import (
+from sslmon.models.encoders import (
     CheckpointError,
     build_arch,
     find_checkpoints,
@@ -229,7 +229,7 @@ def test_vit_encoder_keys_are_not_mistaken_for_a_wrapper():
     signature = arch_signature("vit_b_32")
     assert "encoder.ln.weight" in signature and "class_token" in signature  # the keys the test relies on
     state = {k: torch.empty(shape, device="meta") for k, shape in signature.items()}
-    from sslmon.encoders import _clean, _matches
+    from sslmon.models.encoders import _clean, _matches
 
     notes: list[str] = []
     cleaned = _clean(prefixed("module.", state), notes)

@@ -5,15 +5,15 @@ from __future__ import annotations
 import pytest
 
 import sslmon
-from sslmon.config import ConfigError, read_yaml
-from sslmon.datasets import DatasetError, load_dataset
-from sslmon.encoders import CheckpointError, load_checkpoint
-from sslmon.inputs import InputError, load_embeddings
-from sslmon.output import OutputError
-from sslmon.plots import PlotError
-from sslmon.runfile import ResultsFileError, load_run
+from sslmon.io.config import ConfigError, read_yaml
+from sslmon.io.datasets import DatasetError, load_dataset
+from sslmon.models.encoders import CheckpointError, load_checkpoint
+from sslmon.io.inputs import InputError, load_embeddings
+from sslmon.io.output import OutputError
+from sslmon.meta.plots import PlotError
+from sslmon.io.runfile import ResultsFileError, load_run
 from sslmon.watch import WatchError
-from sslmon.z3file import Z3FileError, read_z3
+from sslmon.io.z3file import Z3FileError, read_z3
 
 
 @pytest.mark.parametrize("cls", [ConfigError, ResultsFileError, DatasetError, CheckpointError, InputError, OutputError, PlotError, WatchError,

@@ -8,7 +8,7 @@ from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
 
-from sslmon.evaluate import EvalConfig, evaluate_embeddings, reference_split
+from sslmon.evaluation import EvalConfig, evaluate_embeddings, reference_split
 from sslmon.metrics import LABEL_BASED, METRICS
 
 

@@ -112,6 +112,28 @@ def test_ray_shared_object_is_shipped_once(ray_session):
     assert Counted.pickles == 1
 
 
+def _threads_after_numba_parallel(item: int, shared: None) -> tuple[int, int]:
+    """(numba's, torch's thread count) after a parallel numba kernel ran: numba's OpenMP layer sets the OpenMP pool
+    torch shares to numba's thread count."""
+    import numba
+    import torch
+
+    @numba.njit(parallel=True)
+    def total(x):
+        s = 0.0
+        for i in numba.prange(x.shape[0]):
+            s += x[i]
+        return s
+
+    total(np.ones(1000))
+    return numba.get_num_threads(), torch.get_num_threads()
+
+
+def test_ray_task_threads_follow_cpus_per_task(ray_session):
+    got = _outcomes(make_executor("ray", cpus_per_task=1), _threads_after_numba_parallel, [0], None)
+    assert got == {0: (1, 1)}  # one CPU reserved: one thread for numba and torch, not one per core
+
+
 def _die_once(item: int, folder: str) -> int:
     """Kills its own worker on item 1's first attempt (a marker file tells the retry), else returns ``3 * item``."""
     marker = Path(folder) / f"died_{item}"

@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from sslmon.archs import SmallConvNet
-from sslmon.datasets import DatasetError, load_dataset
-from sslmon.encoders import CheckpointError, load_checkpoint
-from sslmon.inputs import InputError, load_embeddings
+from sslmon.models.archs import SmallConvNet
+from sslmon.io.datasets import DatasetError, load_dataset
+from sslmon.models.encoders import CheckpointError, load_checkpoint
+from sslmon.io.inputs import InputError, load_embeddings
 
 _LONG_RUN = os.environ.get("SSLMON_FUZZ_EXAMPLES")
 FUZZ = settings(

@@ -21,7 +21,7 @@ lightning = pytest.importorskip("lightning", reason="needs the extra sslmon[ligh
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
-from sslmon.datasets import load_dataset  # noqa: E402
+from sslmon.io.datasets import load_dataset  # noqa: E402
 from sslmon.lightning import SSLMonitor  # noqa: E402
 
 EVAL_LIMIT = 200
@@ -183,7 +183,7 @@ class ReportingSimCLR(TinySimCLR):
 DDP_SCRIPT = """
 import sys, torch, lightning
 from test_lightning import EVAL_LIMIT, ReportingSimCLR
-from sslmon.datasets import load_dataset
+from sslmon.io.datasets import load_dataset
 from sslmon.lightning import SSLMonitor
 train = load_dataset("default", limit=256, train_limit=256)
 loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train.train_images), batch_size=64)

@@ -10,10 +10,10 @@ import pytest
 from rich.console import Console
 from typer.testing import CliRunner
 
-from sslmon import plots
+from sslmon.meta import plots
 from sslmon.cli import app
-from sslmon.correlate import ordered_keys
-from sslmon.evaluate import SEEDED, EvalConfig, evaluate_embeddings
+from sslmon.meta.correlate import ordered_keys
+from sslmon.evaluation import SEEDED, EvalConfig, evaluate_embeddings
 from sslmon.metrics import INTERMEDIATES, METRICS, SEED_DEPENDENT, MetricSpec
 from sslmon.report import render_table
 from sslmon.results import Result, Run

@@ -1,14 +1,14 @@
-"""Milestone checkpoints (sslmon.milestones): what `sslmon train` writes is what the checkpoint reader takes its
+"""Milestone checkpoints (sslmon.io.milestones): what `sslmon train` writes is what the checkpoint reader takes its
 weights, epoch, architecture and normalisation from."""
 
 from __future__ import annotations
 
 import torch
 
-from sslmon import milestones
-from sslmon.archs import build_arch
-from sslmon.encoders import find_checkpoints, load_checkpoint, parse_epoch
-from sslmon.train import save_milestone
+from sslmon.io import milestones
+from sslmon.models.archs import build_arch
+from sslmon.models.encoders import find_checkpoints, load_checkpoint, parse_epoch
+from sslmon.training.train import save_milestone
 
 
 def test_the_reader_takes_every_field_the_trainer_writes(tmp_path):

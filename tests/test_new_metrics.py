@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sslmon import metrics as M
-from sslmon.evaluate import EvalConfig, evaluate_embeddings
+from sslmon.evaluation import EvalConfig, evaluate_embeddings
 from sslmon.metrics import METRICS, MetricUndefined
 
 NEW = ["nesum", "stable_rank", "self_clustering", "coherence", "twonn_id"]

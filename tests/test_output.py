@@ -1,4 +1,4 @@
-"""sslmon.output: atomic replacement, streamed JSON Lines, refusals before any work."""
+"""sslmon.io.output: atomic replacement, streamed JSON Lines, refusals before any work."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sslmon.output import OutputError, ResultsFile, check_target, read_regular, write_atomic
+from sslmon.io.output import OutputError, ResultsFile, check_target, read_regular, write_atomic
 
 
 def _umask() -> int:

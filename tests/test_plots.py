@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from sslmon.cli import app
-from sslmon.plots import PlotError, find_outliers, load_z3_dir, make_plots, select_snapshots
-from sslmon.z3file import write_z3
+from sslmon.meta.plots import PlotError, find_outliers, load_z3_dir, make_plots, select_snapshots
+from sslmon.io.z3file import write_z3
 from test_correlate import AMI, ENTROPY, LP, write_results
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
@@ -109,7 +109,7 @@ def test_z3_file_claiming_a_huge_array_is_one_error_not_a_memory_error(tmp_path)
     import io
     import zipfile
 
-    from sslmon.plots import PlotError, load_z3_dir
+    from sslmon.meta.plots import PlotError, load_z3_dir
 
     header = b"{'descr': '<f8', 'fortran_order': False, 'shape': (100000000000, 3), }"
     header += b" " * (118 - len(header)) + b"\n"

@@ -1,4 +1,4 @@
-"""Results files (sslmon.runfile): `sslmon score -f json` -> load_run -> correlate gives scipy's numbers on the
+"""Results files (sslmon.io.runfile): `sslmon score -f json` -> load_run -> correlate gives scipy's numbers on the
 values read straight from the JSON; Run.to_dict/from_dict and JSON Lines round trips; bad files are one line naming
 the file."""
 
@@ -15,11 +15,11 @@ from scipy import stats
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
-from sslmon import runfile
+from sslmon.io import runfile
 from sslmon.cli import app
-from sslmon.correlate import NamedRun, correlate_run
+from sslmon.meta.correlate import NamedRun, correlate_run
 from sslmon.results import Failure, Result, Run
-from sslmon.runfile import ResultsFileError, jsonl_line, load_run, to_json, to_jsonl
+from sslmon.io.runfile import ResultsFileError, jsonl_line, load_run, to_json, to_jsonl
 from sslmon.watch import read_held
 
 ROOT = Path(__file__).resolve().parents[1]

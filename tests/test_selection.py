@@ -13,9 +13,9 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from sslmon.cli import app
-from sslmon.correlate import BASELINE, CONSENSUS, correlate_run, select_run
+from sslmon.meta.correlate import BASELINE, CONSENSUS, correlate_run, select_run
 from sslmon.metrics import METRICS
-from sslmon.runfile import load_run
+from sslmon.io.runfile import load_run
 from sslmon.selection import consensus_keys, metric_keys, select
 from test_correlate import named, write_results
 

@@ -1,4 +1,4 @@
-"""Tests of sslmon.train: losses against their formulas, MoCo parts, augmentation, milestone files."""
+"""Tests of sslmon.training.train: losses against their formulas, MoCo parts, augmentation, milestone files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from sslmon.archs import SmallConvNet
-from sslmon.train import AugmentConfig, MoCoQueue, augment, ema_update, info_nce, moco_loss, simsiam_loss, train
+from sslmon.models.archs import SmallConvNet
+from sslmon.training.train import AugmentConfig, MoCoQueue, augment, ema_update, info_nce, moco_loss, simsiam_loss, train
 
 MEAN, STD = [0.3, 0.3, 0.3], [0.35, 0.35, 0.35]
 

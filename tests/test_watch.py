@@ -21,10 +21,10 @@ from scipy.stats import pearsonr
 from sklearn.datasets import make_blobs
 
 from cli_helpers import default_sigint, run_cli
-from sslmon.correlate import NamedRun, correlate_run
-from sslmon.evaluate import EvalConfig, evaluate_embeddings
+from sslmon.meta.correlate import NamedRun, correlate_run
+from sslmon.evaluation import EvalConfig, evaluate_embeddings
 from sslmon.metrics import LABEL_BASED, LABEL_FREE
-from sslmon.runfile import load_run
+from sslmon.io.runfile import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "sample_checkpoints"

@@ -1,4 +1,4 @@
-"""Z3 files (sslmon.z3file): write_z3 -> read_z3 round trip, the raw archive as numpy reads it, and bad files as
+"""Z3 files (sslmon.io.z3file): write_z3 -> read_z3 round trip, the raw archive as numpy reads it, and bad files as
 one Z3FileError naming the file."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from sslmon.z3file import Z3FileError, read_z3, write_z3
+from sslmon.io.z3file import Z3FileError, read_z3, write_z3
 
 
 def test_round_trip_and_the_raw_arrays(tmp_path):

@@ -20,8 +20,8 @@ _enabled: Path | None = None
 
 
 def cache_dir() -> Path:
-    """Where the compiled kernels go: ``$SSLMON_CACHE_DIR/numba`` (see :mod:`sslmon.cache` for the base)."""
-    from sslmon.cache import default_cache_dir
+    """Where the compiled kernels go: ``$SSLMON_CACHE_DIR/numba`` (see :mod:`sslmon.io.cache` for the base)."""
+    from sslmon.io.cache import default_cache_dir
 
     return default_cache_dir() / "numba"
 

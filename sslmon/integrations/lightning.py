@@ -29,10 +29,10 @@ import lightning.pytorch as pl
 from torch import nn
 
 from sslmon.api import score_model
-from sslmon.datasets import ImageSet, load_dataset
-from sslmon.evaluate import DEFAULT_SEEDS, EvalConfig
+from sslmon.io.datasets import ImageSet, load_dataset
+from sslmon.evaluation import DEFAULT_SEEDS, EvalConfig
 from sslmon.metrics import METRICS
-from sslmon.runfile import jsonl_line
+from sslmon.io.runfile import jsonl_line
 from sslmon.results import Result
 
 BackboneSpec = str | nn.Module | Callable[[pl.LightningModule], nn.Module] | None
@@ -44,7 +44,7 @@ JSONL_NAME = "sslmon.jsonl"
 class SSLMonitor(pl.Callback):
     """Score the module's backbone with sslmon's label-free metrics during training.
 
-    ``dataset``: a :func:`sslmon.datasets.load_dataset` spec, loaded once (``limit`` evaluation and
+    ``dataset``: a :func:`sslmon.io.datasets.load_dataset` spec, loaded once (``limit`` evaluation and
     ``limit`` train images, stratified). ``every_n_epochs``: score after every n-th epoch (and at init).
     ``backbone``: the attribute name of the backbone on the module, an ``nn.Module``, or a callable
     ``module -> nn.Module``; default the module's ``backbone``, else ``encoder``. Its output

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from sslmon.correlate import NO_INIT, OK, Correlation, NamedRun, correlate_metric, format_p, metric_keys, ordered_keys
+from sslmon.meta.correlate import NO_INIT, OK, Correlation, NamedRun, correlate_metric, format_p, metric_keys, ordered_keys
 from sslmon.errors import SslmonError
 from sslmon.metrics import LABEL_FREE, METRICS
-from sslmon.z3file import SUFFIX, Z3FileError, read_z3
+from sslmon.io.z3file import SUFFIX, Z3FileError, read_z3
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sslmon.errors import SslmonError
-from sslmon.output import read_regular
+from sslmon.io.output import read_regular
 from sslmon.results import Failure, Result, Run, without_rank
 
 MAX_RESULTS_BYTES = 256 * 2**20  # largest results file read (256 MiB: some 100,000 records with per-seed values)

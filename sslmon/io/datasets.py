@@ -41,7 +41,7 @@ from PIL import Image
 
 from sslmon._text import one_line
 from sslmon.errors import SslmonError
-from sslmon.inputs import MAX_ARRAY_BYTES, InputError, check_regular_file, read_npz
+from sslmon.io.inputs import MAX_ARRAY_BYTES, InputError, check_regular_file, read_npz
 
 
 class DatasetError(SslmonError):

@@ -1,4 +1,4 @@
-"""Render the correlations and selection figures of ``sslmon correlate`` (:mod:`sslmon.correlate`) as Rich tables:
+"""Render the correlations and selection figures of ``sslmon correlate`` (:mod:`sslmon.meta.correlate`) as Rich tables:
 Table I (Pearson r with its interval and p per metric and run, with and without the init milestone) and the
 checkpoint-selection table (pick, regret, rank, Kendall tau per metric, consensus and last milestone)."""
 
@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from sslmon.correlate import (ALPHA, BASELINE, CONFIDENCE, MIN_POINTS, OK, VARIANTS, Correlation, RunCorrelations, format_p,
+from sslmon.meta.correlate import (ALPHA, BASELINE, CONFIDENCE, MIN_POINTS, OK, VARIANTS, Correlation, RunCorrelations, format_p,
                               mean_regret, ordered_keys)
 from sslmon.metrics import METRICS
 from sslmon.results import INIT_EPOCH

@@ -45,10 +45,16 @@ def preprocess(
     Resizing is bilinear with antialiasing to ``input_size`` x ``input_size`` when given.
     """
     x = batch.float().div_(255.0)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
     if input_size is not None and tuple(x.shape[-2:]) != (input_size, input_size):
         x = F.interpolate(x, size=(input_size, input_size), mode="bilinear", antialias=True, align_corners=False)
+    return normalize(x, mean, std)
+
+
+def normalize(x: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Float images (b, C, H, W) in [0, 1] -> (b, 3, H, W): grayscale repeated to 3 channels, then (x - mean) / std
+    per channel (the same for scoring and for training views)."""
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
     m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     return (x - m) / s

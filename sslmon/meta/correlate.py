@@ -5,7 +5,7 @@ correlation (with its two-sided p-value) between the metric and the linear-probe
 accuracy over the training milestones of one run, once with the initial
 (untrained, epoch 0) milestone and once without it. Spearman's rank correlation
 is reported alongside. Pure functions over runs (:class:`~sslmon.results.Run`, read from
-results files by :func:`sslmon.runfile.load_run`); the tables are drawn by :mod:`sslmon.report_correlate`.
+results files by :func:`sslmon.io.runfile.load_run`); the tables are drawn by :mod:`sslmon.meta.report_correlate`.
 
 Definitions, over the n checkpoints where both values are present and finite:
 Pearson r = cov(x, y) / (s_x s_y), p from Student's t = r sqrt((n - 2) / (1 - r^2))
@@ -52,7 +52,7 @@ VARIANTS = ("with_init", "without_init")
 @dataclass(frozen=True)
 class NamedRun:
     """One run (or method) whose checkpoints are correlated together, under the name its column or legend shows,
-    and the file it was read from (:func:`sslmon.runfile.load_run`)."""
+    and the file it was read from (:func:`sslmon.io.runfile.load_run`)."""
 
     name: str
     path: str

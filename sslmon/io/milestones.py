@@ -1,8 +1,8 @@
-"""Milestone checkpoints, defined once: what ``sslmon train`` writes and :mod:`sslmon.encoders` reads back.
+"""Milestone checkpoints, defined once: what ``sslmon train`` writes and :mod:`sslmon.models.encoders` reads back.
 
 A milestone is ``epoch_NNNN.pt`` (:func:`milestone_name`), a ``torch.save`` of a dict that
 ``torch.load(path, weights_only=True)`` reads: the backbone's state dict under :data:`WEIGHTS`, the number of
-finished training epochs under :data:`EPOCH` (0 = untrained), the :func:`sslmon.archs.build_arch` name under
+finished training epochs under :data:`EPOCH` (0 = untrained), the :func:`sslmon.models.archs.build_arch` name under
 :data:`ARCH`, the SSL method under :data:`METHOD`, and under :data:`NORMALIZATION` the per-channel ``mean`` and
 ``std`` (3 floats each, [0, 1] pixel units) that the images were normalised by. The encoder reader also takes
 these keys from checkpoints written elsewhere (``arch`` and ``normalization`` are optional there).

@@ -3,7 +3,7 @@
 An ``.npz`` archive of plain arrays (no pickles): ``z3`` (n, 3) floats, the 3-d UMAP projection of the embeddings
 that the clustering and entropy metrics use; ``epoch``, one integer (-1 = unknown); optionally ``c1`` and ``c2``
 (n,) integers, the k-means clusters with k1 and k2 = 2 k1 clusters; ``labels`` (n,), the classes (numbers or
-names). Written atomically; read with the size and dtype checks of :func:`sslmon.inputs.read_npz`.
+names). Written atomically; read with the size and dtype checks of :func:`sslmon.io.inputs.read_npz`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from sslmon.errors import SslmonError
-from sslmon.inputs import InputError, read_npz
-from sslmon.output import write_atomic
+from sslmon.io.inputs import InputError, read_npz
+from sslmon.io.output import write_atomic
 
 SUFFIX = ".z3.npz"
 UNKNOWN_EPOCH = -1
@@ -64,7 +64,7 @@ def _checked(where: str, z3: Any, epoch: Any, columns: dict[str, Any]) -> Z3File
 
 def write_z3(path: str | Path, z3: Any, *, epoch: int | None = None, c1: Any = None, c2: Any = None, labels: Any = None) -> None:
     """Write a Z3 file atomically (a killed run leaves no truncated file). ValueError for arrays of the wrong
-    shape or dtype (see the module docstring); :class:`~sslmon.output.OutputError` naming the file when it
+    shape or dtype (see the module docstring); :class:`~sslmon.io.output.OutputError` naming the file when it
     cannot be written."""
     checked = _checked("", z3, epoch, {"c1": c1, "c2": c2, "labels": labels})
     buffer = io.BytesIO()

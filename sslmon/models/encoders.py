@@ -26,7 +26,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from sslmon.archs import (
+from sslmon.models.archs import (
     REGISTRY,
     arch_signature,
     build_arch,
@@ -35,9 +35,9 @@ from sslmon.archs import (
     torchvision_backbone,
     torchvision_family,
 )
-from sslmon import milestones
+from sslmon.io import milestones
 from sslmon.errors import SslmonError
-from sslmon.inputs import InputError, check_regular_file
+from sslmon.io.inputs import InputError, check_regular_file
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",

@@ -16,7 +16,7 @@ import yaml
 
 from sslmon._text import one_line
 from sslmon.errors import SslmonError
-from sslmon.output import read_regular
+from sslmon.io.output import read_regular
 
 FOLDER_CONFIG = "sslmon.yaml"
 MAX_BYTES = 1 << 20

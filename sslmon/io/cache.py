@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from sslmon import __version__
-from sslmon.output import read_regular
+from sslmon.io.output import read_regular
 from sslmon.results import Result
 
 

@@ -1,0 +1,1 @@
+"""Encoders: the architecture registry, checkpoint and torchvision sources, the embedding engine."""
