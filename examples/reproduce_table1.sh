@@ -46,20 +46,20 @@ for seed in 1 2; do
 done
 
 # 3. Table I: Pearson r (p) of each metric against lp_acc, with and without the init milestone,
-#    with sslmon correlate and, as an independent check, scipy.stats.pearsonr (docs/table1.py).
+#    with sslmon correlate and, as an independent check, scipy.stats.pearsonr (scripts/table1.py).
 "$SSLMON" correlate "${RESULTS[@]}" --against lp_acc "${NAMES[@]}" -o docs/results/table1.txt
 "$SSLMON" correlate "${RESULTS[@]}" --against lp_acc "${NAMES[@]}" --format json \
   -o docs/results/table1.json > /dev/null
-"$PY" docs/table1.py "${RESULTS[@]}" --json docs/results/table1_scipy.json > docs/results/table1.md
+"$PY" scripts/table1.py "${RESULTS[@]}" --json docs/results/table1_scipy.json > docs/results/table1.md
 "$SSLMON" correlate docs/results/seed1/simclr.json docs/results/seed1/moco.json \
   docs/results/seed1/simsiam.json --against lp_acc "${NAMES[@]}" -o docs/results/seed1/table1.txt
-"$PY" docs/table1.py docs/results/seed1/simclr.json docs/results/seed1/moco.json \
+"$PY" scripts/table1.py docs/results/seed1/simclr.json docs/results/seed1/moco.json \
   docs/results/seed1/simsiam.json --json docs/results/seed1/table1_scipy.json > docs/results/seed1/table1.md
-"$PY" docs/seeds.py docs/results docs/results/seed1 docs/results/seed2 > docs/results/seeds.md
+"$PY" scripts/seeds.py docs/results docs/results/seed1 docs/results/seed2 > docs/results/seeds.md
 
 # 4. Figures (need matplotlib: the `plot` extra).
 "$PY" -c "import matplotlib" 2>/dev/null || "$PY" -m pip install -q -e ".[plot]"
-"$PY" docs/figures.py "${RESULTS[@]}" --out docs/figures
+"$PY" scripts/figures.py "${RESULTS[@]}" --out docs/figures
 "$SSLMON" plot "${RESULTS[@]}" "${NAMES[@]}" --out "$RUNS/plots/all" -q > /dev/null
 for f in entropy_z3 ami_c1_c2 silhouette_c1; do
   cp "$RUNS/plots/all/${f}_vs_lp_acc.png" docs/figures/

@@ -4,7 +4,7 @@ The same 33 milestones scored with `sslmon score --seed S` for several S (other 
 subsets, UMAP and k-means seeds). Prints, as Markdown, (a) Pearson r against lp_acc per seed and
 (b) how much each metric moves between seeds compared with its range over training.
 
-    .venv/bin/python docs/seeds.py docs/results docs/results/seed1 docs/results/seed2 > docs/results/seeds.md
+    .venv/bin/python scripts/seeds.py docs/results docs/results/seed1 docs/results/seed2 > docs/results/seeds.md
 """
 
 from __future__ import annotations

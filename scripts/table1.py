@@ -4,7 +4,7 @@ Independent of `sslmon correlate`: Pearson r and two-sided p (scipy.stats.pearso
 each metric and lp_acc over the milestones of one run, with and without the untrained
 (epoch 0) milestone, printed as a Markdown table next to the paper's CIFAR-10 values.
 
-    .venv/bin/python docs/table1.py docs/results/simclr.json docs/results/moco.json \
+    .venv/bin/python scripts/table1.py docs/results/simclr.json docs/results/moco.json \
         docs/results/simsiam.json --json docs/results/table1_scipy.json > docs/results/table1.md
 """
 

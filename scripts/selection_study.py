@@ -4,9 +4,9 @@ Reads results JSONs of `sslmon score` (one folder per evaluation seed, one file 
 every metric, several consensus sets and the last-milestone baseline by `lp_acc` with the functions
 of `sslmon.meta.correlate` / `sslmon.selection`, and prints Markdown.
 
-    .venv/bin/python docs/selection_study.py docs/results docs/results/seed1 docs/results/seed2 \\
+    .venv/bin/python scripts/selection_study.py docs/results docs/results/seed1 docs/results/seed2 \\
         --methods simclr,moco,simsiam > /tmp/study.md
-    .venv/bin/python docs/selection_study.py docs/selection/samples_seed0 docs/selection/samples_seed1 \\
+    .venv/bin/python scripts/selection_study.py docs/selection/samples_seed0 docs/selection/samples_seed1 \\
         docs/selection/samples_seed2 --methods sample_checkpoints
 
 Seeds of one method are also merged into one run (mean values, ``per_seed`` lists, matched by epoch)

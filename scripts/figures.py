@@ -1,6 +1,6 @@
 """Figures for docs/results.md from `sslmon score --format json` results (and --save-z3 folders).
 
-    .venv/bin/python docs/figures.py docs/results/simclr.json docs/results/moco.json \
+    .venv/bin/python scripts/figures.py docs/results/simclr.json docs/results/moco.json \
         docs/results/simsiam.json --z3 /tmp/sslmon-runs/z3 --out docs/figures
 
 Writes metrics_vs_epoch.png, metrics_vs_lp.png and (with --z3) z3_scatter.png.
