@@ -454,7 +454,7 @@ class Scorer:
         if result is None:
             return None
         if self.log:
-            self.log(f"cached: {source.name} (same content, images and settings; cache=False / --no-cache recomputes)")
+            self.log(f"cached: {source.name} (same content, images and settings; the option cache=False recomputes)")
         return replace(result, name=source.name, path=source.path)
 
 
@@ -467,7 +467,7 @@ def _failure(source: Source, exc: BaseException) -> Failure:
         message = f"{where}: {exc.strerror.lower()}"
     else:
         message = f"{where}: {type(exc).__name__}: {one_line(exc)}"
-    return Failure(where, message)
+    return Failure(where, message, getattr(exc, "param", None))
 
 
 def _z3_paths(sources: Sequence[Source], folder: Path | None) -> list[Path | None]:
@@ -598,7 +598,7 @@ def score_embedding_files(
             emb = load_embeddings(path)
             k = cluster_count(opts.k, emb.labels, str(path))
         except (InputError, OptionsError) as exc:
-            run.failures.append(Failure(str(path), str(exc)))
+            run.failures.append(Failure(str(path), str(exc), exc.param))
             if log:
                 log(f"error: {exc}")
             if on_result:
