@@ -18,7 +18,7 @@ import torchvision
 from torch import Tensor, nn
 from typer.testing import CliRunner
 
-from sslmon.models.archs import REGISTRY, arch_signature, torchvision_family
+from sslmon.models.archs import arch_signature, registry, torchvision_family
 from sslmon.cli import app
 from sslmon.models.encoders import (
     CheckpointError,
@@ -301,7 +301,7 @@ def test_stored_arch_that_does_not_match_falls_back_to_detection(tmp_path):
 def test_prefilter_key_is_in_every_model_of_its_family(family):
     members = [n for n in torchvision.models.list_models(module=torchvision.models) if torchvision_family(n) == family]
     for name in {members[0], members[-1]}:  # all 80 models on the meta device would take ~10 s
-        key = REGISTRY[name].prefilter_key
+        key = registry()[name].prefilter_key
         assert key is None or key in arch_signature(name), name
 
 

@@ -27,7 +27,7 @@ import torchvision
 from torch import Tensor, nn
 
 from sslmon.models.archs import (
-    REGISTRY,
+    registry,
     arch_signature,
     build_arch,
     check_arch,
@@ -322,17 +322,17 @@ def _natural_order(name: str) -> list[str | int]:
 def _detect_arch(state: dict[str, Tensor], obj: Any, path: Path, notes: list[str]) -> str:
     """Registry entry whose backbone keys and shapes equal the checkpoint's (stored ``arch`` first)."""
     stored = _stored_arch(obj)
-    if stored in REGISTRY and _matches(state, stored):
+    if stored in registry() and _matches(state, stored):
         notes.append(f"arch from checkpoint: {stored}")
         return stored
     if stored:
-        known = "does not match the weights" if stored in REGISTRY else "is not in the registry"
+        known = "does not match the weights" if stored in registry() else "is not in the registry"
         notes.append(f"stored arch {stored!r} {known}; detecting from the weights")
     # Registry signatures are pairwise distinct, so the first exact match is the only one; smaller
     # models (resnet18 before resnet101) come first in natural order and are faster to build.
     candidates = (
-        n for n in sorted(REGISTRY, key=_natural_order)
-        if REGISTRY[n].prefilter_key is None or REGISTRY[n].prefilter_key in state
+        n for n in sorted(registry(), key=_natural_order)
+        if registry()[n].prefilter_key is None or registry()[n].prefilter_key in state
     )
     found = next((n for n in candidates if _matches(state, n)), None)
     if found is None:
