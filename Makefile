@@ -25,6 +25,7 @@ test: install
 bench: install
 	$(PY) bench/bench_metrics.py
 	$(PY) bench/bench_pipeline.py
+	$(PY) bench/bench_executors.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
