@@ -427,18 +427,20 @@ class Scorer:
         if self.log and todo:
             for i in todo[:1] if self.executor.name == "local" else todo:
                 self.log(f"scoring {sources[i].name}")
-        for j, outcome in self.executor.run(_score_task, [(sources[i], z3_paths[i]) for i in todo], job):
-            i = todo[j]
-            if isinstance(outcome, BaseException):
-                add(i, _failure(sources[i], outcome))
-                continue
-            if self.cache is not None and i in keys:
-                self.cache.put(keys[i], outcome)
-            add(i, outcome)
-            if self.log and self.executor.name == "local" and j + 1 < len(todo):
-                self.log(f"scoring {sources[todo[j + 1]].name}")
-        run.results = [r for _, r in sorted(slots.items()) if isinstance(r, Result)]
-        run.failures = [f for _, f in sorted(slots.items()) if isinstance(f, Failure)]
+        try:
+            for j, outcome in self.executor.run(_score_task, [(sources[i], z3_paths[i]) for i in todo], job):
+                i = todo[j]
+                if isinstance(outcome, BaseException):
+                    add(i, _failure(sources[i], outcome))
+                else:
+                    if self.cache is not None and i in keys:
+                        self.cache.put(keys[i], outcome)
+                    add(i, outcome)
+                if self.log and self.executor.name == "local" and j + 1 < len(todo):
+                    self.log(f"scoring {sources[todo[j + 1]].name}")
+        finally:  # input order, also for what finished before a Ctrl-C
+            run.results = [r for _, r in sorted(slots.items()) if isinstance(r, Result)]
+            run.failures = [f for _, f in sorted(slots.items()) if isinstance(f, Failure)]
         return run
 
     def _cached(self, index: int, source: Source, keys: dict[int, str], z3_path: Path | None) -> Result | None:
