@@ -2,7 +2,8 @@
 
 ``evaluate_embeddings`` is the Python entry point a training loop can call. Per embedding set it
 computes once: the exact kNN graph (sslmon.engine.neighbors; the distance matrix is kept for the
-silhouettes when it fits), UMAP's fuzzy graph, the Gram matrix behind RankMe and alpha-ReQ. Per
+silhouettes when it fits), UMAP's fuzzy graph, the Gram matrix behind RankMe and alpha-ReQ, the cosine k-means of
+Z itself behind cluster learnability and DSE (``CZ``, with the data seed). Per
 evaluation seed it repeats only what the seed changes: the UMAP layout Z3, k-means with k1 and
 k2 = 2 k1 on Z3, and the metrics of those. Both silhouettes (C1 of every seed and the ground truth)
 come from one pass over the distances. Each metric is its registry entry (``sslmon.metrics.METRICS``):

@@ -275,3 +275,22 @@ def test_lidar_views_option_and_flag(tmp_path):
     assert ok.exit_code == 0, ok.output
     (record,) = json.loads(ok.stdout)["results"]
     assert record["metrics"]["lidar"] is None and record["errors"]["lidar"] == NO_VIEWS  # embedding files have no views
+
+
+def test_lightning_callback_threads_lidar_views():
+    lightning = pytest.importorskip("lightning", reason="needs the extra sslmon[lightning]")
+    from sslmon.lightning import SSLMonitor
+
+    with pytest.raises(ValueError, match="lidar_views"):
+        SSLMonitor(lidar_views=1)
+
+    class Module(lightning.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.backbone = nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 6))  # grayscale is repeated to RGB
+
+    monitor = SSLMonitor(limit=40, metrics=["rankme"], seeds=1, lidar_views=3)
+    assert monitor.metrics == ["rankme", "lidar"]
+    result = monitor.score(Module(), epoch=1)
+    assert result.metrics["lidar"] is not None and 1 <= result.metrics["lidar"] <= 6 and "embed_views" in result.timings
