@@ -840,4 +840,5 @@ METRICS: dict[str, MetricSpec] = {
 }
 LABEL_FREE = [name for name, spec in METRICS.items() if not spec.needs_labels]
 LABEL_BASED = [name for name, spec in METRICS.items() if spec.needs_labels]
+VIEW_BASED = [name for name, spec in METRICS.items() if "views" in spec.needs]  # need augmented views (LiDAR)
 UNCERTAINTIES = {name: spec.uncertainty_of for name, spec in METRICS.items() if spec.uncertainty_of}  # standard error -> its metric
