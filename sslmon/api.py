@@ -41,7 +41,7 @@ OnProgress = Callable[[str, int, int], None]  # (task, done, total): "encoders" 
 PRECISIONS = ("fp32", "bf16")
 EMBEDDING_SUFFIXES = (".npz", ".npy")
 TRAIN_SPLIT_METRICS = ("knn_acc", "lp_acc", "lp_acc_se")  # fitted on the train split when there is one
-LIDAR_IMAGES = 1000  # images (a seeded random subset) whose augmented views LiDAR uses, as in its paper
+LIDAR_IMAGES = 1000  # images (a seeded random subset) whose augmented views LiDAR uses (the paper also uses a subset)
 
 
 @dataclass(frozen=True)
