@@ -41,6 +41,7 @@ OnProgress = Callable[[str, int, int], None]  # (task, done, total): "encoders" 
 PRECISIONS = ("fp32", "bf16")
 EMBEDDING_SUFFIXES = (".npz", ".npy")
 TRAIN_SPLIT_METRICS = ("knn_acc", "lp_acc", "lp_acc_se")  # fitted on the train split when there is one
+LIDAR_IMAGES = 1000  # images (a seeded random subset) whose augmented views LiDAR uses (the paper also uses a subset)
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class Options:
     keys and shapes), ``trust_checkpoints``, torchvision ``weights`` (``default`` or ``none``), ``offline`` (never
     download). Evaluation: ``k`` (k1 clusters; None: the number of distinct labels), ``seed`` (data seed), ``seeds``
     (UMAP/k-means seeds), ``umap_epochs``, ``metrics`` (None: all the data allows), ``bin_factor`` (entropy bin width
-    in stds of Z3). Ranking: ``rank_by`` (a metric or ``consensus``), ``exclude_init``. Execution: ``device``
+    in stds of Z3), ``lidar_views`` (views per image for LiDAR, on up to LIDAR_IMAGES images; 0: no LiDAR).
+    Ranking: ``rank_by`` (a metric or ``consensus``), ``exclude_init``. Execution: ``device``
     (``auto``: cuda, then mps, then cpu, for every kind of input), ``precision``, ``batch_size``, ``cache``,
     ``save_z3`` (folder for ``NAME.z3.npz``), ``executor`` (``local`` or ``ray``), ``ray_address``,
     ``gpus_per_task``, ``cpus_per_task``.
@@ -75,6 +77,7 @@ class Options:
     umap_epochs: int = DEFAULT_UMAP_EPOCHS
     metrics: tuple[str, ...] | None = None
     bin_factor: float | None = None
+    lidar_views: int = 0
     rank_by: str | None = None
     exclude_init: bool = True
     device: str = "auto"
@@ -98,6 +101,7 @@ class Options:
             _check(value is None or value >= 1, name, f"must be >= 1, got {value}")
         _check(self.k is None or self.k >= 2, "k", f"must be >= 2, got {self.k}")
         _check(self.bin_factor is None or self.bin_factor > 0, "bin_factor", f"must be > 0, got {self.bin_factor}")
+        _check(self.lidar_views == 0 or self.lidar_views >= 2, "lidar_views", f"must be 0 (off) or >= 2, got {self.lidar_views}")
         unknown = [m for m in self.metrics or () if m not in METRICS]
         _check(not unknown and self.metrics != (), "metrics",
                f"unknown metric(s) {', '.join(unknown) or 'none given'}; valid: {', '.join(METRICS)}")
@@ -120,12 +124,13 @@ class Options:
         ``bin_factor`` 0.4 for SSL encoders and embeddings, 0.8 for supervised ImageNet models (as in the paper);
         ``batch_size`` 256, 64 for torchvision models (they run at 224 px and more); ``rank_by`` the consensus of
         label-free metrics for a training run's checkpoints (docs/selection.md), RankMe for models;
-        ``train_limit`` = ``limit``. The metrics that ``rank_by`` needs are added to ``metrics``."""
+        ``train_limit`` = ``limit``. The metrics that ``rank_by`` needs, and ``lidar`` with ``lidar_views``, are
+        added to ``metrics``."""
         models = kind == "models"
         rank_by = self.rank_by or ("rankme" if models else CONSENSUS)
         metrics = self.metrics
         if metrics is not None:
-            needed = DEFAULT_CONSENSUS if rank_by == CONSENSUS else (rank_by,)
+            needed = (*(DEFAULT_CONSENSUS if rank_by == CONSENSUS else (rank_by,)), *(("lidar",) if self.lidar_views else ()))
             metrics = metrics + tuple(m for m in needed if m not in metrics)
         return replace(self, rank_by=rank_by, metrics=metrics,
                        bin_factor=self.bin_factor or (0.8 if models else 0.4),
@@ -154,10 +159,12 @@ def evaluate(
     metrics: Sequence[str] | None = None,
     train_embeddings: Any = None,
     train_labels: Any = None,
+    views: Any = None,
 ) -> Evaluation:
     """The metrics of embeddings ``Z`` (n, d): see :func:`sslmon.evaluation.evaluate_embeddings` (never raises for
-    degenerate data: a metric without a value is ``None`` with its reason in ``errors``)."""
-    return evaluate_embeddings(Z, labels, train_embeddings, train_labels, config, list(metrics) if metrics else None)
+    degenerate data: a metric without a value is ``None`` with its reason in ``errors``). ``views``: embeddings of
+    augmented views of some of the images (n_images, n_views, d), for LiDAR."""
+    return evaluate_embeddings(Z, labels, train_embeddings, train_labels, config, list(metrics) if metrics else None, views)
 
 
 def score_embeddings(
@@ -173,10 +180,13 @@ def score_embeddings(
     epoch: int | None = None,
     source: dict[str, Any] | None = None,
     z3_path: Path | None = None,
+    views: Any = None,
 ) -> Result:
     """:func:`evaluate` into a :class:`Result` record; with ``z3_path``, Z3, C1, C2 and the labels of the first
-    evaluation seed are saved there (see :mod:`sslmon.io.z3file`), for ``sslmon plot``."""
-    ev = evaluate(Z, labels, config=config, metrics=metrics, train_embeddings=train_embeddings, train_labels=train_labels)
+    evaluation seed are saved there (see :mod:`sslmon.io.z3file`), for ``sslmon plot``. ``views``: embeddings of
+    augmented views (n_images, n_views, d), for LiDAR."""
+    ev = evaluate(Z, labels, config=config, metrics=metrics, train_embeddings=train_embeddings, train_labels=train_labels,
+                  views=views)
     if z3_path is not None and ev.Z3 is not None:
         from sslmon.io.z3file import write_z3
 
@@ -250,10 +260,13 @@ def score_model(
     source: dict[str, Any] | None = None,
     z3_path: Path | None = None,
     on_progress: OnProgress | None = None,
+    lidar_views: int = 0,
 ) -> Result:
     """Embed ``images`` (uint8 (n, C, H, W); grayscale is repeated to 3 channels, ``(x/255 - mean) / std``, resized
     to ``input_size`` when given) with ``model`` and evaluate them. The train split is embedded only when it has
-    labels and a metric fitted on it (``knn_acc``, ``lp_acc``) is wanted. ``config.device`` follows ``device``."""
+    labels and a metric fitted on it (``knn_acc``, ``lp_acc``) is wanted. ``config.device`` follows ``device``.
+    ``lidar_views`` >= 2 (and ``lidar`` wanted): that many augmented views (:mod:`sslmon.models.augment`, seeded
+    with ``config.seed``) of each of up to :data:`LIDAR_IMAGES` images are embedded too, for LiDAR."""
     from sslmon.models.embed import resolve_device
 
     dev = device if not isinstance(device, str) else resolve_device(device)
@@ -265,11 +278,31 @@ def score_model(
     Z = run(images)
     Z_train = run(train_images) if use_train else None
     t_embed = time.perf_counter() - t0
+    views = _lidar_views(run, images, lidar_views, config.seed, dev, name, on_progress) if lidar_views and "lidar" in wanted else None
+    t_views = time.perf_counter() - t0 - t_embed
     result = score_embeddings(Z, labels, config=replace(config, device="cpu" if dev.type == "mps" else dev.type),
                               metrics=metrics, train_embeddings=Z_train, train_labels=train_labels if use_train else None,
-                              name=name, path=path, epoch=epoch, source=source, z3_path=z3_path)
-    result.timings = {"embed": round(t_embed, 4), **result.timings}
+                              name=name, path=path, epoch=epoch, source=source, z3_path=z3_path, views=views)
+    result.timings = {"embed": round(t_embed, 4), **({"embed_views": round(t_views, 4)} if views is not None else {}), **result.timings}
     return result
+
+
+def _lidar_views(run: Callable[..., np.ndarray], images: torch.Tensor, n_views: int, seed: int, device: torch.device,
+                 name: str, on_progress: OnProgress | None) -> np.ndarray:
+    """Embeddings (m, n_views, d) of ``n_views`` augmented views of m = min(n, LIDAR_IMAGES) images (a random
+    subset drawn with ``seed``); progress as one task, ``embedding NAME views``."""
+    import torch
+
+    from sslmon.models.augment import uint8_views
+
+    m = min(len(images), LIDAR_IMAGES)
+    subset = torch.as_tensor(np.sort(np.random.default_rng(seed).permutation(len(images))[:m]))
+    task = f"embedding {name} views"
+    out = []
+    for v, view in enumerate(uint8_views(images[subset], n_views, seed, device)):
+        report = None if on_progress is None else (lambda _, done, __, v=v: on_progress(task, v * m + done, n_views * m))
+        out.append(run(view, on_progress=report))
+    return np.stack(out, axis=1)
 
 
 # --------------------------------------------------------------------------- encoders on an image set
@@ -311,7 +344,7 @@ def _score_task(item: tuple[Source, Path | None], job: _Job) -> Result:
         device=opts.device, precision=opts.precision, name=source.name, path=source.path, epoch=enc.epoch,
         source={"arch": enc.arch, "notes": enc.notes, "normalization": {"mean": list(mean), "std": list(std)},
                 "input_size": enc.input_size},
-        z3_path=z3_path, on_progress=job.on_progress,
+        z3_path=z3_path, on_progress=job.on_progress, lidar_views=opts.lidar_views,
     )
     result.timings = {"load": round(t_load, 4), **result.timings}
     return result
@@ -348,7 +381,7 @@ def cache_settings(config: EvalConfig, options: Options, device: str) -> dict[st
     settings, the metrics asked for, the precision and the device type. Names, paths, ``batch_size``, output
     options and informational fields of the run's config are not part of it."""
     return {**config.as_dict(), "metrics": None if options.metrics is None else sorted(options.metrics),
-            "precision": options.precision, "device": device}
+            "precision": options.precision, "device": device, **_lidar_config(options)}
 
 
 class Scorer:
@@ -372,7 +405,7 @@ class Scorer:
                            "dataset": data.name, "n_samples": len(data.images),
                            "n_train": None if data.train_images is None else len(data.train_images),
                            "batch_size": options.batch_size, "device": dev.type, "precision": options.precision,
-                           "executor": self.executor.name, **(run_config or {}), **_rank_config(options)}
+                           "executor": self.executor.name, **_lidar_config(options), **(run_config or {}), **_rank_config(options)}
         self.cache: ResultCache | None = None
         if options.cache:
             from sslmon.io.cache import ResultCache, array_digest
@@ -591,6 +624,8 @@ def score_embedding_files(
     from sslmon.io.inputs import InputError, load_embeddings
 
     opts = options.resolve("embeddings")
+    if opts.lidar_views and log:
+        log("note: lidar_views has no effect on embedding files: LiDAR needs sslmon to embed augmented views of the images")
     dev = resolve_device(opts.device)
     device = "cpu" if dev.type == "mps" else dev.type
     run = Run(config={**opts.eval_config(opts.k, device).as_dict(), "metrics": None if opts.metrics is None else list(opts.metrics),
@@ -614,6 +649,11 @@ def score_embedding_files(
         if on_result:
             on_result(run, run.results[-1])
     return run
+
+
+def _lidar_config(opts: Options) -> dict[str, Any]:
+    """``lidar_views`` for a run's config and cache key, only when LiDAR's views are computed (so earlier keys hold)."""
+    return {"lidar_views": opts.lidar_views, "lidar_images": LIDAR_IMAGES} if opts.lidar_views else {}
 
 
 def _rank_config(opts: Options) -> dict[str, Any]:

@@ -146,6 +146,7 @@ Seeds = Annotated[Optional[str], typer.Option("--seeds", callback=lambda v: _see
 UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default 100, chosen in docs/speed.md; umap-learn's own default is 500 up to 10k points).")]
 RankBy = Annotated[Optional[str], typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md). Default: {CONSENSUS} (score, watch), rankme (compare).")]
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
+LidarViews = Annotated[int, typer.Option("--lidar-views", min=0, help="LiDAR: embed N >= 2 augmented views (SimCLR stack) of each of up to 1000 images and add the lidar metric (0: off; not for embedding files).")]
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
 Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results to this file (.json, .jsonl or .csv; format from --format when given).")]
@@ -400,6 +401,7 @@ def score(
     rank_by: RankBy = None,
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
+    lidar_views: LidarViews = DEFAULTS.lidar_views,
     fmt: Fmt = OutputFormat.table,
     output: Output = None,
     device: Device = DEFAULTS.device,
@@ -444,6 +446,7 @@ def compare(
     rank_by: RankBy = None,
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
+    lidar_views: LidarViews = DEFAULTS.lidar_views,
     fmt: Fmt = OutputFormat.table,
     output: Output = None,
     device: Device = DEFAULTS.device,
@@ -498,6 +501,7 @@ def watch(
     rank_by: RankBy = None,
     metrics: Metrics = None,
     bin_factor: BinFactor = None,
+    lidar_views: LidarViews = DEFAULTS.lidar_views,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
     device: Device = DEFAULTS.device,
     precision: PrecisionOpt = PrecisionChoice.fp32,

@@ -2,7 +2,8 @@
 
 ``evaluate_embeddings`` is the Python entry point a training loop can call. Per embedding set it
 computes once: the exact kNN graph (sslmon.engine.neighbors; the distance matrix is kept for the
-silhouettes when it fits), UMAP's fuzzy graph, the Gram matrix behind RankMe and alpha-ReQ. Per
+silhouettes when it fits), UMAP's fuzzy graph, the Gram matrix behind RankMe and alpha-ReQ, the cosine k-means of
+Z itself behind cluster learnability and DSE (``CZ``, with the data seed). Per
 evaluation seed it repeats only what the seed changes: the UMAP layout Z3, k-means with k1 and
 k2 = 2 k1 on Z3, and the metrics of those. Both silhouettes (C1 of every seed and the ground truth)
 come from one pass over the distances. Each metric is its registry entry (``sslmon.metrics.METRICS``):
@@ -34,6 +35,8 @@ DEFAULT_SEEDS = (0, 1, 2)
 DISTANCE_MATRIX_BYTES = 2**30
 # The reason of a label-based metric that was asked for by name on data without labels.
 NO_LABELS = "no labels given"
+# The reason of a metric of augmented views (LiDAR) asked for by name without views.
+NO_VIEWS = "no augmented views: only computed where sslmon embeds the images itself, with lidar_views > 0 (--lidar-views)"
 # Metrics whose value depends on the evaluation seed (through Z3 and the k-means clusters).
 SEEDED = tuple(name for name, spec in METRICS.items() if spec.seeded)
 
@@ -204,17 +207,20 @@ def evaluate_embeddings(
     train_labels: Any = None,
     config: EvalConfig = EvalConfig(),
     metrics: list[str] | None = None,
+    views: Any = None,
 ) -> Evaluation:
     """Compute ``metrics`` (default: all that the inputs allow) for embeddings ``Z``, averaged over ``config.seeds``.
 
     ``labels`` enables the label-based metrics: without labels and without ``metrics`` they are left out
     (absent from ``metrics``, ``errors`` and ``per_seed``); asked for by name they are None with reason
-    :data:`NO_LABELS`. kNN and the probe are fitted on
+    :data:`NO_LABELS`. ``views`` (n_images, n_views, d), embeddings of augmented views of some of the
+    images, enables LiDAR in the same way (reason :data:`NO_VIEWS`). kNN and the probe are fitted on
     ``train_embeddings``/``train_labels`` when given, else on a stratified half
     of ``Z`` and scored on the other half. ``config.k`` defaults to the number of
     classes in ``labels``; without either, the clustering metrics are undefined.
     """
-    wanted = metrics if metrics is not None else [m for m, spec in METRICS.items() if labels is not None or not spec.needs_labels]
+    wanted = metrics if metrics is not None else [m for m, spec in METRICS.items() if (labels is not None or not spec.needs_labels)
+                                                  and (views is not None or "views" not in _required([m]))]
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; valid: {list(METRICS)}")
@@ -229,6 +235,10 @@ def evaluate_embeddings(
         r.run("labels", lambda: M.check_labels(labels, len(r.values["Z"]), min_classes=1), "Z")
     else:
         r.errors["labels"] = NO_LABELS
+    if views is not None:
+        r.run("views", lambda: M.check_views(views))
+    else:
+        r.errors["views"] = NO_VIEWS
     k = cfg.k
     if k is None and "labels" in r.values:
         k = len(np.unique(r.values["labels"]))
@@ -303,6 +313,8 @@ def evaluate_embeddings(
             V["Z_score"], V["y_score"] = V["Z"][score], V["labels"][score]
     if "spectrum" in required:
         r.run("spectrum", lambda: M.spectrum(V["Z"]), "Z")
+    if "CZ" in required:
+        r.run("CZ", lambda: M.spherical_kmeans(V["Z"], k, cfg.seed), "Z", "k", timing="kmeans_z")
     for name, spec in specs.items():
         if not spec.seeded and not spec.silhouette_of:
             _compute(r, name, cfg)

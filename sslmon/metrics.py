@@ -53,6 +53,8 @@ INTERMEDIATES: dict[str, tuple[str, ...]] = {
     "Z3": ("fuzzy",),  # the 3-d UMAP layout, per seed
     "C1": ("Z3", "k"),  # spherical k-means labels of Z3 with k1 clusters, per seed
     "C2": ("Z3", "k"),  # the same with k2 = 2 k1 clusters, per seed
+    "CZ": ("Z", "k"),  # spherical k-means labels of Z itself (not Z3) with k1 clusters, the data seed: pseudo-labels
+    "views": (),  # augmented views (n_images, n_views, d) of a subset of the images, when the caller embedded them
     "knn_distances": ("Z",),  # (n, >= 3) distances of each row to itself and its nearest neighbours, ascending
     "spectrum": ("Z",),  # Spectrum: singular values, covariance eigenvalues, right singular vectors
     "Z_fit": ("labels",),  # the reference split kNN and the probe are fitted on (train arrays or half of Z) ...
@@ -585,6 +587,144 @@ def twonn_id(Z: ArrayLike, discard: float = 0.1, neighbor_distances: np.ndarray 
     return float((x * y).sum() / (x**2).sum())
 
 
+def cluster_learnability(
+    Z: ArrayLike,
+    pseudo_labels: ArrayLike,
+    k: int = 20,
+    temperature: float = 0.07,
+    seed: int | None = 0,
+    chunk: int = 1024,
+    device: str | torch.device = "cpu",
+) -> float:
+    """Cluster learnability CL (Lu, Liu, Baratin, Laroche, Courville & Sordoni, "Using Representation
+    Expressiveness and Learnability to Evaluate Self-Supervised Learning Methods", arXiv:2206.01251, 2022):
+    how fast a kNN classifier learns the k-means pseudo-labels of the embeddings.
+
+    What is computed: the rows of Z in a random order (``numpy.random.default_rng(seed).permutation``);
+    each row from the second on is predicted from the rows before it, then joins them (prequential,
+    online learning): the weighted kNN of :func:`knn_acc` (cosine similarity, the min(k, rows before)
+    most similar earlier rows, votes exp(sim / temperature), ties to the lowest label). CL is the
+    fraction of the n - 1 predictions equal to the row's pseudo-label: the mean accuracy over the
+    stream, i.e. the area under the classifier's learning curve. A fraction in [0, 1]; about
+    1 / (number of clusters) when the pseudo-labels cannot be learned.
+
+    Where it may differ from the paper: the texts reachable when this was written give CL only as
+    "the learning speed of a KNN classifier trained to predict K-means cluster labels"; the number of
+    clusters (here k1, as for C1), the k-means variant (here cosine k-means of Z, shared with
+    :func:`dse`), the classifier's k, weighting and distance (here knn_acc's) and the stream (here
+    every row once, in one seeded order) are sslmon's choices. CLID, the paper's combination of CL
+    with the intrinsic dimension, z-scores both over a set of models: sslmon's per-run counterpart is
+    the consensus ranking ``--consensus cluster_learnability,twonn_id`` (README).
+    """
+    Z = check_embeddings(Z)
+    y = check_labels(pseudo_labels, Z.shape[0], "pseudo-labels")
+    if k < 1 or temperature <= 0:
+        raise MetricUndefined(f"needs k >= 1 and temperature > 0 (got {k}, {temperature})")
+    n = Z.shape[0]
+    order = np.random.default_rng(seed).permutation(n)
+    dev = torch.device(device)
+    X = torch.as_tensor(l2_normalize(Z[order]), dtype=torch.float32, device=dev)
+    classes, y_idx = np.unique(y[order], return_inverse=True)
+    y_t = torch.as_tensor(y_idx, device=dev)
+    correct = 0
+    for start in range(1, n, chunk):
+        stop = min(start + chunk, n)
+        sim = X[start:stop] @ X[:stop].T  # row t sees columns 0..t-1 only: the rows before it
+        later = torch.arange(stop, device=dev)[None, :] >= torch.arange(start, stop, device=dev)[:, None]
+        top_sim, top_idx = sim.masked_fill(later, -torch.inf).topk(min(k, stop - 1), dim=1)
+        weights = torch.exp(top_sim.double() / temperature)  # exp(-inf) = 0: fewer than k earlier rows
+        votes = torch.zeros(stop - start, len(classes), dtype=torch.float64, device=dev)
+        votes.scatter_add_(1, y_t[top_idx], weights)
+        correct += int((votes.argmax(dim=1) == y_t[start:stop]).sum())
+    return correct / (n - 1)
+
+
+def dse(Z: ArrayLike, pseudo_labels: ArrayLike) -> float:
+    """DSE, the dense representation structure estimator (Dai, Xu, Wen, Liu & Huang, "Exploring Structural
+    Degradation in Dense Representations for Self-supervised Learning", NeurIPS 2025, arXiv:2510.17299),
+    here on image embeddings: M_inter - M_intra + M_dim, higher is better.
+
+    X = the L2-normalised rows of Z, grouped by the k-means pseudo-labels into clusters X_j (N_j rows,
+    mean mu_j). M_inter = mean over clusters of the mean over x in X_j of min_{i != j} ||x - mu_i||^2
+    (separation). M_intra = mean over clusters with N_j >= 2 of sum_i sigma_i(X_j - mu_j) / sqrt(N_j - 1),
+    sigma_i the singular values of the centred cluster: the sum of its standard deviations along its
+    principal axes (a radius; singletons are left out). M_dim = erank(X) / min(n, d), erank =
+    exp(-sum p_i ln p_i), p_i = s_i / sum(s) over the singular values s of X (the effective rank,
+    scaled to [0, 1]).
+
+    Adaptations, stated: the paper scores dense (patch) features and draws M_dim from one patch per
+    image; here each image is one row, so M_dim is the effective rank of all rows. Its pseudo-labels
+    come from k-means on the features; here cosine k-means of Z with k1 clusters (shared with
+    :func:`cluster_learnability`). The paper weights M_dim by lambda = Std(M_inter - M_intra) /
+    Std(M_dim) over the checkpoints of a run, which one evaluation cannot know: here lambda = 1 with
+    M_dim scaled by min(n, d), as in the authors' released code. The M_intra denominator follows the
+    radius reading (sqrt(N_j - 1)); summaries of the paper print N_j - 1, the released code
+    sqrt(max(N_j - 1, d)), so values are not comparable with published ones. Unitless.
+    """
+    with threadpool_limits(limits=1, user_api="blas"):  # k + 1 small eigenproblems: threads only contend
+        return _dse(l2_normalize(check_embeddings(Z)).astype(np.float64), pseudo_labels)
+
+
+def _dse(X: np.ndarray, pseudo_labels: ArrayLike) -> float:
+    """:func:`dse` of the L2-normalised float64 rows X."""
+    n = X.shape[0]
+    inverse, counts = check_clustering(pseudo_labels, n)
+    k = len(counts)
+    centroids = np.zeros((k, X.shape[1]))
+    np.add.at(centroids, inverse, X)
+    centroids /= counts[:, None]
+    sq = (X * X).sum(axis=1)[:, None] - 2 * X @ centroids.T + (centroids * centroids).sum(axis=1)[None, :]
+    sq[np.arange(n), inverse] = np.inf
+    nearest_other = np.maximum(sq.min(axis=1), 0.0)
+    inter = float((np.bincount(inverse, nearest_other, minlength=k) / counts).mean())
+    radii = [np.sqrt(spectrum(X[inverse == j]).covariance).sum() for j in range(k) if counts[j] >= 2]
+    intra = float(np.mean(radii))
+    s = np.sqrt(spectrum(X).singular_sq)
+    p = s[s > 0] / s.sum()
+    return inter - intra + float(np.exp(-(p * np.log(p)).sum())) / min(X.shape)
+
+
+def check_views(views: ArrayLike, min_images: int = 2, min_views: int = 2) -> np.ndarray:
+    """Return augmented-view embeddings as a float64 (n_images, n_views, d) array, or raise MetricUndefined."""
+    if isinstance(views, torch.Tensor):
+        views = views.detach().cpu().numpy()
+    views = np.asarray(views)
+    if views.ndim != 3:
+        raise MetricUndefined(f"views must be 3-D (n_images, n_views, d), got shape {views.shape}")
+    n, q, d = views.shape
+    if n < min_images or q < min_views:
+        raise MetricUndefined(f"views need at least {min_images} images and {min_views} views each, got {n} x {q}")
+    return check_embeddings(views.reshape(n * q, d), "views").astype(np.float64).reshape(n, q, d)
+
+
+def lidar(views: ArrayLike, delta: float = 1e-4, eps: float = 1e-7) -> float:
+    """LiDAR (Thilak, Huang, Saremi, Dinh, Goh, Nakkiran, Susskind & Littwin, "LiDAR: Sensing Linear Probing
+    Performance in Joint Embedding SSL Architectures", arXiv:2312.04000, 2023): the effective rank of the
+    linear discriminant analysis matrix in which every image is a class and its augmented views are the samples.
+
+    ``views`` (n images, q views, d). With mu_i the mean of image i's views and mu the mean of the mu_i:
+    between-class S_b = sum_i (mu_i - mu)(mu_i - mu)^T / (n - 1); within-class
+    S_w = sum_ij (e_ij - mu_i)(e_ij - mu_i)^T / (n (q - 1)) + delta I; the eigenvalues lambda of
+    S_w^(-1/2) S_b S_w^(-1/2) (those of the generalised problem S_b v = lambda S_w v), p_k = lambda_k /
+    sum(lambda) + eps, LiDAR = exp(-sum p_k ln p_k). Between 1 and min(d, n - 1) (plus eps's share).
+    delta is in squared units of the embeddings. Unitless.
+    """
+    V = check_views(views)
+    n, q, d = V.shape
+    means = V.mean(axis=1)
+    between = means - means.mean(axis=0)
+    S_b = between.T @ between / (n - 1)
+    within = (V - means[:, None, :]).reshape(n * q, d)
+    S_w = within.T @ within / (n * (q - 1)) + delta * np.eye(d)
+    w, U = np.linalg.eigh(S_w)
+    whiten = (U / np.sqrt(w)) @ U.T
+    lam = np.clip(np.linalg.eigvalsh(whiten @ S_b @ whiten), 0.0, None)
+    if lam.sum() <= 0:
+        raise MetricUndefined("every image has the same mean embedding over its views (no between-image scatter)")
+    p = lam / lam.sum() + eps
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
 # --------------------------------------------------------------------------- the registry
 # One entry per metric key, in display order (table columns, correlate rows, plots). Adding a metric
 # is one entry here (see the README, "Contributing: adding a metric").
@@ -678,8 +818,27 @@ METRICS: dict[str, MetricSpec] = {
             title="intrinsic dimension (TwoNN)", symbol="TwoNN ID", unit="dimensions",
             needs=("Z", "knn_distances"), compute=lambda v, cfg: twonn_id(v["Z"], neighbor_distances=v["knn_distances"]),
         ),
+        MetricSpec(
+            "cluster_learnability", "higher", False,
+            "cluster learnability (Lu et al. 2022): prequential accuracy of a kNN learning cosine k-means pseudo-labels of Z (k1)",
+            title="cluster learnability", symbol="CL", unit="fraction (1/k1 = chance)", needs=("Z", "CZ"),
+            compute=lambda v, cfg: cluster_learnability(v["Z"], v["CZ"], cfg.knn_k, cfg.knn_temperature, cfg.seed, device=cfg.device),
+        ),
+        MetricSpec(
+            "dse", "higher", False,
+            "DSE (Dai et al. 2025) on image embeddings: pseudo-label separation - cluster radius + effective rank / min(n, d)",
+            title="dense representation structure estimator", symbol="DSE", unit="unitless",
+            needs=("Z", "CZ"), compute=lambda v, cfg: dse(v["Z"], v["CZ"]),
+        ),
+        MetricSpec(
+            "lidar", "higher", False,
+            "LiDAR (Thilak et al. 2023): effective rank of the LDA matrix of augmented views, each image a class",
+            title="LiDAR", symbol="LiDAR", unit="1 to min(d, images - 1)",
+            needs=("views",), compute=lambda v, cfg: lidar(v["views"]),
+        ),
     ]
 }
 LABEL_FREE = [name for name, spec in METRICS.items() if not spec.needs_labels]
 LABEL_BASED = [name for name, spec in METRICS.items() if spec.needs_labels]
+VIEW_BASED = [name for name, spec in METRICS.items() if "views" in spec.needs]  # need augmented views (LiDAR)
 UNCERTAINTIES = {name: spec.uncertainty_of for name, spec in METRICS.items() if spec.uncertainty_of}  # standard error -> its metric

@@ -193,6 +193,7 @@ def test_every_metric_declares_direction_and_label_need():
         "ami_c1_c2", "silhouette_c1", "entropy_z3", "rankme", "alpha_req", "l2_std",
         "ami_c1_gt", "silhouette_gt", "knn_acc", "lp_acc",
         "lp_acc_se", "nesum", "stable_rank", "self_clustering", "coherence", "twonn_id",
+        "cluster_learnability", "dse", "lidar",
     }
     for spec in METRICS.values():
         assert spec.better in {"higher", "lower", "target"}

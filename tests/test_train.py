@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from sslmon.models.archs import SmallConvNet
-from sslmon.training.train import AugmentConfig, MoCoQueue, augment, ema_update, info_nce, moco_loss, simsiam_loss, train
+from sslmon.models.augment import AugmentConfig, augment
+from sslmon.training.train import MoCoQueue, ema_update, info_nce, moco_loss, simsiam_loss, train
 
 MEAN, STD = [0.3, 0.3, 0.3], [0.35, 0.35, 0.35]
 

@@ -23,7 +23,7 @@ from sklearn.datasets import make_blobs
 from cli_helpers import default_sigint, run_cli
 from sslmon.meta.correlate import NamedRun, correlate_run
 from sslmon.evaluation import EvalConfig, evaluate_embeddings
-from sslmon.metrics import LABEL_BASED, LABEL_FREE
+from sslmon.metrics import LABEL_BASED, LABEL_FREE, VIEW_BASED
 from sslmon.io.runfile import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,7 +135,7 @@ def test_killed_watcher_resumes_with_nothing_lost_or_doubled(tmp_path: Path) -> 
 def test_without_labels_label_metrics_are_left_out() -> None:
     X, _ = make_blobs(n_samples=120, n_features=5, centers=3, random_state=0)
     ev = evaluate_embeddings(X, config=EvalConfig(k=3, seeds=(0,), umap_epochs=5, n_neighbors=10))
-    assert list(ev.metrics) == LABEL_FREE
+    assert list(ev.metrics) == [m for m in LABEL_FREE if m not in VIEW_BASED]  # LiDAR also needs views
     assert not set(LABEL_BASED) & (set(ev.errors) | set(ev.per_seed[0]) | set(ev.metrics_std))
     assert ev.errors == {}
 
@@ -158,7 +158,7 @@ def test_unlabelled_imagefolder_has_no_label_columns_and_one_note(tmp_path: Path
     assert "rankme" in stdout and "acc ↑" not in stdout and "gt ↑" not in stdout  # no knn/lp/ami_gt/silhouette_gt columns
     doc = json.loads((tmp_path / "r.json").read_text())
     for r in doc["results"]:
-        assert set(r["metrics"]) == set(LABEL_FREE)
+        assert set(r["metrics"]) == set(LABEL_FREE) - set(VIEW_BASED)  # LiDAR also needs views
         assert not set(LABEL_BASED) & set(r["errors"])
     # asked for by name, the label-based metrics share one line for the whole run
     code, stdout, stderr = run_cli([*args[:-2], "--metrics", "rankme,knn_acc,lp_acc"], capsys, monkeypatch)

@@ -54,6 +54,7 @@ class SSLMonitor(pl.Callback):
     ``k``: k1 for k-means (default: the number of classes; required for unlabelled data).
     ``mean``/``std``/``input_size``: the input normalisation and size the backbone expects
     (default: the dataset's per-channel statistics and native size). ``batch_size``: images per forward pass.
+    ``lidar_views``: N >= 2 adds LiDAR, from N augmented views of up to 1000 evaluation images (0: off).
     """
 
     def __init__(
@@ -71,7 +72,10 @@ class SSLMonitor(pl.Callback):
         std: Sequence[float] | None = None,
         input_size: int | None = None,
         batch_size: int = 256,
+        lidar_views: int = 0,
     ) -> None:
+        if lidar_views != 0 and lidar_views < 2:
+            raise ValueError(f"lidar_views must be 0 (off) or >= 2, got {lidar_views}")
         if every_n_epochs < 1:
             raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
         unknown = [m for m in metrics or () if m not in METRICS]
@@ -85,8 +89,11 @@ class SSLMonitor(pl.Callback):
         self.every_n_epochs = every_n_epochs
         self.backbone = backbone
         self.metrics = list(metrics) if metrics is not None else None
+        if self.metrics is not None and lidar_views and "lidar" not in self.metrics:
+            self.metrics.append("lidar")
         self.output = Path(output) if output is not None else None
         self.mean, self.std, self.input_size, self.batch_size = mean, std, input_size, batch_size
+        self.lidar_views = lidar_views
         self._data: ImageSet | None = None
         self.results: list[Result] = []  # the milestones scored in this process (rank 0)
 
@@ -143,6 +150,7 @@ class SSLMonitor(pl.Callback):
             source={"lightning_module": type(pl_module).__name__, "backbone": type(model).__name__,
                     "dataset": data.name, "normalization": {"mean": list(mean), "std": list(std)},
                     "input_size": self.input_size},
+            lidar_views=self.lidar_views,
         )
 
     def _dataset(self) -> ImageSet:

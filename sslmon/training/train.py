@@ -7,7 +7,7 @@ training, and at the end) the backbone alone is written as a *milestone*
 ``epoch_{e:04d}.pt``: a dict of tensors, ints, strs and lists that
 ``torch.load(path, weights_only=True)`` reads (its keys: :mod:`sslmon.io.milestones`).
 
-Augmentations (:mod:`sslmon.training.augment`) run batched on the training device with per-sample random
+Augmentations (:mod:`sslmon.models.augment`) run batched on the training device with per-sample random
 parameters; views are normalised as the scorer normalises images (:func:`sslmon.models.embed.normalize`).
 """
 
@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from sslmon.models.archs import build_arch, check_arch
 from sslmon.models.embed import normalize
-from sslmon.training.augment import AugmentConfig, augment
+from sslmon.models.augment import AugmentConfig, augment
 from sslmon.io.milestones import milestone, milestone_name
 
 # --------------------------------------------------------------------------- losses

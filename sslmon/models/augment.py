@@ -1,4 +1,5 @@
-"""The SimCLR CIFAR-10 augmentation stack, batched on the device with per-sample random parameters.
+"""The SimCLR CIFAR-10 augmentation stack, batched on the device with per-sample random parameters: the training
+views of :mod:`sslmon.training.train` and the scored views of LiDAR (:func:`uint8_views`).
 
 Random parameters come from a CPU ``torch.Generator`` so a seed gives the same views on any device.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -103,3 +105,26 @@ def augment(x: Tensor, cfg: AugmentConfig, generator: torch.Generator) -> Tensor
     same views on any device) and differ per sample.
     """
     return colour_jitter(random_resized_crop(x, cfg, generator), cfg, generator)
+
+
+def uint8_views(
+    images: Tensor,
+    n_views: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    cfg: AugmentConfig = AugmentConfig(),
+    batch_size: int = 256,
+) -> Iterator[Tensor]:
+    """``n_views`` random views of uint8 images (n, C, H, W): one uint8 CPU tensor of the same shape per view.
+
+    Augmented batch by batch on ``device`` with :func:`augment` (values rounded back to 0..255); the
+    parameters come from one CPU generator seeded with ``seed``, so a seed (and ``batch_size``: the draws go batch
+    by batch) gives the same views on any device.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(n_views):
+        parts = []
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(device).float().div_(255.0)
+            parts.append(augment(x, cfg, generator).mul_(255.0).round_().to(torch.uint8).cpu())
+        yield torch.cat(parts)
