@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_helpers import default_sigint
+from helpers import default_sigint
 from sslmon.io.cache import ResultCache
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,7 @@ from sslmon.models.archs import SmallConvNet
 from sslmon.io.cache import ResultCache
 from sslmon.report import csv_cell, printable
 from sslmon.results import Result
-from cli_helpers import run_cli, snapshot
+from helpers import run_cli, snapshot
 
 FAST = ["--metrics", "rankme,l2_std", "--arch", "convnet-small"]
 

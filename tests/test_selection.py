@@ -17,7 +17,7 @@ from sslmon.meta.correlate import BASELINE, CONSENSUS, correlate_run, select_run
 from sslmon.metrics import METRICS
 from sslmon.io.runfile import load_run
 from sslmon.selection import consensus_keys, metric_keys, select
-from test_correlate import named, write_results
+from test_meta_correlate import named, write_results
 
 EPOCHS = [0, 1, 2, 3, 4]
 LP = [0.50, 0.70, 0.80, 0.75, 0.78]  # best: epoch 2 (0.80); by LP the order is 2 > 4 > 3 > 1 > 0

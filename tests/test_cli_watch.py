@@ -20,7 +20,7 @@ import pytest
 from scipy.stats import pearsonr
 from sklearn.datasets import make_blobs
 
-from cli_helpers import default_sigint, run_cli
+from helpers import default_sigint, run_cli
 from sslmon.meta.correlate import NamedRun, correlate_run
 from sslmon.evaluation import EvalConfig, evaluate_embeddings
 from sslmon.metrics import LABEL_BASED, LABEL_FREE

@@ -182,7 +182,7 @@ class ReportingSimCLR(TinySimCLR):
 
 DDP_SCRIPT = """
 import sys, torch, lightning
-from test_lightning import EVAL_LIMIT, ReportingSimCLR
+from test_integrations_lightning import EVAL_LIMIT, ReportingSimCLR
 from sslmon.io.datasets import load_dataset
 from sslmon.lightning import SSLMonitor
 train = load_dataset("default", limit=256, train_limit=256)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from sslmon.cli import app
 from sslmon.meta.plots import PlotError, find_outliers, load_z3_dir, make_plots, select_snapshots
 from sslmon.io.z3file import write_z3
-from test_correlate import AMI, ENTROPY, LP, write_results
+from test_meta_correlate import AMI, ENTROPY, LP, write_results
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
 runner = CliRunner()

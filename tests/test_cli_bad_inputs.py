@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from cli_helpers import rankme, run_cli, snapshot
+from helpers import rankme, run_cli, snapshot
 
 FAST = ["--metrics", "rankme,l2_std"]
 
