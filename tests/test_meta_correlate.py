@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 from scipy import stats
-from typer.testing import CliRunner
 
-from sslmon.cli import app
-from sslmon.meta.correlate import Correlation, NamedRun, correlate_run, correlation
-from sslmon.results import Result, Run
-from sslmon.io.runfile import load_run, to_json
-
-runner = CliRunner()
-
-EPOCHS = [0, 20, 40, 60, 80, 100]
-LP = [0.10, 0.42, 0.55, 0.61, 0.66, 0.68]
-ENTROPY = [3.1, 5.9, 5.4, 5.5, 5.0, 4.9]  # the paper's shape: low at init, then falling while LP rises
-AMI = [0.02, 0.30, 0.29, 0.41, 0.40, 0.52]
-
-
-def write_results(path: Path, metrics: dict[str, list[float | None]], epochs: list[int | None] = EPOCHS,
-                  per_seed: list[list[dict[str, float]]] | None = None) -> Path:
-    """A results document written by sslmon's own writer (`sslmon score -f json`), one result per epoch."""
-    results = [Result(f"epoch_{e}.pt", None, {key: values[i] for key, values in metrics.items()}, epoch=e,
-                      per_seed=per_seed[i] if per_seed else []) for i, e in enumerate(epochs)]
-    path.write_text(to_json(Run({}, results), "lp_acc"))
-    return path
+from helpers import AMI, ENTROPY, LP, SELECTION_LP, pearson_by_hand, write_results, write_run
+from sslmon.io.runfile import load_run
+from sslmon.meta.correlate import BASELINE, CONSENSUS, Correlation, NamedRun, correlate_run, correlation, select_run
 
 
 def named(path: Path) -> NamedRun:
@@ -38,25 +18,10 @@ def named(path: Path) -> NamedRun:
     return NamedRun(path.stem, str(path), load_run(path))
 
 
-def pearson_by_hand(x: list[float], y: list[float]) -> tuple[float, float]:
-    """r = cov(x, y) / (s_x s_y); two-sided p = 2 P(T > |t|), t = r sqrt((n-2)/(1-r^2)), n-2 dof."""
-    x, y = np.asarray(x), np.asarray(y)
-    n = len(x)
-    cov = ((x - x.mean()) * (y - y.mean())).sum() / (n - 1)
-    r = cov / (x.std(ddof=1) * y.std(ddof=1))
-    t = r * math.sqrt((n - 2) / (1 - r**2))
-    return r, 2 * stats.t.sf(abs(t), n - 2)
-
-
 def ranks_by_hand(values: list[float]) -> list[float]:
     """Rank 1 = smallest; tied values share their mean rank."""
     ordered = sorted(values)
     return [ordered.index(v) + (ordered.count(v) + 1) / 2 for v in values]
-
-
-@pytest.fixture()
-def run_file(tmp_path: Path) -> Path:
-    return write_results(tmp_path / "simclr.json", {"lp_acc": LP, "entropy_z3": ENTROPY, "ami_c1_c2": AMI})
 
 
 def test_pearson_and_p_match_the_formula_with_and_without_init(run_file):
@@ -124,50 +89,53 @@ def test_without_init_is_not_applicable_when_there_is_no_epoch_zero(tmp_path):
     assert (c["without_init"].status, c["without_init"].pearson_r) == ("no init milestone", None)
 
 
-def test_cli_json_has_one_run_per_file_and_every_field(run_file, tmp_path):
-    other = write_results(tmp_path / "moco.json", {"lp_acc": LP[::-1], "entropy_z3": ENTROPY, "ami_c1_c2": [0.1] * 6})
-    res = runner.invoke(app, ["correlate", str(run_file), str(other), "--format", "json"])
-    assert res.exit_code == 0, res.output
-    doc = json.loads(res.stdout)
-    assert doc["against"] == "lp_acc"
-    assert [run["name"] for run in doc["runs"]] == ["simclr", "moco"]
-    assert set(doc["runs"][0]) == {"name", "path", "n_points", "correlations", "selection", "consensus_metrics", "n_seeds"}
-    cell = doc["runs"][0]["correlations"]["ami_c1_c2"]
-    assert set(cell) == {"with_init", "without_init"}
-    assert set(cell["with_init"]) == {"pearson_r", "pearson_p", "spearman_rho", "spearman_p", "n", "status",
-                                      "pearson_ci_low", "pearson_ci_high"}
-    assert set(doc["runs"][0]["selection"]) == {"entropy_z3", "ami_c1_c2", "consensus", "last_milestone"}
-    assert doc["runs"][1]["correlations"]["ami_c1_c2"]["with_init"]["status"] == "constant"
-    assert "NaN" not in res.stdout
+def test_run_selection_with_and_without_init_consensus_and_baseline(tmp_path):
+    rankme = [9.0, 2.0, 3.0, 2.5, 4.0]  # init ranks first: regret 80 - 50 = 30 points; without init: epoch 4, 2 points
+    l2 = [0.1, 0.2, 0.5, 0.3, 0.4]  # best at epoch 2: regret 0
+    run = load_run(write_run(tmp_path / "r.json", {"lp_acc": SELECTION_LP, "rankme": rankme, "l2_std": l2}))
+    rows = select_run(run, "lp_acc", ["rankme", "l2_std"])
+    assert rows["rankme"]["with_init"].pick_epoch == 0
+    assert rows["rankme"]["with_init"].regret == pytest.approx(30.0)
+    assert rows["rankme"]["with_init"].pick_rank == 5
+    assert rows["rankme"]["without_init"].pick_epoch == 4
+    assert rows["rankme"]["without_init"].regret == pytest.approx(2.0)
+    # consensus without init (epochs 1-4): rankme ranks 4, 2, 3, 1; l2_std ranks 4, 1, 3, 2;
+    # means 4, 1.5, 3, 1.5: epochs 2 and 4 tie, the later (4) is picked: 2 points.
+    c = rows[CONSENSUS]["without_init"]
+    assert (c.pick_epoch, c.ties) == (4, 2) and c.regret == pytest.approx(2.0)
+    # with init: rankme ranks 1, 5, 3, 4, 2; l2_std 5, 4, 1, 3, 2; means 3, 4.5, 2, 3.5, 2 -> tie 2/4 -> epoch 4
+    assert rows[CONSENSUS]["with_init"].pick_epoch == 4
+    # baseline: the last epoch (4), 0.78: 2 points, rank 2; tau of epoch order vs SELECTION_LP by hand:
+    # epoch order 4 > 3 > 2 > 1 > 0 against SELECTION_LP 2 > 4 > 3 > 1 > 0: discordant pairs (2,3), (2,4): tau = (8-2)/10
+    b = rows[BASELINE]["with_init"]
+    assert (b.pick_epoch, b.pick_rank) == (4, 2) and b.regret == pytest.approx(2.0)
+    assert b.kendall_tau == pytest.approx(0.6)
 
 
-def test_cli_table_has_a_column_group_per_run_and_names(run_file, tmp_path):
-    other = write_results(tmp_path / "moco.json", {"lp_acc": LP, "entropy_z3": ENTROPY})
-    res = runner.invoke(app, ["correlate", str(run_file), str(other), "--name", "SimCLR", "--name", "MoCo-v2",
-                              "--against", "lp_acc", "--output", str(tmp_path / "table.json")])
-    assert res.exit_code == 0, res.output
-    for header in ("SimCLR", "MoCo-v2", "w/ init (n=6)", "w/o init (n=5)"):
-        assert header in res.stdout
-    r, _ = pearson_by_hand(ENTROPY, LP)
-    assert f"{r:+.2f}" in res.stdout
-    assert json.loads((tmp_path / "table.json").read_text())["runs"][1]["name"] == "MoCo-v2"
+def test_run_without_init_milestone_and_without_epochs(tmp_path):
+    run = load_run(write_run(tmp_path / "r.json", {"lp_acc": SELECTION_LP, "rankme": SELECTION_LP}, epochs=[1, 2, 3, 4, 5]))
+    rows = select_run(run, "lp_acc", ["rankme"])
+    assert rows["rankme"]["without_init"].status == "no init milestone"
+    assert rows["rankme"]["with_init"].regret == 0.0
+    run = load_run(write_run(tmp_path / "n.json", {"lp_acc": SELECTION_LP, "rankme": SELECTION_LP}, epochs=[None] * 5))
+    assert select_run(run, "lp_acc", ["rankme"])[BASELINE]["with_init"].status == "no epochs"
 
 
-def test_cli_errors(run_file, tmp_path):
-    corrupt = tmp_path / "corrupt.json"
-    corrupt.write_text('{"results": [')
-    res = runner.invoke(app, ["correlate", str(run_file), str(corrupt)])
-    assert res.exit_code == 2
-    assert res.stderr.count("\n") == 1 and str(corrupt) in res.stderr
-    not_results = tmp_path / "list.json"
-    not_results.write_text("[1, 2]")
-    res = runner.invoke(app, ["correlate", str(not_results)])
-    assert res.exit_code == 2 and "not an sslmon results document" in res.stderr
-    binary = tmp_path / "figure.png"
-    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
-    res = runner.invoke(app, ["correlate", str(binary)])
-    assert res.exit_code == 2 and f"{binary}: not a text file" in res.stderr
-    res = runner.invoke(app, ["correlate", str(tmp_path / "missing.json")])
-    assert res.exit_code == 2 and "missing.json: cannot read (No such file or directory)" in res.stderr
-    assert runner.invoke(app, ["correlate", str(run_file), "--against", "accuracy"]).exit_code == 2
-    assert runner.invoke(app, ["correlate", str(run_file), "--name", "a", "--name", "b"]).exit_code == 2
+def test_seed_spread_from_per_seed_values(tmp_path):
+    # mean rankme picks epoch 4; seed 0 picks epoch 4, seed 1 picks epoch 2 (regret 0), seed 2 epoch 3 (regret 5):
+    # p_change = 2/3, mean regret (2 + 0 + 5) / 3
+    seeds = [[4, 2, 3], [1, 1, 1], [2, 9, 3], [3, 1, 9], [9, 3, 2]]
+    per_seed = [[{"rankme": v} for v in row] for row in seeds]
+    rankme = [sum(row) / 3 for row in seeds]  # 3, 1, 4.67, 4.33, 4.67 -> tie 2/4 -> epoch 4
+    run = named(write_run(tmp_path / "r.json", {"lp_acc": SELECTION_LP, "rankme": rankme}, per_seed=per_seed))
+    result = correlate_run(run, "lp_acc", ["rankme"])
+    spread = result.selection["rankme"]["with_init"].seeds
+    assert result.n_seeds == 3
+    assert spread.picked_epochs == [4, 2, 3]
+    assert spread.p_change == pytest.approx(2 / 3)
+    assert spread.regret_mean == pytest.approx(7 / 3)
+    assert spread.regret_sd == pytest.approx(stats.tstd([2, 0, 5]))
+    assert result.selection[CONSENSUS]["with_init"].seeds.picked_epochs == [4, 2, 3]
+    # without per_seed there is no spread
+    plain = correlate_run(named(write_run(tmp_path / "p.json", {"lp_acc": SELECTION_LP, "rankme": rankme})), "lp_acc")
+    assert plain.n_seeds == 0 and plain.selection["rankme"]["with_init"].seeds is None

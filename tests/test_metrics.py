@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 from sklearn.linear_model import LogisticRegression
@@ -15,7 +18,14 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
 from sslmon import metrics as M
-from sslmon.metrics import METRICS, MetricUndefined
+from sslmon.api import score_embeddings
+from sslmon.cli import app
+from sslmon.evaluation import SEEDED, EvalConfig, evaluate_embeddings
+from sslmon.meta import plots
+from sslmon.meta.correlate import ordered_keys
+from sslmon.metrics import INTERMEDIATES, METRICS, SEED_DEPENDENT, MetricSpec, MetricUndefined
+from sslmon.report import render_table
+from sslmon.results import Result, Run
 
 
 @pytest.fixture(scope="module")
@@ -199,3 +209,217 @@ def test_every_metric_declares_direction_and_label_need():
         assert spec.summary
     assert METRICS["alpha_req"].sort_key(1.1) < METRICS["alpha_req"].sort_key(2.0)
     assert METRICS["entropy_z3"].sort_key(1.0) < METRICS["entropy_z3"].sort_key(2.0)
+
+
+def test_huge_magnitude_embeddings_are_undefined_not_made_up():
+    rng = np.random.default_rng(0)
+    Z_fine = rng.normal(size=(40, 6))
+    fine = score_embeddings(Z_fine, config=EvalConfig(k=2), metrics=["rankme", "l2_std"])
+    assert fine.metrics["rankme"] is not None and fine.metrics["l2_std"] is not None
+    huge = score_embeddings(Z_fine * 1e300, config=EvalConfig(k=2), metrics=["rankme", "l2_std"])
+    assert huge.metrics == {"rankme": None, "l2_std": None}
+    assert all("magnitude" in huge.errors[key] for key in ("rankme", "l2_std"))
+
+
+# --------------------------------------------------------------------------- the later label-free metrics, lp_acc's standard error
+
+NEW = ["nesum", "stable_rank", "self_clustering", "coherence", "twonn_id"]
+
+
+def test_nesum_by_hand():
+    # centred already; covariance (n - 1 = 3) = diag(2/3, 8/3): NESum = (2/3 + 8/3) / (8/3) = 1.25
+    Z = [[1, 0], [-1, 0], [0, 2], [0, -2]]
+    assert M.nesum(Z) == pytest.approx(1.25)
+    assert M.nesum(np.eye(3) * 5 + 7) == pytest.approx(2.0)  # 3 points in 3-d: 2 equal covariance eigenvalues, 1 zero
+    with pytest.raises(MetricUndefined, match="zero variance"):
+        M.nesum([[1, 2], [1, 2]])
+
+
+def test_stable_rank_by_hand():
+    # ||Z||_F^2 = 9 + 1 = 10, ||Z||_2^2 = 9
+    assert M.stable_rank([[3, 0], [0, 1]]) == pytest.approx(10 / 9)
+    assert M.stable_rank([[1, 1], [2, 2]]) == pytest.approx(1.0)  # rank 1
+    with pytest.raises(MetricUndefined):
+        M.stable_rank(np.zeros((3, 2)))
+
+
+def test_self_clustering_by_hand():
+    # rows normalised: (1,0), (0,1), (1,0); sum of squared cosines = 5 (3 diagonal + 2 off-diagonal);
+    # expected for random directions E = n + n(n-1)/d = 3 + 3 = 6; (5 - 6) / (9 - 6) = -1/3
+    assert M.self_clustering([[1, 0], [0, 1], [2, 0]]) == pytest.approx(-1 / 3)
+    assert M.self_clustering([[1, 1], [2, 2], [3, 3]]) == pytest.approx(1.0)  # collapsed: (9 - 6) / (9 - 6)
+    with pytest.raises(MetricUndefined, match="zero vectors"):
+        M.self_clustering([[1, 0], [0, 0], [0, 1]])
+
+
+def test_coherence_by_hand():
+    # U spans e1, e2 on the first two rows: max row norm^2 = 1, n / r = 4 / 2 -> 2
+    assert M.coherence([[1, 0], [0, 1], [0, 0], [0, 0]]) == pytest.approx(2.0)
+    # four rows sharing the space equally: row norms^2 of U = 1/2 -> (4 / 2) * 1/2 = 1
+    assert M.coherence([[1, 0], [0, 1], [-1, 0], [0, -1]]) == pytest.approx(1.0)
+    # rank 1: U = (1, 2, 0) / sqrt(5); max row norm^2 = 4/5; n / r = 3 -> 2.4
+    assert M.coherence([[1, 1], [2, 2], [0, 0]]) == pytest.approx(2.4)
+
+
+def test_twonn_by_hand_on_a_line():
+    # points 0, 1, 3, 7, 15: (r1, r2) = (1, 3), (1, 2), (2, 3), (4, 6), (8, 12) -> mu = 3, 2, 1.5, 1.5, 1.5
+    # sorted mu 1.5, 1.5, 1.5, 2, 3 with F = 1/5 .. 5/5; the largest 10 % (int(5 * 0.9) = 4 kept) dropped
+    Z = np.array([[0.0], [1.0], [3.0], [7.0], [15.0]])
+    x = np.log([1.5, 1.5, 1.5, 2.0])
+    y = -np.log(1 - np.array([1, 2, 3, 4]) / 5)
+    assert M.twonn_id(Z) == pytest.approx((x * y).sum() / (x * x).sum())
+
+
+def test_twonn_finds_the_dimension_of_a_plane_in_10d():
+    rng = np.random.default_rng(0)
+    Z = rng.uniform(size=(2000, 2)) @ rng.normal(size=(2, 10))
+    assert M.twonn_id(Z) == pytest.approx(2.0, abs=0.25)
+    with pytest.raises(MetricUndefined, match="non-zero"):
+        M.twonn_id(np.ones((10, 3)))  # all duplicates: no distance ratio
+
+
+def test_lp_acc_se_by_hand():
+    assert M.lp_acc_se(0.8, 400) == pytest.approx(math.sqrt(0.8 * 0.2 / 400))  # = 0.02
+    assert M.lp_acc_se(1.0, 50) == 0.0
+    with pytest.raises(MetricUndefined, match="lp_acc is undefined"):
+        M.lp_acc_se(None, 10)
+
+
+def test_new_metrics_are_registered_label_free_and_evaluated():
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(200, 8))
+    ev = evaluate_embeddings(Z, config=EvalConfig(k=3), metrics=NEW)
+    assert ev.errors == {}
+    for key in NEW:
+        assert not METRICS[key].needs_labels
+        assert ev.metrics[key] == pytest.approx(getattr(M, key)(Z))
+
+
+def test_lp_acc_se_uses_the_scored_half(tmp_path):
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1, 2], 40)
+    Z = rng.normal(size=(120, 6)) + y[:, None]
+    ev = evaluate_embeddings(Z, y, config=EvalConfig(), metrics=["lp_acc", "lp_acc_se"])
+    p = ev.metrics["lp_acc"]
+    assert ev.metrics["lp_acc_se"] == pytest.approx(math.sqrt(p * (1 - p) / 60))  # scored on the other half: 60
+    alone = evaluate_embeddings(Z, y, config=EvalConfig(), metrics=["lp_acc_se"])  # computes the probe itself
+    assert alone.metrics == {"lp_acc_se": ev.metrics["lp_acc_se"]}
+
+
+# --------------------------------------------------------------------------- the registry: adding a metric is one MetricSpec entry
+
+FAST_EVAL = EvalConfig(seeds=(0, 1), umap_epochs=10)
+
+
+@pytest.fixture
+def labelled_z() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 200)
+    return rng.standard_normal((200, 8)) + 4 * np.eye(8)[y], y
+
+
+@pytest.fixture
+def total_variance(monkeypatch) -> MetricSpec:
+    """A toy metric registered for one test (monkeypatch restores METRICS afterwards)."""
+    spec = MetricSpec(
+        "total_variance", "higher", False, "sum of the per-dimension variances of Z (ddof 1)",
+        title="total variance", symbol="tr Cov(Z)", unit="squared units of Z",
+        needs=("spectrum",), compute=lambda v, cfg: float(v["spectrum"].covariance.sum()),
+    )
+    monkeypatch.setitem(METRICS, spec.name, spec)
+    return spec
+
+
+@pytest.fixture
+def z3_spread(monkeypatch) -> MetricSpec:
+    """A toy metric of the UMAP layout: it depends on the evaluation seed."""
+    spec = MetricSpec(
+        "z3_spread", "lower", False, "mean population std of the columns of Z3",
+        title="spread of Z3", symbol="std(Z3)", unit="layout units",
+        needs=("Z3",), compute=lambda v, cfg: float(v["Z3"].std(axis=0).mean()),
+    )
+    monkeypatch.setitem(METRICS, spec.name, spec)
+    return spec
+
+
+def test_total_variance(labelled_z, total_variance):
+    Z, _ = labelled_z
+    ev = evaluate_embeddings(Z, metrics=["total_variance"], config=EvalConfig(seeds=(0,)))
+    assert ev.metrics["total_variance"] == pytest.approx(Z.var(axis=0, ddof=1).sum(), rel=1e-9)
+
+
+def test_a_registered_label_free_metric_is_in_the_default_set(labelled_z, total_variance):
+    Z, _ = labelled_z
+    ev = evaluate_embeddings(Z, config=FAST_EVAL)  # no labels, no metrics named: every label-free metric
+    assert ev.metrics["total_variance"] == pytest.approx(Z.var(axis=0, ddof=1).sum(), rel=1e-9)
+    assert not total_variance.seeded and ev.metrics_std["total_variance"] == 0.0  # seed-independent: no spread
+    assert [s["total_variance"] for s in ev.per_seed] == [ev.metrics["total_variance"]] * 2
+
+
+def test_a_metric_of_z3_pulls_in_the_layout_and_varies_with_the_seed(labelled_z, z3_spread):
+    Z, _ = labelled_z
+    ev = evaluate_embeddings(Z, metrics=["z3_spread"], config=FAST_EVAL)
+    assert z3_spread.seeded
+    assert "umap_layout" in ev.timings and ev.Z3 is not None
+    assert ev.per_seed[0]["z3_spread"] == pytest.approx(ev.Z3.std(axis=0).mean(), rel=1e-12)  # Z3 is the first seed's
+    values = [s["z3_spread"] for s in ev.per_seed]
+    assert ev.metrics["z3_spread"] == pytest.approx(np.mean(values)) and ev.metrics_std["z3_spread"] == pytest.approx(np.std(values, ddof=1))
+    assert evaluate_embeddings(Z, metrics=["rankme"], config=FAST_EVAL).Z3 is None  # no metric asks for the layout: none is made
+
+
+def test_a_registered_metric_gets_a_column_with_its_arrow_and_a_line_in_the_listing(labelled_z, total_variance, runner):
+    Z, _ = labelled_z
+    ev = evaluate_embeddings(Z, metrics=["rankme", "total_variance"], config=EvalConfig(seeds=(0,)))
+    console = Console(record=True, width=200)
+    render_table(Run(config={}, results=[Result("a", None, ev.metrics, metrics_std=ev.metrics_std)]), "total_variance", console)
+    text = console.export_text()
+    assert "variance ↑" in text and f"{Z.var(axis=0, ddof=1).sum():.4g}" in text
+    assert "ranked by total_variance (higher is better" in " ".join(text.split())  # the title may wrap
+    listing = runner.invoke(app, ["metrics"])
+    assert listing.exit_code == 0
+    assert "total_variance" in listing.stdout and "per-dimension variances" in re.sub(r"[\s│]+", " ", listing.stdout)
+
+
+def test_registry_order_is_the_display_order(total_variance):
+    assert ordered_keys(["aaa", "total_variance", "rankme"]) == ["rankme", "total_variance", "aaa"]  # registered before unknown keys
+    assert plots._name("total_variance") == "total variance [total_variance]"
+    assert plots._label("total_variance") == "tr Cov(Z)  (squared units of Z)"
+
+
+def test_arrows():
+    assert [METRICS[k].arrow for k in ("rankme", "entropy_z3", "alpha_req")] == ["↑", "↓", "→1"]
+    assert replace(METRICS["alpha_req"], target=2.5).arrow == "→2.5"
+
+
+def _closure(needs: tuple[str, ...]) -> set[str]:
+    found: set[str] = set()
+    todo = list(needs)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            todo += METRICS[name].needs if name in METRICS else INTERMEDIATES[name]
+    return found
+
+
+def test_every_entry_is_consistent():
+    for key, spec in METRICS.items():
+        assert key == spec.name and spec.title and spec.symbol and spec.unit and spec.summary, key
+        assert spec.needs and all(n in INTERMEDIATES or n in METRICS for n in spec.needs), key
+        assert spec.needs_labels == ("labels" in _closure(spec.needs)), key
+        assert spec.silhouette_of is None or spec.silhouette_of in spec.needs, key
+        assert spec.uncertainty_of is None or spec.uncertainty_of in spec.needs, key
+        assert (spec.better == "target") == (spec.target is not None), key
+    assert all(dep in INTERMEDIATES for deps in INTERMEDIATES.values() for dep in deps)
+    assert set(SEED_DEPENDENT) <= set(INTERMEDIATES)
+    # the metrics of the layout and its clusters (the paper's four) are exactly the seeded ones
+    assert SEEDED == ("ami_c1_c2", "silhouette_c1", "entropy_z3", "ami_c1_gt")
+
+
+def test_batched_silhouettes_equal_each_entry_alone(labelled_z):
+    Z, y = labelled_z
+    cfg = EvalConfig(seeds=(0,), umap_epochs=10)
+    ev = evaluate_embeddings(Z, y, metrics=["silhouette_c1", "silhouette_gt"], config=cfg)
+    alone = {"silhouette_c1": {"Z": Z, "C1": ev.C1}, "silhouette_gt": {"Z": Z, "labels": y}}
+    for key, values in alone.items():
+        assert ev.metrics[key] == pytest.approx(METRICS[key].compute(values, cfg), abs=1e-12)
