@@ -126,7 +126,7 @@ BAD_CHECKPOINTS: dict[str, tuple[str, bytes | Callable[[Path], None]]] = {
     "fifo": ("pipe.pt", os.mkfifo),
     "directory": ("folder.pt", Path.mkdir),
     "unicode_name_with_spaces": ("épo ch ✓ 3.pt", b"\x80\x02garbage"),
-    # found by test_fuzz_readers: a zip whose member name claims UTF-8 but is not (UnicodeDecodeError in zipfile)
+    # found by fuzzing (fuzzing.py): a zip whose member name claims UTF-8 but is not (UnicodeDecodeError in zipfile)
     "zip_member_name_not_utf8": ("bad_name.pt", zip_bytes("archive/é.pkl", "x").replace("é".encode(), b"\x80\x80")),
 }
 
@@ -157,7 +157,7 @@ BAD_EMBEDDINGS: dict[str, tuple[str, bytes | Callable[[Path], None]]] = {
     "fifo": ("pipe.npy", os.mkfifo),
     "dev_zero": ("zero.npy", to_dev_zero),
     "missing": ("absent.npz", lambda path: None),
-    # found by test_fuzz_readers: headers on which numpy's parser raises tokenize.TokenError
+    # found by fuzzing (fuzzing.py): headers on which numpy's parser raises tokenize.TokenError
     "npy_header_open_string": ("open_string.npy", b"\x93NUMPY\x01\x00\x06\x00\x00\x00\x00'''"),
     "npy_header_open_brace": ("open_brace.npy", b"\x93NUMPY\x01\x00\x13\x00" + bytes(18) + b"{"),
 }

@@ -234,7 +234,7 @@ class ArrayWithFlaggedDtype:
 
 
 def test_pickled_dtype_state_never_reaches_numpy(tmp_path: Path) -> None:
-    """Found by test_fuzz_readers: numpy trusts the flags in a pickled dtype's state, so a uint8 array
+    """Found by fuzzing (fuzzing.py): numpy trusts the flags in a pickled dtype's state, so a uint8 array
     can claim to hold object pointers (numpy then errors, or worse, when it copies or frees it). The
     restricted reader rebuilds a plain uint8 array from the checked descriptor instead."""
     write_cifar(tmp_path, "cifar10", per_batch=2)
