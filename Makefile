@@ -30,6 +30,7 @@ test-fast: install
 bench: install
 	$(PY) bench/bench_metrics.py
 	$(PY) bench/bench_pipeline.py
+	$(PY) bench/bench_executors.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -59,14 +59,6 @@ done
 
 # 4. Figures (need matplotlib: the `plot` extra).
 "$PY" -c "import matplotlib" 2>/dev/null || "$PY" -m pip install -q -e ".[plot]"
-"$PY" scripts/figures.py "${RESULTS[@]}" --out docs/figures
-"$SSLMON" plot "${RESULTS[@]}" "${NAMES[@]}" --out "$RUNS/plots/all" -q > /dev/null
-for f in entropy_z3 ami_c1_c2 silhouette_c1; do
-  cp "$RUNS/plots/all/${f}_vs_lp_acc.png" docs/figures/
-done
-for m in "${METHODS[@]}"; do
-  "$SSLMON" plot "docs/results/$m.json" --out "$RUNS/plots/$m" --z3 "$RUNS/z3/$m" \
-    --epochs 0,1,5,10 -q > /dev/null
-  cp "$RUNS/plots/$m/z3_panel.png" "docs/figures/z3_panel_$m.png"
-done
+#    All drawn by sslmon.meta.plots: the metric grids, the three paper metrics against LP, a Z3 panel per method.
+"$PY" scripts/figures.py "${RESULTS[@]}" "${NAMES[@]}" --out docs/figures --z3 "$RUNS/z3" --epochs 0,1,5,10 > /dev/null
 echo "done: docs/results/table1.md, docs/results/seeds.md, docs/figures/"

@@ -427,18 +427,20 @@ class Scorer:
         if self.log and todo:
             for i in todo[:1] if self.executor.name == "local" else todo:
                 self.log(f"scoring {sources[i].name}")
-        for j, outcome in self.executor.run(_score_task, [(sources[i], z3_paths[i]) for i in todo], job):
-            i = todo[j]
-            if isinstance(outcome, BaseException):
-                add(i, _failure(sources[i], outcome))
-                continue
-            if self.cache is not None and i in keys:
-                self.cache.put(keys[i], outcome)
-            add(i, outcome)
-            if self.log and self.executor.name == "local" and j + 1 < len(todo):
-                self.log(f"scoring {sources[todo[j + 1]].name}")
-        run.results = [r for _, r in sorted(slots.items()) if isinstance(r, Result)]
-        run.failures = [f for _, f in sorted(slots.items()) if isinstance(f, Failure)]
+        try:
+            for j, outcome in self.executor.run(_score_task, [(sources[i], z3_paths[i]) for i in todo], job):
+                i = todo[j]
+                if isinstance(outcome, BaseException):
+                    add(i, _failure(sources[i], outcome))
+                else:
+                    if self.cache is not None and i in keys:
+                        self.cache.put(keys[i], outcome)
+                    add(i, outcome)
+                if self.log and self.executor.name == "local" and j + 1 < len(todo):
+                    self.log(f"scoring {sources[todo[j + 1]].name}")
+        finally:  # input order, also for what finished before a Ctrl-C
+            run.results = [r for _, r in sorted(slots.items()) if isinstance(r, Result)]
+            run.failures = [f for _, f in sorted(slots.items()) if isinstance(f, Failure)]
         return run
 
     def _cached(self, index: int, source: Source, keys: dict[int, str], z3_path: Path | None) -> Result | None:
@@ -454,7 +456,7 @@ class Scorer:
         if result is None:
             return None
         if self.log:
-            self.log(f"cached: {source.name} (same content, images and settings; cache=False / --no-cache recomputes)")
+            self.log(f"cached: {source.name} (same content, images and settings; the option cache=False recomputes)")
         return replace(result, name=source.name, path=source.path)
 
 
@@ -467,7 +469,7 @@ def _failure(source: Source, exc: BaseException) -> Failure:
         message = f"{where}: {exc.strerror.lower()}"
     else:
         message = f"{where}: {type(exc).__name__}: {one_line(exc)}"
-    return Failure(where, message)
+    return Failure(where, message, getattr(exc, "param", None))
 
 
 def _z3_paths(sources: Sequence[Source], folder: Path | None) -> list[Path | None]:
@@ -598,7 +600,7 @@ def score_embedding_files(
             emb = load_embeddings(path)
             k = cluster_count(opts.k, emb.labels, str(path))
         except (InputError, OptionsError) as exc:
-            run.failures.append(Failure(str(path), str(exc)))
+            run.failures.append(Failure(str(path), str(exc), exc.param))
             if log:
                 log(f"error: {exc}")
             if on_result:

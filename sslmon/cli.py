@@ -50,6 +50,12 @@ def _flag(param: str | None) -> str | None:
     return None if param is None else FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
+def _error_line(message: str, param: str | None) -> str:
+    """``error: MESSAGE [FLAG]``: the library's one-line message with the command-line flag of its parameter."""
+    hint = _flag(param)
+    return f"error: {message}" + (f" [{hint}]" if hint else "")
+
+
 class _Commands(TyperGroup):
     """The one place a library error becomes CLI output: ``error: <message> [<flag>]`` on stderr, exit 2."""
 
@@ -57,8 +63,7 @@ class _Commands(TyperGroup):
         try:
             return super().invoke(ctx)
         except SslmonError as exc:
-            hint = _flag(exc.param)
-            _say(f"error: {exc}" + (f" [{hint}]" if hint else ""))
+            _say(_error_line(str(exc), exc.param))
             raise typer.Exit(2) from None
 
 
@@ -215,11 +220,15 @@ def _say(msg: str) -> None:
     err.print(printable(msg), highlight=False, soft_wrap=True, markup=False)
 
 
-def _logger(quiet: bool) -> Callable[[str], None]:
-    """Progress lines to stderr unless quiet; error and warning lines always."""
+def _logger(quiet: bool, errors: bool = True) -> Callable[[str], None]:
+    """Progress lines to stderr unless quiet; warning lines always; error lines unless ``errors`` is False (when
+    the caller prints each failure itself, with its flag)."""
 
     def log(msg: str) -> None:
-        if not quiet or msg.startswith(("error:", "warning:")):
+        if msg.startswith("error:"):
+            if errors:
+                _say(msg)
+        elif not quiet or msg.startswith("warning:"):
             _say(msg)
 
     return log
@@ -327,6 +336,8 @@ def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tu
 
     def on_result(run: Run, item: Result | Failure) -> None:
         latest[:] = [run]
+        if isinstance(item, Failure):
+            _say(_error_line(item.error, item.param))
         if out is not None:
             out.stream(jsonl_line(item))
 
@@ -411,7 +422,7 @@ def score(
     p = ctx.params
     options = _options(p)
     out = _results_file(p["output"], p["fmt"], _input_files(paths, config, p["dataset"]))
-    _run(lambda on_result, on_progress: api.score(paths, options=options, log=_logger(p["quiet"]), on_result=on_result,
+    _run(lambda on_result, on_progress: api.score(paths, options=options, log=_logger(p["quiet"], errors=False), on_result=on_result,
                                                   on_progress=on_progress), p, out)
 
 
@@ -455,7 +466,7 @@ def compare(
     options = _options(p)
     out = _results_file(p["output"], p["fmt"], _input_files([], config, p["dataset"]))
     download_bar = False if p["quiet"] else None  # None: a download progress bar when stderr is a terminal
-    _run(lambda on_result, on_progress: api.compare(names, options=options, log=_logger(p["quiet"]), on_result=on_result,
+    _run(lambda on_result, on_progress: api.compare(names, options=options, log=_logger(p["quiet"], errors=False), on_result=on_result,
                                                     on_progress=on_progress, download_progress=download_bar), p, out)
 
 

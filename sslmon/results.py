@@ -94,19 +94,23 @@ def _expect(value: Any, kinds: type | tuple[type, ...], where: str) -> None:
 
 @dataclass
 class Failure:
-    """An input that could not be evaluated at all; ``error`` is one line naming it."""
+    """An input that could not be evaluated at all; ``error`` is one line naming it; ``param``: the option whose
+    value would fix it, if one would (see :class:`sslmon.errors.SslmonError`)."""
 
     path: str
     error: str
+    param: str | None = None
 
     @classmethod
     def from_dict(cls, doc: Any) -> Failure:
         """The inverse of ``asdict``: ValueError naming the field that is missing, unexpected or not a string."""
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
-        _expect_fields(doc, {"path", "error"})
+        doc = {"param": None, **doc}  # documents of sslmon < 0.3 have no param
+        _expect_fields(doc, {"path", "error", "param"})
         for key in ("path", "error"):
             _expect(doc[key], str, key)
+        _expect(doc["param"], (str, type(None)), "param")
         return cls(**doc)
 
 

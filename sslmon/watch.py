@@ -26,7 +26,7 @@ from sslmon.io.cache import file_digest
 from sslmon.conditions import Condition, judge
 from sslmon.models.encoders import CheckpointError
 from sslmon.errors import SslmonError
-from sslmon.io.output import ResultsFile, read_regular
+from sslmon.io.output import ResultsFile, read_text
 from sslmon.io.runfile import MAX_RESULTS_BYTES, jsonl_line, parse_record
 from sslmon.results import Failure, OnResult, Result, Run
 
@@ -72,16 +72,9 @@ def read_held(path: Path, log: Log) -> Held:
     checkpoint is scored again; any other line that is not an sslmon record is a WatchError (the file is not
     appended to)."""
     held = Held()
-    try:
-        raw = read_regular(path, MAX_RESULTS_BYTES)  # a FIFO or device would block, or never hold records
-        if len(raw) > MAX_RESULTS_BYTES:
-            raise WatchError(f"{path}: larger than {MAX_RESULTS_BYTES // 2**20} MiB; name a new output file")
-        text = raw.decode("utf-8")
-    except FileNotFoundError:
+    if not os.path.lexists(path):
         return held
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-        raise WatchError(f"{path}: cannot read it to resume ({why})") from None
+    text = read_text(path, MAX_RESULTS_BYTES, WatchError, "the JSON Lines of an earlier watch (name a new output file)")
     complete, _, partial = text.rpartition("\n")
     if partial:
         log(f"warning: {path}: cutting off an unfinished last line (a killed writer); its checkpoint is scored again")

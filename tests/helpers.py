@@ -19,6 +19,8 @@ from scipy import stats
 from torch import Tensor, nn
 
 from sslmon.cli import main
+from sslmon.io.runfile import load_run
+from sslmon.meta.correlate import NamedRun
 from sslmon.models.archs import SmallConvNet
 from sslmon.results import Result, Run
 
@@ -186,3 +188,11 @@ SELECTION_LP = [0.50, 0.70, 0.80, 0.75, 0.78]
 def write_run(path: Path, metrics: dict[str, list], epochs: list = SELECTION_EPOCHS, per_seed: list | None = None) -> Path:
     """A results file of the selection run (SELECTION_EPOCHS by default)."""
     return write_results(path, metrics, epochs, per_seed)
+
+
+def named(path: Path) -> NamedRun:
+    """The run of a results file under its file stem, as `sslmon correlate` names it."""
+    return NamedRun(path.stem, str(path), load_run(path))
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -7,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers import AMI, ENTROPY, LP, write_results
+from helpers import AMI, ENTROPY, LP, PNG_SIGNATURE, write_results
 from sslmon.cli import app
 from sslmon.meta.plots import PlotError, make_plots
 
 matplotlib_image = pytest.importorskip("matplotlib.image")
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def test_cli_writes_every_figure_as_a_valid_png(tmp_path, z3_dir, runner):

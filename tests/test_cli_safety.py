@@ -165,9 +165,13 @@ def test_output_naming_a_checkpoint_in_an_input_folder_is_refused(tmp_path, tiny
 def test_correlate_output_files_are_written_whole(tmp_path, cli):
     from scipy.stats import pearsonr
 
+    from sslmon.io.runfile import to_json
+    from sslmon.results import Result, Run
+
     values, acc = [1.0, 3.0, 2.0, 5.0], [0.1, 0.4, 0.2, 0.6]
-    records = [{"name": f"e{e}", "epoch": e + 1, "metrics": {"rankme": v, "lp_acc": a}} for e, (v, a) in enumerate(zip(values, acc))]
-    (tmp_path / "r.json").write_text(json.dumps({"results": records}))
+    run = Run({}, [Result(f"e{e}", None, {"rankme": v, "lp_acc": a}, epoch=e + 1) for e, (v, a) in enumerate(zip(values, acc))])
+    (tmp_path / "r.json").write_text(to_json(run, "lp_acc"))
+    records = json.loads((tmp_path / "r.json").read_text())["results"]
     code, stdout, err = cli("correlate", str(tmp_path / "r.json"), "-f", "json")
     assert code == 0, err
     code, _, err = cli("correlate", str(tmp_path / "r.json"), "-f", "json", "-o", str(tmp_path / "out" / "c.json"))

@@ -208,8 +208,9 @@ def test_code_running_cifar_pickle_is_refused_unless_trusted(tmp_path: Path) -> 
         load_dataset(f"cifar10:{tmp_path}")
     assert str(err.value) == (
         f"{path}: pickle references {os.system.__module__}.system, which a CIFAR batch never holds and which can run "
-        "code; re-run with --trust-data if you trust this file"
+        "code; allow it with trust_data if you trust this file"
     )
+    assert err.value.param == "trust_data"
     assert not marker.exists()
     ds = load_dataset(f"cifar10:{tmp_path}", trust_data=True)  # control: the payload is live when trusted
     assert marker.exists() and len(ds.train_images) == 10

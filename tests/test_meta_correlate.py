@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 from scipy import stats
 
-from helpers import AMI, ENTROPY, LP, SELECTION_LP, pearson_by_hand, write_results, write_run
+from helpers import AMI, ENTROPY, LP, SELECTION_LP, named, pearson_by_hand, write_results, write_run
 from sslmon.io.runfile import load_run
-from sslmon.meta.correlate import BASELINE, CONSENSUS, Correlation, NamedRun, correlate_run, correlation, select_run
-
-
-def named(path: Path) -> NamedRun:
-    """The run of a results file under its file stem, as `sslmon correlate` names it."""
-    return NamedRun(path.stem, str(path), load_run(path))
+from sslmon.meta.correlate import BASELINE, CONSENSUS, Correlation, correlate_run, correlation, select_run
 
 
 def ranks_by_hand(values: list[float]) -> list[float]:

@@ -235,7 +235,7 @@ def test_missing_backbone_weight_is_an_error(tmp_path, state):
     torch.save({k: v for k, v in state.items() if k != "features.4.weight"}, path)
     with pytest.raises(CheckpointError, match=r"1 convnet-small backbone weights missing: features\.4\.weight"):
         load_checkpoint(path, arch="convnet-small")
-    with pytest.raises(CheckpointError, match="no registry architecture matches .*pass --arch"):
+    with pytest.raises(CheckpointError, match="no registry architecture matches .*give its arch"):
         load_checkpoint(path)
 
 
@@ -303,7 +303,8 @@ def test_code_running_pickle_is_refused_by_default(tmp_path, state):
         load_checkpoint(path)
     message = str(info.value)
     assert message.startswith(f"{path}: needs arbitrary unpickling (io.open), which can run code")
-    assert message.endswith("re-run with --trust-checkpoints if you trust this file")
+    assert message.endswith("allow it with trust_checkpoints if you trust this file")
+    assert info.value.param == "trust_checkpoints"  # the CLI adds its flag, --trust-checkpoints
     assert not marker.exists()
     load_checkpoint(path, trust=True)  # control: the payload is live
     assert marker.exists()
@@ -465,7 +466,7 @@ def test_offline_weights_not_cached_fail_fast_without_network(how, torch_home, w
         load_torchvision("squeezenet1_1", download=False if how == "argument" else None)
     assert str(info.value) == (
         f"squeezenet1_1: pretrained weights not cached and downloads are off (--offline or SSLMON_OFFLINE=1); "
-        f"put {name} into {torch_home / 'hub' / 'checkpoints'}/ (from {base}/{name}) or use --weights none"
+        f"put {name} into {torch_home / 'hub' / 'checkpoints'}/ (from {base}/{name}) or use weights none"
     )
     assert requested == []
 

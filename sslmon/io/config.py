@@ -16,7 +16,7 @@ import yaml
 
 from sslmon._text import one_line
 from sslmon.errors import SslmonError
-from sslmon.io.output import read_regular
+from sslmon.io.output import read_text
 
 FOLDER_CONFIG = "sslmon.yaml"
 MAX_BYTES = 1 << 20
@@ -34,16 +34,7 @@ class ConfigError(SslmonError, ValueError):
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """The mapping of an option file, read safely (see module docstring); ConfigError otherwise."""
-    try:
-        raw = read_regular(path, MAX_BYTES)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({(exc.strerror or type(exc).__name__).lower()})") from None
-    if len(raw) > MAX_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_BYTES >> 20} MiB; not an option file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text (a binary file?)") from None
+    text = read_text(path, MAX_BYTES, ConfigError, "a YAML option file")
     try:
         depth = 0
         for event in yaml.parse(text, Loader=yaml.SafeLoader):

@@ -17,7 +17,7 @@ Dataset files are untrusted data. CIFAR batches are Python pickles: they are rea
 unpickler that resolves only the globals a real batch references (numpy's array reconstructor, ndarray,
 dtype and scalar; the bytes helpers of Python 3's protocol 2), each to an inert stand-in from which the
 arrays are rebuilt after checking dtype (booleans, integers, floats), shape and byte count; any other
-global is refused with a one-line DatasetError naming `--trust-data`. `trust_data=True` allows full
+global is refused with a one-line DatasetError naming the option `trust_data`. `trust_data=True` allows full
 unpickling (which can run code).
 npz files are read without unpickling, idx headers and npy headers are checked against the bytes present
 and against MAX_ARRAY_BYTES before allocating, images are refused above MAX_IMAGE_PIXELS pixels, and only
@@ -409,7 +409,7 @@ def _unpickle(path: Path, trust: bool) -> dict:
     except _RefusedGlobal as e:
         raise DatasetError(
             f"{path}: pickle references {e}, which a CIFAR batch never holds and which can run code; "
-            "re-run with --trust-data if you trust this file"
+            "allow it with trust_data if you trust this file", param="trust_data"
         ) from None
     except Exception as e:  # a corrupt pickle can raise nearly any exception type
         raise DatasetError(f"{path}: not a readable pickle ({type(e).__name__}: {one_line(e)})") from None

@@ -56,6 +56,21 @@ def read_regular(path: Path, limit: int) -> bytes:
         return f.read(limit + 1)
 
 
+def read_text(path: Path, limit: int, error: type[Exception], what: str) -> str:
+    """The UTF-8 text of a regular file of at most ``limit`` bytes (see :func:`read_regular`); ``error`` naming the
+    file otherwise: ``cannot read (reason)``, ``larger than N MiB, not WHAT``, ``not a text file (expected WHAT)``."""
+    try:
+        raw = read_regular(path, limit)
+    except OSError as exc:
+        raise error(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
+    if len(raw) > limit:
+        raise error(f"{path}: larger than {limit / 2**20:g} MiB, not {what}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise error(f"{path}: not a text file (expected {what})") from None
+
+
 def check_target(path: Path, inputs: Iterable[Path] = ()) -> None:
     """Refuse ``path`` as an output before any work: a directory, one of ``inputs``, or a file that cannot be created
     in its folder (read-only, /proc, a missing parent that cannot be made). Raises OutputError."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sslmon.errors import SslmonError
-from sslmon.io.output import read_regular
+from sslmon.io.output import read_text
 from sslmon.results import Failure, Result, Run, without_rank
 
 MAX_RESULTS_BYTES = 256 * 2**20  # largest results file read (256 MiB: some 100,000 records with per-seed values)
@@ -65,16 +65,7 @@ def load_run(path: str | Path) -> Run:
     """The run in a results file: a JSON document (``score -f json``) or JSON Lines (one record per line; failures
     go to ``Run.failures``; no config). ResultsFileError, one line naming the file, for anything else."""
     path = Path(path)
-    try:
-        raw = read_regular(path, MAX_RESULTS_BYTES)
-    except OSError as exc:
-        raise ResultsFileError(f"{path}: cannot read ({exc.strerror or type(exc).__name__})") from None
-    if len(raw) > MAX_RESULTS_BYTES:
-        raise ResultsFileError(f"{path}: larger than {MAX_RESULTS_BYTES // 2**20} MiB, not an sslmon results file")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ResultsFileError(f"{path}: not a text file (expected the JSON of `sslmon score -f json`)") from None
+    text = read_text(path, MAX_RESULTS_BYTES, ResultsFileError, "the JSON of `sslmon score -f json`")
     if not text.strip():
         raise ResultsFileError(f"{path}: empty (no results yet?)")
     try:

@@ -1,11 +1,13 @@
 """PNG figures of runs (the paper's Figs 2-6) and of Z3, with matplotlib (the optional extra ``plot``).
 
-Three kinds, each readable on its own (title, axis units, legend naming the runs):
+Each figure readable on its own (title, axis units, legend naming the runs):
 
 - ``metric_vs_epoch_<key>.png``: one metric against the training epoch, a line per run
   (Figs 2-4); with a Z3 folder, epochs whose Z3 has far outliers are marked.
 - ``<key>_vs_<against>.png``: a label-free metric against the reference accuracy, a colour
   per run with Pearson r in the legend (Figs 5-6).
+- grids (:func:`plot_grid_vs_epoch`, :func:`plot_grid_vs_reference`): a panel per metric in one
+  figure, drawn by the same per-axis code as the two kinds above (docs/results.md's overviews).
 - ``z3_epoch_<e>.png`` and ``z3_panel.png``: 3-d scatters of Z3 (the UMAP projection the
   clustering and entropy metrics use), coloured by class (else by C1), outliers marked.
 
@@ -164,28 +166,75 @@ def _pairs(named: NamedRun, key: str, against: str) -> list[tuple[float, float, 
     return [(x, y, e) for x, y, e in zip(run.values(against), run.values(key), run.epochs()) if x is not None and y is not None]
 
 
+def _note_missing(ax: Axes, missing: list[str]) -> None:
+    """Name, inside the axes, the runs that have no point on it."""
+    if missing:
+        ax.text(0.02, 0.98, textwrap.fill("no values: " + ", ".join(missing), 40), transform=ax.transAxes,
+                fontsize=7, color="0.4", va="top")
+
+
+def _draw_vs_epoch(ax: Axes, runs: list[NamedRun], key: str) -> None:
+    """One line per run (colour ``C<index>``, label the run name) of ``key`` against epoch; runs without values are noted."""
+    from matplotlib.ticker import MaxNLocator
+
+    missing = []
+    for i, run in enumerate(runs):
+        epochs, values = _series(run, key)
+        if epochs:
+            ax.plot(epochs, values, marker="o", markersize=4, color=f"C{i}", label=run.name)
+        else:
+            missing.append(run.name)
+    _note_missing(ax, missing)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(_label(key))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+
+
+def _draw_vs_reference(ax: Axes, runs: list[NamedRun], key: str, against: str,
+                       label: Callable[[NamedRun], str], label_epochs: bool) -> None:
+    """One colour per run (``C<index>``) of ``key`` against ``against``, a point per checkpoint with both values.
+
+    ``label_epochs``: write each point's epoch beside it; else join the points in epoch order
+    (the path of training) and mark the first epoch's point with a cross. Runs without points are noted.
+    """
+    missing = []
+    for i, run in enumerate(runs):
+        points = _pairs(run, key, against)
+        if not points:
+            missing.append(run.name)
+            continue
+        xs, ys, _ = zip(*points)
+        ax.scatter(xs, ys, color=f"C{i}", s=40 if label_epochs else 14, label=label(run))
+        if label_epochs:
+            for x, y, e in points:
+                if e is not None:
+                    ax.annotate(str(e), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7, color=f"C{i}")
+            continue
+        path = sorted((e, x, y) for x, y, e in points if e is not None)
+        if path:
+            _, px, py = zip(*path)
+            ax.plot(px, py, color=f"C{i}", alpha=0.3)
+            ax.scatter(px[:1], py[:1], marker="x", s=50, color=f"C{i}")
+    _note_missing(ax, missing)
+    ax.set_xlabel(_label(against))
+    ax.set_ylabel(_label(key))
+    ax.grid(alpha=0.3)
+
+
 def plot_metric_vs_epoch(runs: list[NamedRun], key: str, out_dir: Path, outlier_epochs: dict[int, int] | None = None) -> Path:
     """``metric_vs_epoch_<key>.png``: the metric against epoch, one line per run.
 
     ``outlier_epochs`` (epoch -> number of Z3 outliers) adds a dotted vertical line per epoch.
     """
-    from matplotlib.ticker import MaxNLocator
-
     fig = _figure(8, 5)
     ax = fig.add_subplot()
-    for i, run in enumerate(runs):
-        epochs, values = _series(run, key)
-        if epochs:
-            ax.plot(epochs, values, marker="o", color=f"C{i}", label=run.name)
+    _draw_vs_epoch(ax, runs, key)
     if outlier_epochs:
         counts = ", ".join(f"{e} ({n})" for e, n in sorted(outlier_epochs.items()))
         label = textwrap.fill(f"epochs whose Z3 (--z3) has outliers (count): {counts}", 70)
         for j, epoch in enumerate(sorted(outlier_epochs)):
             ax.axvline(epoch, color="black", alpha=0.5, linestyle=":", linewidth=1.5, label=None if j else label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(_label(key))
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", ncols=min(3, len(runs) + bool(outlier_epochs)), fontsize=9)
     ax.set_title(_subtitle(key), fontsize=9, color="0.3")
     fig.suptitle(f"{_name(key)} during training")
@@ -211,23 +260,60 @@ def plot_metric_vs_reference(runs: list[NamedRun], key: str, against: str, out_d
     """
     fig = _figure(8, 5.5)
     ax = fig.add_subplot()
-    for i, run in enumerate(runs):
-        points = _pairs(run, key, against)
-        if not points:
-            continue
-        xs, ys, _ = zip(*points)
-        ax.scatter(xs, ys, color=f"C{i}", s=40, label=f"{run.name}: {_legend_stats(correlate_metric(run.run, key, against))}")
-        for x, y, e in points:
-            if e is not None:
-                ax.annotate(str(e), (x, y), xytext=(4, 3), textcoords="offset points", fontsize=7, color=f"C{i}")
-    ax.set_xlabel(_label(against))
-    ax.set_ylabel(_label(key))
-    ax.grid(alpha=0.3)
+    _draw_vs_reference(ax, runs, key, against, lambda run: f"{run.name}: {_legend_stats(correlate_metric(run.run, key, against))}",
+                       label_epochs=True)
     fig.legend(loc="outside lower center", title="run: Pearson r over its checkpoints (point labels: epoch)",
                fontsize=9, title_fontsize=9)
     ax.set_title(_subtitle(key), fontsize=9, color="0.3")
     fig.suptitle(f"{_name(key)} against {_name(against)}")
     return _save(fig, out_dir / f"{key}_vs_{against}.png")
+
+
+def _grid(runs: list[NamedRun], keys: Sequence[str], columns: int, draw: Callable[[Axes, str], None],
+          title: str, legend_title: str | None) -> Figure:
+    """A figure with one panel per key (``columns`` per row), titled by the registry, and one legend naming the runs."""
+    from matplotlib.lines import Line2D
+
+    if not keys:
+        raise PlotError("no metric keys to draw")
+    cols = min(columns, len(keys))
+    rows = -(-len(keys) // cols)
+    fig = _figure(3.4 * cols, 2.9 * rows + 0.9)
+    for i, key in enumerate(keys):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        draw(ax, key)
+        ax.set_title(textwrap.fill(METRICS[key].title if key in METRICS else key, 32), fontsize=10)
+        ax.yaxis.label.set_fontsize(8)
+        ax.xaxis.label.set_fontsize(8)
+        ax.tick_params(labelsize=7)
+    handles = [Line2D([], [], marker="o", color=f"C{i}", label=run.name) for i, run in enumerate(runs)]
+    fig.legend(handles=handles, loc="outside lower center", ncols=max(1, len(runs)), title=legend_title,
+               fontsize=9, title_fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_grid_vs_epoch(runs: list[NamedRun], keys: Sequence[str], out_path: Path, title: str = "Metrics during training",
+                       columns: int = 5) -> Path:
+    """``out_path`` (PNG): a panel per metric key against epoch, one line per run (colour ``C<index>`` in every panel).
+
+    Panels are titled by the registry's title, y axes by its symbol and unit; a run without values
+    for a key is left out of that panel and named in it.
+    """
+    _require_matplotlib()
+    fig = _grid(runs, keys, columns, lambda ax, key: _draw_vs_epoch(ax, runs, key), title, None)
+    return _save(fig, out_path)
+
+
+def plot_grid_vs_reference(runs: list[NamedRun], keys: Sequence[str], against: str, out_path: Path,
+                           title: str | None = None, columns: int = 5) -> Path:
+    """``out_path`` (PNG): a panel per metric key against ``against``; per run, its checkpoints joined in epoch order
+    and its first epoch marked with a cross. Panels and missing runs as in :func:`plot_grid_vs_epoch`.
+    """
+    _require_matplotlib()
+    fig = _grid(runs, keys, columns, lambda ax, key: _draw_vs_reference(ax, runs, key, against, lambda run: run.name, False),
+                title or f"Metrics against {_name(against)}", "× = first epoch (untrained at epoch 0); lines join consecutive epochs")
+    return _save(fig, out_path)
 
 
 # --------------------------------------------------------------------------- Z3 figures
@@ -297,8 +383,8 @@ def plot_z3(snap: Z3Snapshot, out_dir: Path) -> Path:
     return _save(fig, out_dir / f"{stem}.png")
 
 
-def plot_z3_panel(snapshots: list[Z3Snapshot], out_dir: Path, columns: int = 3) -> Path:
-    """``z3_panel.png``: the chosen Z3 snapshots side by side (at most ``columns`` per row, rows filled evenly)."""
+def plot_z3_panel(snapshots: list[Z3Snapshot], out_dir: Path, columns: int = 3, file_name: str = "z3_panel.png") -> Path:
+    """``file_name`` in ``out_dir``: the chosen Z3 snapshots side by side (at most ``columns`` per row, rows filled evenly)."""
     rows = -(-len(snapshots) // columns)
     cols = -(-len(snapshots) // rows)  # 4 snapshots: 2 x 2, not 3 + 1
     fig = _figure(4.5 * cols + 1.5, 4.8 * rows + 0.8)
@@ -312,7 +398,7 @@ def plot_z3_panel(snapshots: list[Z3Snapshot], out_dir: Path, columns: int = 3) 
     _z3_key(fig, snapshots[-1], axes)
     note = textwrap.fill(f"{_colour_note(snapshots[-1])}; {OUTLIER_RULE}", int(10 * fig.get_figwidth()))
     fig.suptitle(f"Z3 (UMAP 3-d of the embeddings) during training\n{note}", fontsize=10)
-    return _save(fig, out_dir / "z3_panel.png")
+    return _save(fig, out_dir / file_name)
 
 
 # --------------------------------------------------------------------------- all figures

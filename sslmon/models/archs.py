@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import cache, lru_cache, partial
 from typing import Any
 
 import torch
@@ -161,8 +161,9 @@ def torchvision_backbone(name: str, weights: WeightsEnum | None = None, **kwargs
     return strip_head(model)
 
 
-def _registry() -> dict[str, ArchSpec]:
-    """All registry entries: torchvision classification models plus the CIFAR / small nets."""
+@cache
+def registry() -> dict[str, ArchSpec]:
+    """All registry entries: torchvision classification models plus the CIFAR / small nets (built on first use)."""
     entries = {
         name: ArchSpec(partial(torchvision_backbone, name), _FAMILY_KEYS.get(torchvision_family(name)))
         for name in torchvision.models.list_models(module=torchvision.models)
@@ -173,17 +174,16 @@ def _registry() -> dict[str, ArchSpec]:
     return entries
 
 
-REGISTRY: dict[str, ArchSpec] = _registry()
 
 
 def list_archs() -> list[str]:
     """All registry names, sorted."""
-    return sorted(REGISTRY)
+    return sorted(registry())
 
 
 def check_arch(name: str, choices: Iterable[str] | None = None) -> None:
     """Raise ValueError naming the closest matches when ``name`` is not among ``choices`` (default: registry)."""
-    choices = list(REGISTRY if choices is None else choices)
+    choices = list(registry() if choices is None else choices)
     if name in choices:
         return
     close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
@@ -224,9 +224,9 @@ def build_arch(name: str, device: str | torch.device = "cpu") -> nn.Module:
     check_arch(name)
     if torch.device(device).type == "meta":
         with _parameters_on_meta():
-            model = REGISTRY[name].build()
+            model = registry()[name].build()
     else:
-        model = REGISTRY[name].build().to(device)
+        model = registry()[name].build().to(device)
     return model.eval()
 
 

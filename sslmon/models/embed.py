@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sslmon.errors import OptionsError
+
 Precision = Literal["fp32", "bf16"]
 PRECISIONS: tuple[str, ...] = ("fp32", "bf16")
 
@@ -30,7 +32,7 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cpu")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available (use --device cpu or auto)")
+        raise OptionsError("device cuda: no CUDA device is available (use cpu or auto)", param="device")
     return dev
 
 

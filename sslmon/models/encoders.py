@@ -27,7 +27,7 @@ import torchvision
 from torch import Tensor, nn
 
 from sslmon.models.archs import (
-    REGISTRY,
+    registry,
     arch_signature,
     build_arch,
     check_arch,
@@ -65,7 +65,7 @@ _PREFERRED_BECAUSE = {
     "teacher": "the teacher (EMA of the student) is the network DINO/iBOT evaluate",
     "online_network": "the online network is the one BYOL evaluates",
 }
-# Environment variable that turns torchvision weight downloads off (as --offline does).
+# Environment variable that turns torchvision weight downloads off (as the option offline does).
 OFFLINE_ENV = "SSLMON_OFFLINE"
 # Key prefixes added by wrappers (DataParallel, Lightning, torch.compile, SSL method classes).
 WRAPPER_PREFIXES = ("module.", "model.", "encoder.", "backbone.", "_orig_mod.", "encoder_q.")
@@ -212,7 +212,7 @@ def _read(path: Path, trust: bool) -> Any:
         if isinstance(e, pickle.UnpicklingError) and not trust and (unsafe := _UNSAFE_GLOBAL.search(str(e))):
             raise CheckpointError(
                 f"{path}: needs arbitrary unpickling ({unsafe.group(1) or unsafe.group(2)}), which can run code; "
-                "re-run with --trust-checkpoints if you trust this file"
+                "allow it with trust_checkpoints if you trust this file", param="trust_checkpoints"
             ) from e
         raise CheckpointError(f"{path}: not a PyTorch checkpoint ({_reason(e)})") from e
 
@@ -322,23 +322,23 @@ def _natural_order(name: str) -> list[str | int]:
 def _detect_arch(state: dict[str, Tensor], obj: Any, path: Path, notes: list[str]) -> str:
     """Registry entry whose backbone keys and shapes equal the checkpoint's (stored ``arch`` first)."""
     stored = _stored_arch(obj)
-    if stored in REGISTRY and _matches(state, stored):
+    if stored in registry() and _matches(state, stored):
         notes.append(f"arch from checkpoint: {stored}")
         return stored
     if stored:
-        known = "does not match the weights" if stored in REGISTRY else "is not in the registry"
+        known = "does not match the weights" if stored in registry() else "is not in the registry"
         notes.append(f"stored arch {stored!r} {known}; detecting from the weights")
     # Registry signatures are pairwise distinct, so the first exact match is the only one; smaller
     # models (resnet18 before resnet101) come first in natural order and are faster to build.
     candidates = (
-        n for n in sorted(REGISTRY, key=_natural_order)
-        if REGISTRY[n].prefilter_key is None or REGISTRY[n].prefilter_key in state
+        n for n in sorted(registry(), key=_natural_order)
+        if registry()[n].prefilter_key is None or registry()[n].prefilter_key in state
     )
     found = next((n for n in candidates if _matches(state, n)), None)
     if found is None:
         raise CheckpointError(
             f"{path}: no registry architecture matches its {len(state)} weights "
-            f"(first keys: {_listing(list(state))}); pass --arch NAME"
+            f"(first keys: {_listing(list(state))}); give its arch", param="arch"
         )
     notes.append(f"arch auto-detected: {found}")
     return found
@@ -352,7 +352,7 @@ def _load_weights(model: nn.Module, arch: str, state: dict[str, Tensor], path: P
         notes.append(f"dropped {sum(heads.values())} classifier-head keys ({_counted(heads)})")
     wrong = [f"{k} {tuple(v.shape)} vs {signature[k]}" for k, v in body.items() if k in signature and tuple(v.shape) != signature[k]]
     if wrong:
-        raise CheckpointError(f"{path}: {len(wrong)} weights have the wrong shape for {arch}: {_listing(wrong)}; wrong --arch?")
+        raise CheckpointError(f"{path}: {len(wrong)} weights have the wrong shape for {arch}: {_listing(wrong)}; wrong arch?", param="arch")
     result = model.load_state_dict(body, strict=False)
     problems = []
     if result.missing_keys:
@@ -360,7 +360,7 @@ def _load_weights(model: nn.Module, arch: str, state: dict[str, Tensor], path: P
     if result.unexpected_keys:
         problems.append(f"{len(result.unexpected_keys)} keys not in {arch}: {_listing(result.unexpected_keys)}")
     if problems:
-        raise CheckpointError(f"{path}: {'; '.join(problems)}; wrong --arch?")
+        raise CheckpointError(f"{path}: {'; '.join(problems)}; wrong arch?", param="arch")
 
 
 def _triple(value: Any) -> tuple[float, float, float] | None:
@@ -396,7 +396,7 @@ def _load_torchscript(path: Path, trust: bool, device: str | torch.device) -> En
     if not trust:
         raise CheckpointError(
             f"{path}: TorchScript archive, whose loading can run code stored in it; "
-            "re-run with --trust-checkpoints if you trust this file"
+            "allow it with trust_checkpoints if you trust this file", param="trust_checkpoints"
         )
     try:
         with warnings.catch_warnings():  # its deprecation notice is not the user's to act on
@@ -487,7 +487,7 @@ def _download_weights(name: str, weights: torchvision.models.WeightsEnum, cached
             cached.unlink(missing_ok=True)
         raise CheckpointError(
             f"{name}: download of {cached.name} from {weights.url} failed ({_reason(e)}); put the file into "
-            f"{cached.parent}/ by hand or use --weights none"
+            f"{cached.parent}/ by hand or use weights none", param="weights"
         ) from e
 
 
@@ -531,8 +531,8 @@ def load_torchvision(
         if not cached.is_file():
             if not (download if download is not None else not offline()):
                 raise CheckpointError(
-                    f"{name}: pretrained weights not cached and downloads are off (--offline or {OFFLINE_ENV}=1); "
-                    f"put {cached.name} into {cached.parent}/ (from {chosen.url}) or use --weights none"
+                    f"{name}: pretrained weights not cached and downloads are off (offline or {OFFLINE_ENV}=1); "
+                    f"put {cached.name} into {cached.parent}/ (from {chosen.url}) or use weights none", param="weights"
                 )
             _download_weights(name, chosen, cached, sys.stderr.isatty() if progress is None else progress)
             notes.append(f"downloaded from {chosen.url} (SHA-256 prefix checked)")
@@ -544,7 +544,7 @@ def load_torchvision(
         except Exception as e:  # corrupt files, state dicts that do not fit the model
             raise CheckpointError(
                 f"{name}: cannot load pretrained weights {chosen} ({_reason(e)}); put "
-                f"{cached.name} into {cached.parent}/ (from {chosen.url}) or use --weights none"
+                f"{cached.name} into {cached.parent}/ (from {chosen.url}) or use weights none", param="weights"
             ) from e
         notes.insert(0, f"pretrained weights {chosen} from {cached}")
     return Encoder(
