@@ -20,6 +20,8 @@ import torch
 from bad_files import BAD_CHECKPOINTS, BAD_EMBEDDINGS, RunsCode, Z, make_file, small_state, y
 from helpers import CHEAP_JSON, error_lines, rankme_by_hand, run_cli, snapshot
 from sslmon.cli import app
+from sslmon.io.runfile import to_json
+from sslmon.results import Result, Run
 
 FAST = ["--metrics", "rankme,l2_std"]
 
@@ -48,7 +50,7 @@ CASES = [
     Case("config-yaml-bomb", ["--config", "{t}/c.yaml"], {"c.yaml": BOMB}, names="alias"),
     Case("config-python-tag", ["--config", "{t}/c.yaml"],
          {"c.yaml": "seed: !!python/object/apply:os.system ['touch {t}/pwned']\n"}, names="c.yaml"),
-    Case("config-binary", ["--config", "{t}/c.yaml"], {"c.yaml": b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01"}, names="UTF-8"),
+    Case("config-binary", ["--config", "{t}/c.yaml"], {"c.yaml": b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01"}, names="c.yaml: not a text file"),
     Case("config-huge", ["--config", "{t}/c.yaml"], {"c.yaml": "# " + "x" * (1 << 20) + "\n"}, names="MiB"),
     Case("config-deep", ["--config", "{t}/c.yaml"], {"c.yaml": "a: " + "[" * 5000 + "]" * 5000 + "\n"}, names="nested"),
     Case("config-device-file", ["--config", "/dev/zero"], names="/dev/zero"),
@@ -77,8 +79,8 @@ CASES = [
 
 
 def _results_doc(key: str) -> str:
-    records = [{"name": f"e{e}", "epoch": e, "metrics": {key: float(e), "lp_acc": 0.1 * e}} for e in range(4)]
-    return json.dumps({"results": records})
+    """A results document by sslmon's own writer: four epochs of ``key`` and lp_acc."""
+    return to_json(Run({}, [Result(f"e{e}", None, {key: float(e), "lp_acc": 0.1 * e}, epoch=e) for e in range(4)]), "lp_acc")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])

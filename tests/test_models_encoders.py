@@ -169,7 +169,7 @@ def test_multi_network_checkpoints_use_the_evaluated_network(file_name, tmp_path
 def test_torchscript_needs_trust_and_returns_module_output(tmp_path, model, rgb_images):
     path = tmp_path / "scripted_epoch_3.pt"
     torch.jit.save(torch.jit.script(model), str(path))
-    with pytest.raises(CheckpointError, match="--trust-checkpoints"):
+    with pytest.raises(CheckpointError, match="allow it with trust_checkpoints"):
         load_checkpoint(path)
     encoder = load_checkpoint(path, trust=True)
     assert encoder.arch == "torchscript" and encoder.epoch == 3
@@ -179,7 +179,7 @@ def test_torchscript_needs_trust_and_returns_module_output(tmp_path, model, rgb_
 def test_pickled_module_loads_only_when_trusted(tmp_path, model, rgb_images):
     path = tmp_path / "whole_model.pt"
     torch.save(model, path)
-    with pytest.raises(CheckpointError, match=r"needs arbitrary unpickling \(sslmon\.archs\.SmallConvNet\)"):
+    with pytest.raises(CheckpointError, match=r"needs arbitrary unpickling \(sslmon\.models\.archs\.SmallConvNet\)"):
         load_checkpoint(path)
     encoder = load_checkpoint(path, trust=True)
     assert torch.equal(embed(encoder.model, rgb_images), embed(model, rgb_images))
@@ -465,7 +465,7 @@ def test_offline_weights_not_cached_fail_fast_without_network(how, torch_home, w
     with pytest.raises(CheckpointError) as info:
         load_torchvision("squeezenet1_1", download=False if how == "argument" else None)
     assert str(info.value) == (
-        f"squeezenet1_1: pretrained weights not cached and downloads are off (--offline or SSLMON_OFFLINE=1); "
+        f"squeezenet1_1: pretrained weights not cached and downloads are off (offline or SSLMON_OFFLINE=1); "
         f"put {name} into {torch_home / 'hub' / 'checkpoints'}/ (from {base}/{name}) or use weights none"
     )
     assert requested == []
