@@ -147,6 +147,7 @@ def test_unlabelled_imagefolder_has_no_label_columns_and_one_note(tmp_path: Path
     assert notes == ["knn_acc, lp_acc undefined: no labels given"], stdout + stderr
 
 
+@pytest.mark.slow
 def test_later_milestones_beat_init_on_label_based_references(runner):
     result = runner.invoke(app, ["score", str(SAMPLES), "--limit", "1000", "--metrics", "ami_c1_gt,knn_acc",
                                       "--rank-by", "ami_c1_gt", "--format", "json", "-q"])

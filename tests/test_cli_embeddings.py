@@ -20,6 +20,7 @@ def _sslmon(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(sslmon_command(*args), capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_json_on_real_data_has_every_key_and_is_reproducible(fmnist_npz):
     first = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0", "--seeds", "0,2", "--umap-epochs", "60")
     assert first.returncode == 0, first.stderr

@@ -16,6 +16,7 @@ from helpers import SAMPLE_NAMES, SAMPLES, child_env, default_sigint, sslmon_com
 from sslmon.io.cache import ResultCache
 
 NAMES = SAMPLE_NAMES
+pytestmark = pytest.mark.slow  # each test runs sslmon in real processes on the six sample checkpoints (30-110 s)
 
 
 def _command(out: Path, *extra: str, limit: int = 600) -> list[str]:

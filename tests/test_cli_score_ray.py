@@ -23,6 +23,7 @@ def _comparable(doc: dict) -> dict:
     return doc
 
 
+@pytest.mark.slow
 def test_ray_gives_the_local_json(ray_session, tmp_path, runner):
     folder = tmp_path / "ckpts"
     folder.mkdir()

@@ -91,6 +91,7 @@ def test_watch_scores_each_complete_checkpoint_once(tmp_path: Path) -> None:
     assert correlate_run(NamedRun("out", str(out), run), "rankme").correlations["l2_std"]["with_init"].pearson_r == pytest.approx(by_hand.statistic)
 
 
+@pytest.mark.slow
 def test_killed_watcher_resumes_with_nothing_lost_or_doubled(tmp_path: Path) -> None:
     folder, out = tmp_path / "run", tmp_path / "out.jsonl"
     folder.mkdir()
@@ -121,6 +122,7 @@ def test_killed_watcher_resumes_with_nothing_lost_or_doubled(tmp_path: Path) -> 
     assert not any(line.startswith(f"scoring {name}") for name in held for line in stderr.splitlines())
 
 
+@pytest.mark.slow
 def test_ctrl_c_prints_the_table_and_fail_if_stops_at_the_newest(tmp_path: Path) -> None:
     folder, out = tmp_path / "run", tmp_path / "out.jsonl"
     folder.mkdir()

@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 CACHE_SCRIPT = """
 import numpy as np
+import pytest
 from sklearn.datasets import make_blobs
 from sslmon.engine.neighbors import knn_graph
 from sslmon.engine.layout import fuzzy_graph, umap_layout
@@ -27,6 +29,7 @@ def _run_layout(cache: Path, out: Path) -> np.ndarray:
     return np.load(out)
 
 
+@pytest.mark.slow
 def test_numba_kernels_cached_under_sslmon_cache_and_a_corrupt_entry_is_recompiled(tmp_path):
     cache = tmp_path / "cache"
     first = _run_layout(cache, tmp_path / "a.npy")

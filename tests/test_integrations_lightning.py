@@ -190,6 +190,7 @@ trainer.fit(module, loader)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_score_on_rank_zero_and_log_on_both(tmp_path: Path) -> None:
     """DDP on the CPU (2 processes, gloo): one record per milestone; every rank logs rank 0's values."""
     out = tmp_path / "ddp.jsonl"
