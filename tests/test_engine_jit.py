@@ -13,7 +13,6 @@ import pytest
 
 CACHE_SCRIPT = """
 import numpy as np
-import pytest
 from sklearn.datasets import make_blobs
 from sslmon.engine.neighbors import knn_graph
 from sslmon.engine.layout import fuzzy_graph, umap_layout
