@@ -1,7 +1,4 @@
-"""Fixtures shared by the test files (plain helpers are in helpers.py).
-
-Every test runs with its own results cache: ``SSLMON_CACHE_DIR`` points into the test's temporary folder, so no test
-reads or writes the user's ``~/.cache/sslmon`` and no test sees another's entries."""
+"""Fixtures shared by the test files (plain helpers are in helpers.py)."""
 
 from __future__ import annotations
 
@@ -22,9 +19,11 @@ from helpers import AMI, ENTROPY, LP, run_cli, write_results, write_tiny_images,
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture()
 def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The results cache of this test, ``tmp_path/cache`` (made when first written)."""
+    """A results cache of this test's own, ``tmp_path/cache`` (made when first written): ``SSLMON_CACHE_DIR`` points
+    there, so the test neither reads nor writes the user's cache. Not autouse: the cache folder also holds numba's
+    compiled kernels, and an empty one costs a child process ~30 s of compiling."""
     folder = tmp_path / "cache"
     monkeypatch.setenv("SSLMON_CACHE_DIR", str(folder))
     return folder

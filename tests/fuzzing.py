@@ -23,8 +23,7 @@ FUZZ = settings(
     deadline=None,
     derandomize=not _LONG_RUN,  # CI sees the same examples on every run: no flaky failures
     database=None,  # writes nothing into the working tree
-    # function_scoped_fixture: conftest's autouse cache_dir only sets an environment variable, which every example may share
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 

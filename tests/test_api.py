@@ -137,7 +137,7 @@ def test_score_model_restores_train_mode_and_equals_evaluate_on_embeddings_by_ha
 # --------------------------------------------------------------------------- score and compare
 
 
-def test_score_sample_checkpoints_in_epoch_order_with_a_failure_and_callbacks(tmp_path):
+def test_score_sample_checkpoints_in_epoch_order_with_a_failure_and_callbacks(tmp_path, cache_dir):
     folder = tmp_path / "run"
     folder.mkdir()
     for name in reversed(SAMPLE_NAMES):  # written newest first: the order must come from the epochs
@@ -178,7 +178,7 @@ def test_score_rejects_mixed_inputs_and_an_empty_folder(tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_random_resnet18_equals_its_embeddings_by_hand():
+def test_compare_random_resnet18_equals_its_embeddings_by_hand(cache_dir):
     options = Options(weights="none", limit=100, metrics=("rankme",), seed=0)
     run = compare(["resnet18"], options=options)
     (result,) = run.results
@@ -201,7 +201,7 @@ def test_compare_unknown_name_is_an_options_error():
     assert info.value.param == "names"
 
 
-def test_score_embedding_files(tmp_path: Path):
+def test_score_embedding_files(tmp_path: Path, cache_dir):
     rng = np.random.default_rng(1)
     Z = rng.normal(size=(50, 5))
     np.savez(tmp_path / "a.npz", embeddings=Z, labels=np.arange(50) % 2)

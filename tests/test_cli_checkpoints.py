@@ -121,7 +121,7 @@ def test_checkpoint_json_is_identical_across_runs_apart_from_timings(tmp_path, t
     assert without_timings(first.stdout) == without_timings(second.stdout)
 
 
-def test_unlabelled_imagefolder_has_no_label_columns_and_one_note(tmp_path: Path, capsys, monkeypatch) -> None:
+def test_unlabelled_imagefolder_has_no_label_columns_and_one_note(tmp_path: Path, capsys, monkeypatch, cache_dir) -> None:
     images = tmp_path / "images"  # a flat folder: no class subfolders, so no labels
     images.mkdir()
     rng = np.random.default_rng(0)
@@ -148,7 +148,7 @@ def test_unlabelled_imagefolder_has_no_label_columns_and_one_note(tmp_path: Path
 
 
 @pytest.mark.slow
-def test_later_milestones_beat_init_on_label_based_references(runner):
+def test_later_milestones_beat_init_on_label_based_references(cache_dir, runner):
     result = runner.invoke(app, ["score", str(SAMPLES), "--limit", "1000", "--metrics", "ami_c1_gt,knn_acc",
                                       "--rank-by", "ami_c1_gt", "--format", "json", "-q"])
     assert result.exit_code == 0, result.output
@@ -170,7 +170,7 @@ def test_score_defaults_are_the_consensus_and_excluding_init(runner):
     assert Options().resolve("checkpoints").rank_by == "consensus" and Options().resolve("models").rank_by == "rankme"
 
 
-def test_exclude_init_changes_the_sample_checkpoint_ranking(runner):
+def test_exclude_init_changes_the_sample_checkpoint_ranking(cache_dir, runner):
     """alpha-ReQ of the untrained sample milestone is the closest to 1, so it ranks first unless excluded."""
     base = ["score", str(SAMPLES), "--limit", "300", "--metrics", "alpha_req", "--rank-by", "alpha_req", "-f", "json", "-q"]
     included = runner.invoke(app, [*base, "--include-init", "--fail-if", "alpha_req<2.3", "--judge", "best"])
