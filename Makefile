@@ -1,11 +1,12 @@
 # Two commands set up everything on a fresh machine:
 #   make demo   create .venv, install sslmon, score the sample checkpoints on the embedded dataset
 #   make test   create .venv, install sslmon with test extras, run ruff and the test suite
+#   make test-fast   the same without the tests marked slow (a few minutes less)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 SSLMON := $(VENV)/bin/sslmon
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -21,6 +22,10 @@ demo: install
 test: install
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+test-fast: install
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow"
 
 bench: install
 	$(PY) bench/bench_metrics.py

@@ -3,59 +3,25 @@
 from __future__ import annotations
 
 import json
-import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from PIL import Image
 
-from sslmon.models.archs import SmallConvNet
+from helpers import SAMPLE_NAMES, SAMPLES, rankme_by_hand, run_cli, without_timings, write_milestones
 from sslmon.cli import app
-from sslmon.conditions import Condition, judge, parse_condition
-from sslmon.models.embed import embed_images, preprocess
-from sslmon.results import Result, Run
+from sslmon.metrics import LABEL_BASED, LABEL_FREE, VIEW_BASED
+from sslmon.models.archs import SmallConvNet
 
-runner = CliRunner()
 FAST = ["--metrics", "rankme,l2_std,knn_acc", "-q"]  # no UMAP: keeps these tests to seconds
 
 
-@pytest.fixture()
-def tiny_data(tmp_path) -> str:
-    """60 labelled 16x16 grayscale images (3 classes of different brightness) + 30 train images."""
-    rng = np.random.default_rng(0)
-
-    def make(n):
-        labels = np.arange(n) % 3
-        images = (rng.integers(0, 60, size=(n, 16, 16)) + 80 * labels[:, None, None]).astype(np.uint8)
-        return images, labels
-
-    images, labels = make(60)
-    train_images, train_labels = make(30)
-    path = tmp_path / "tiny.npz"
-    np.savez(path, images=images, labels=labels, train_images=train_images, train_labels=train_labels)
-    return f"npz:{path}"
-
-
-def _write_milestones(folder: Path, epochs=(0, 2, 5)) -> None:
-    folder.mkdir(exist_ok=True)
-    for e in epochs:
-        torch.manual_seed(e)
-        model = SmallConvNet()
-        torch.save({"state_dict": model.state_dict(), "epoch": e}, folder / f"ckpt_{e:04d}.pt")
-
-
-@pytest.fixture()
-def cache_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("SSLMON_CACHE_DIR", str(folder))
-    return folder
-
-
-def test_folder_with_a_corrupt_file_scores_the_others_and_exits_2(tmp_path, tiny_data, cache_dir):
+def test_folder_with_a_corrupt_file_scores_the_others_and_exits_2(tmp_path, tiny_data, cache_dir, runner):
     ckpts = tmp_path / "ckpts"
-    _write_milestones(ckpts)
+    write_milestones(ckpts)
     (ckpts / "broken.pt").write_bytes(b"\x80\x02garbage")
     result = runner.invoke(app, ["score", str(ckpts), "--dataset", tiny_data, "--arch", "convnet-small", "--format", "json", *FAST])
     assert result.exit_code == 2, result.output
@@ -68,10 +34,10 @@ def test_folder_with_a_corrupt_file_scores_the_others_and_exits_2(tmp_path, tiny
     assert "Traceback" not in result.output
 
 
-def test_embeddings_from_cli_match_the_model(tmp_path, tiny_data, cache_dir):
+def test_embeddings_from_cli_match_the_model(tmp_path, tiny_data, cache_dir, runner):
     """The numbers come from the checkpoint's real embeddings: recompute rankme independently."""
     ckpts = tmp_path / "ckpts"
-    _write_milestones(ckpts, epochs=(3,))
+    write_milestones(ckpts, epochs=(3,))
     result = runner.invoke(app, ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "--arch", "convnet-small", *FAST])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)["results"][0]
@@ -83,15 +49,13 @@ def test_embeddings_from_cli_match_the_model(tmp_path, tiny_data, cache_dir):
     mean, std = x.mean().item(), x.std(unbiased=False).item()
     with torch.no_grad():
         Z = model.eval()((x.expand(-1, 3, -1, -1) - mean) / std).numpy().astype(np.float64)
-    s = np.linalg.svd(Z, compute_uv=False)
-    p = s / s.sum() + 1e-7
-    assert record["metrics"]["rankme"] == pytest.approx(np.exp(-(p * np.log(p)).sum()), rel=1e-4)
+    assert record["metrics"]["rankme"] == pytest.approx(rankme_by_hand(Z), rel=1e-4)
     assert record["reference"] == "train arrays"
 
 
-def test_cache_hit_is_reported_and_gives_the_same_results(tmp_path, tiny_data, cache_dir):
+def test_cache_hit_is_reported_and_gives_the_same_results(tmp_path, tiny_data, cache_dir, runner):
     ckpts = tmp_path / "ckpts"
-    _write_milestones(ckpts, epochs=(0, 1))
+    write_milestones(ckpts, epochs=(0, 1))
     args = ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "--metrics", "rankme,l2_std"]
     first = runner.invoke(app, args)
     second = runner.invoke(app, args)
@@ -110,9 +74,9 @@ def test_cache_hit_is_reported_and_gives_the_same_results(tmp_path, tiny_data, c
     assert fourth.stderr.count("cached:") == 1
 
 
-def test_fail_if_exit_codes_and_judged_checkpoint(tmp_path, tiny_data, cache_dir):
+def test_fail_if_exit_codes_and_judged_checkpoint(tmp_path, tiny_data, cache_dir, runner):
     ckpts = tmp_path / "ckpts"
-    _write_milestones(ckpts)
+    write_milestones(ckpts)
     base = ["score", str(ckpts), "--dataset", tiny_data, "--arch", "convnet-small", *FAST]
     ok = runner.invoke(app, [*base, "--fail-if", "rankme<0"])
     assert ok.exit_code == 0, ok.output
@@ -125,9 +89,9 @@ def test_fail_if_exit_codes_and_judged_checkpoint(tmp_path, tiny_data, cache_dir
     assert bad.exit_code == 2 and "METRIC OP NUMBER" in bad.output
 
 
-def test_folder_yaml_and_config_file(tmp_path, tiny_data, cache_dir):
+def test_folder_yaml_and_config_file(tmp_path, tiny_data, cache_dir, runner):
     ckpts = tmp_path / "ckpts"
-    _write_milestones(ckpts, epochs=(0, 1))
+    write_milestones(ckpts, epochs=(0, 1))
     (ckpts / "sslmon.yaml").write_text("metrics: rankme\nrank-by: rankme\nlimit: 30\n")
     result = runner.invoke(app, ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "-q"])
     assert result.exit_code == 0, result.output
@@ -148,58 +112,77 @@ def test_folder_yaml_and_config_file(tmp_path, tiny_data, cache_dir):
     assert result.exit_code == 2 and "no_such_option" in result.output
 
 
-def test_compare_torchvision_models_with_random_weights(tiny_data, cache_dir):
-    result = runner.invoke(app, ["compare", "resnet18", "mobilenet_v3_small", "--weights", "none", "--dataset", tiny_data,
-                                 "--limit", "30", "--format", "json", *FAST])
-    assert result.exit_code == 0, result.output
-    doc = json.loads(result.stdout)
-    assert {r["name"] for r in doc["results"]} == {"resnet18", "mobilenet_v3_small"}
-    dims = {r["name"]: r["dim"] for r in doc["results"]}
-    assert dims == {"resnet18": 512, "mobilenet_v3_small": 576}
-    assert all(r["source"]["input_size"] == 224 for r in doc["results"])
-    assert doc["config"]["entropy_bin_factor"] == 0.8
-    unknown = runner.invoke(app, ["compare", "resnet19", "--weights", "none"])
-    message = re.sub(r"[\s│]+", " ", unknown.output)  # without Typer's box borders and wrapping
-    assert unknown.exit_code == 2 and "unknown architecture 'resnet19'; did you mean resnet18" in message
-
-
-def test_conditions_parse_and_judge():
-    assert parse_condition("rankme < 40") == Condition("rankme", "<", 40.0)
-    assert parse_condition("knn_acc>=1e-1") == Condition("knn_acc", ">=", 0.1)
-    for bad in ["rankme", "nosuch<3", "rankme<abc"]:
-        with pytest.raises(ValueError):
-            parse_condition(bad)
-    run = Run(config={}, results=[
-        Result("a", None, {"rankme": 50.0}, epoch=10),
-        Result("b", None, {"rankme": 30.0}, epoch=20),
-        Result("c", None, {"rankme": None}, errors={"rankme": "all embeddings are zero"}, epoch=5),
-    ])
-    cond = [parse_condition("rankme<40")]
-    assert judge(run, cond, "best", "rankme") == []
-    assert len(judge(run, cond, "latest", "rankme")) == 1  # b, epoch 20
-    each = judge(run, cond, "each", "rankme")
-    assert len(each) == 2 and any("undefined" in m for m in each)  # undefined never passes a gate
-
-
-def test_preprocess_matches_a_manual_pipeline():
-    images = torch.randint(0, 256, (4, 1, 10, 12), dtype=torch.uint8)
-    out = preprocess(images, (0.5, 0.4, 0.3), (0.2, 0.25, 0.5), input_size=20)
-    manual = torch.nn.functional.interpolate(images.float().repeat(1, 3, 1, 1) / 255, size=(20, 20), mode="bilinear",
-                                             antialias=True, align_corners=False)
-    manual = (manual - torch.tensor([0.5, 0.4, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.2, 0.25, 0.5]).view(1, 3, 1, 1)
-    assert torch.allclose(out, manual, atol=1e-6)
-    model = SmallConvNet(width=4).eval()
-    Z = embed_images(model, images, (0.5,) * 3, (0.25,) * 3, batch_size=3)
-    with torch.no_grad():
-        ref = model(preprocess(images, (0.5,) * 3, (0.25,) * 3, None)).numpy()
-    assert Z.shape == (4, 16) and np.allclose(Z, ref, atol=1e-6)
-
-
-def test_checkpoint_json_is_identical_across_runs_apart_from_timings(tmp_path, tiny_data, cache_dir):
+def test_checkpoint_json_is_identical_across_runs_apart_from_timings(tmp_path, tiny_data, cache_dir, runner):
     ckpts = tmp_path / "ckpts"
-    _write_milestones(ckpts, epochs=(0, 1))
+    write_milestones(ckpts, epochs=(0, 1))
     args = ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "--no-cache", *FAST]
     first, second = runner.invoke(app, args), runner.invoke(app, args)
-    strip = lambda text: re.sub(r'"timings": \{[^}]*\}', '"timings": {}', text)
     assert first.exit_code == second.exit_code == 0
-    assert strip(first.stdout) == strip(second.stdout)
+    assert without_timings(first.stdout) == without_timings(second.stdout)
+
+
+def test_unlabelled_imagefolder_has_no_label_columns_and_one_note(tmp_path: Path, capsys, monkeypatch, cache_dir) -> None:
+    images = tmp_path / "images"  # a flat folder: no class subfolders, so no labels
+    images.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(images / f"{i:03d}.png")
+    for name in SAMPLE_NAMES[:3]:
+        shutil.copy(SAMPLES / name, tmp_path / name)
+    args = ["score", *(str(tmp_path / n) for n in SAMPLE_NAMES[:3]), "--dataset", f"imagefolder:{images}", "--image-size", "28",
+            "--k", "10", "--seeds", "1", "--umap-epochs", "5", "--rank-by", "rankme", "-o", str(tmp_path / "r.json")]
+    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
+    assert code == 0, stderr
+    notes = [line for line in (stdout + stderr).splitlines() if "no labels" in line]
+    assert len(notes) == 1 and notes[0].startswith("note: "), stdout + stderr
+    assert "rankme" in stdout and "acc ↑" not in stdout and "gt ↑" not in stdout  # no knn/lp/ami_gt/silhouette_gt columns
+    doc = json.loads((tmp_path / "r.json").read_text())
+    for r in doc["results"]:
+        assert set(r["metrics"]) == set(LABEL_FREE) - set(VIEW_BASED)  # LiDAR also needs views
+        assert not set(LABEL_BASED) & set(r["errors"])
+    # asked for by name, the label-based metrics share one line for the whole run
+    code, stdout, stderr = run_cli([*args[:-2], "--metrics", "rankme,knn_acc,lp_acc"], capsys, monkeypatch)
+    assert code == 0, stderr
+    notes = [line for line in (stdout + stderr).splitlines() if "no labels" in line]
+    assert notes == ["knn_acc, lp_acc undefined: no labels given"], stdout + stderr
+
+
+@pytest.mark.slow
+def test_later_milestones_beat_init_on_label_based_references(cache_dir, runner):
+    result = runner.invoke(app, ["score", str(SAMPLES), "--limit", "1000", "--metrics", "ami_c1_gt,knn_acc",
+                                      "--rank-by", "ami_c1_gt", "--format", "json", "-q"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    by_epoch = {r["epoch"]: r["metrics"] for r in doc["results"]}
+    assert sorted(by_epoch) == [0, 1, 2, 3, 4, 5]
+    last = max(by_epoch)
+    assert by_epoch[last]["ami_c1_gt"] > by_epoch[0]["ami_c1_gt"] + 0.05
+    assert by_epoch[last]["knn_acc"] > by_epoch[0]["knn_acc"] + 0.02
+    assert doc["results"][-1]["epoch"] == 0  # ranked by ami_c1_gt, init comes last
+
+
+def test_score_defaults_are_the_consensus_and_excluding_init(runner):
+    helptext = runner.invoke(app, ["score", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
+    text = " ".join(helptext.stdout.replace("│", " ").split())
+    assert "Default: consensus (score, watch), rankme (compare)" in text and "[default: exclude-init]" in text
+    from sslmon.api import Options
+
+    assert Options().resolve("checkpoints").rank_by == "consensus" and Options().resolve("models").rank_by == "rankme"
+
+
+def test_exclude_init_changes_the_sample_checkpoint_ranking(cache_dir, runner):
+    """alpha-ReQ of the untrained sample milestone is the closest to 1, so it ranks first unless excluded."""
+    base = ["score", str(SAMPLES), "--limit", "300", "--metrics", "alpha_req", "--rank-by", "alpha_req", "-f", "json", "-q"]
+    included = runner.invoke(app, [*base, "--include-init", "--fail-if", "alpha_req<2.3", "--judge", "best"])
+    assert included.exit_code == 1, included.output  # the gate judges the init milestone (alpha-ReQ ~2.1)
+    doc = json.loads(included.stdout)
+    assert doc["results"][0]["epoch"] == 0 and doc["results"][0]["rank"] == 1
+    alpha = {r["epoch"]: r["metrics"]["alpha_req"] for r in doc["results"]}
+    assert min(alpha, key=lambda e: abs(alpha[e] - 1)) == 0
+    excluded = runner.invoke(app, [*base, "--fail-if", "alpha_req<2.3", "--judge", "best"])  # the default
+    assert excluded.exit_code == 0, excluded.output
+    doc = json.loads(excluded.stdout)
+    assert doc["config"]["exclude_init"] is True
+    ranked = [r["epoch"] for r in doc["results"] if r["rank"] is not None]
+    assert ranked == sorted((e for e in alpha if e != 0), key=lambda e: abs(alpha[e] - 1))
+    assert doc["results"][-1]["epoch"] == 0 and doc["results"][-1]["rank"] is None  # still reported

@@ -7,38 +7,20 @@ import io
 import json
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
+from helpers import sslmon_command, without_timings
 from sslmon.cli import app
-from sslmon.io.datasets import load_dataset
 from sslmon.metrics import METRICS, VIEW_BASED
-
-runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def fmnist_npz(tmp_path_factory) -> Path:
-    """Real data: 1000 Fashion-MNIST test images (stratified) as 784-d pixel 'embeddings'."""
-    ds = load_dataset(None, limit=1000, seed=0)
-    path = tmp_path_factory.mktemp("emb") / "fmnist_pixels.npz"
-    np.savez(path, embeddings=ds.images.reshape(len(ds.images), -1).numpy() / 255.0, labels=ds.labels)
-    return path
 
 
 def _sslmon(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-c", "from sslmon.cli import main; main()", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(sslmon_command(*args), capture_output=True, text=True, timeout=600)
 
 
-def _without_timings(text: str) -> str:
-    return re.sub(r'"timings": \{[^}]*\}', '"timings": {}', text)
-
-
+@pytest.mark.slow
 def test_json_on_real_data_has_every_key_and_is_reproducible(fmnist_npz):
     first = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0", "--seeds", "0,2", "--umap-epochs", "60")
     assert first.returncode == 0, first.stderr
@@ -63,11 +45,11 @@ def test_json_on_real_data_has_every_key_and_is_reproducible(fmnist_npz):
     assert record["metrics_std"]["entropy_z3"] > 0  # two layouts differ
     second = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0", "--seeds", "0,2", "--umap-epochs", "60")
     # byte-identical apart from the timings blocks
-    assert _without_timings(first.stdout) == _without_timings(second.stdout)
+    assert without_timings(first.stdout) == without_timings(second.stdout)
 
 
 @pytest.mark.parametrize("value", ["0", "1,1", "-1", "x"])
-def test_bad_seed_lists_are_usage_errors(fmnist_npz, value):
+def test_bad_seed_lists_are_usage_errors(fmnist_npz, value, runner):
     result = runner.invoke(app, ["score", str(fmnist_npz), "--seeds", value, "--metrics", "rankme"])
     assert result.exit_code == 2
     assert "--seeds" in result.output and "Traceback" not in result.output
@@ -94,7 +76,7 @@ def test_bad_files_are_reported_in_one_line_and_others_still_scored(tmp_path):
     assert len(doc["failures"]) == 5
 
 
-def test_k_is_required_without_labels(tmp_path):
+def test_k_is_required_without_labels(tmp_path, runner):
     path = tmp_path / "z.npy"
     np.save(path, np.random.default_rng(0).normal(size=(60, 3)))
     result = runner.invoke(app, ["score", str(path), "--metrics", "rankme"])
@@ -106,7 +88,7 @@ def test_k_is_required_without_labels(tmp_path):
     assert float(row["rankme"]) > 1 and row["name"] == "z"
 
 
-def test_ranking_output_file_and_formats(tmp_path):
+def test_ranking_output_file_and_formats(tmp_path, runner):
     rng = np.random.default_rng(0)
     collapsed = rng.normal(size=(100, 1)) @ rng.normal(size=(1, 16)) + 1e-3 * rng.normal(size=(100, 16))
     spread = rng.normal(size=(100, 16))
@@ -125,7 +107,7 @@ def test_ranking_output_file_and_formats(tmp_path):
     assert [r["name"] for r in lines] == ["spread", "collapsed"]
 
 
-def test_usage_errors_and_help(fmnist_npz):
+def test_usage_errors_and_help(fmnist_npz, runner):
     # an existing input: only the bad option can be what exits 2, and the message names it
     def message(result) -> str:  # Typer draws a box around usage errors: undo its borders and wrapping
         return re.sub(r"[\s│]+", " ", result.output)
@@ -140,7 +122,7 @@ def test_usage_errors_and_help(fmnist_npz):
     assert listing.exit_code == 0 and all(m in listing.stdout for m in METRICS)
 
 
-def test_seeds_and_umap_epochs_from_a_yaml_config(fmnist_npz, tmp_path):
+def test_seeds_and_umap_epochs_from_a_yaml_config(fmnist_npz, tmp_path, runner):
     config = tmp_path / "opts.yaml"
     config.write_text("seeds: 4\numap-epochs: 30\nprecision: bf16\nrank-by: rankme\n")
     result = runner.invoke(app, ["score", str(fmnist_npz), "--config", str(config), "--metrics", "rankme", "-f", "json", "-q"])

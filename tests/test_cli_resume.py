@@ -5,35 +5,26 @@ checkpoints with cheap metrics (no UMAP)."""
 from __future__ import annotations
 
 import json
-import os
-import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from cli_helpers import default_sigint
+from helpers import SAMPLE_NAMES, SAMPLES, child_env, default_sigint, sslmon_command, without_timings
 from sslmon.io.cache import ResultCache
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "sample_checkpoints"
-NAMES = [f"epoch_{e:04d}.pt" for e in range(6)]
+NAMES = SAMPLE_NAMES
+pytestmark = pytest.mark.slow  # each test runs sslmon in real processes on the six sample checkpoints (30-110 s)
 
 
 def _command(out: Path, *extra: str, limit: int = 600) -> list[str]:
-    return [sys.executable, "-c", "from sslmon.cli import main; main()", "score", str(SAMPLES), "--limit", str(limit),
-            "--metrics", "rankme,l2_std", "-o", str(out), *extra]
+    return sslmon_command("score", str(SAMPLES), "--limit", str(limit), "--metrics", "rankme,l2_std", "-o", str(out), *extra)
 
 
 def _env(cache: Path) -> dict[str, str]:
-    return {**os.environ, "SSLMON_CACHE_DIR": str(cache), "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-
-
-def _without_timings(text: str) -> str:
-    return re.sub(r'"timings": \{[^}]*\}', '"timings": {}', text)
+    return child_env(SSLMON_CACHE_DIR=str(cache))
 
 
 def _complete_lines(path: Path) -> list[str]:
@@ -64,7 +55,7 @@ def test_sigkill_after_the_first_result_then_rerun_gives_the_uninterrupted_file(
     fresh = subprocess.run(_command(fresh_out), env=_env(tmp_path / "fresh-cache"), capture_output=True, text=True, timeout=600)
     assert fresh.returncode == 0, fresh.stderr
     assert "cached:" not in fresh.stderr
-    assert _without_timings(out.read_text()) == _without_timings(fresh_out.read_text())
+    assert without_timings(out.read_text()) == without_timings(fresh_out.read_text())
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert sorted(r["name"] for r in records) == NAMES
     assert [r["rank"] for r in records] == [1, 2, 3, 4, 5, None]  # the init milestone is reported, not ranked
@@ -96,7 +87,7 @@ def test_two_processes_share_a_cache_folder(tmp_path):
     for proc in procs:
         _, stderr = proc.communicate(timeout=600)
         assert proc.returncode == 0, stderr
-    docs = [_without_timings((tmp_path / f"out{i}.json").read_text()) for i in range(2)]
+    docs = [without_timings((tmp_path / f"out{i}.json").read_text()) for i in range(2)]
     assert docs[0] == docs[1]
     entries = sorted(cache.glob("*.json"))
     assert len(entries) == len(NAMES) and not list(cache.glob(".tmp-*"))

@@ -9,59 +9,16 @@ import json
 import os
 import shutil
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from sslmon.models.archs import SmallConvNet
-from sslmon.io.cache import ResultCache
-from sslmon.report import csv_cell, printable
-from sslmon.results import Result
-from cli_helpers import run_cli, snapshot
+from helpers import child_env, snapshot, sslmon_command, write_checkpoint
 
 FAST = ["--metrics", "rankme,l2_std", "--arch", "convnet-small"]
 
 
-@pytest.fixture()
-def cli(capsys, monkeypatch):
-    return lambda *args: run_cli(list(args), capsys, monkeypatch)
-
-
-@pytest.fixture()
-def tiny_data(tmp_path) -> str:
-    """40 labelled 16x16 grayscale images in 2 classes, with 20 train images."""
-    rng = np.random.default_rng(1)
-    images = (rng.integers(0, 100, size=(60, 16, 16)) + 100 * (np.arange(60) % 2)[:, None, None]).astype(np.uint8)
-    path = tmp_path / "tiny.npz"
-    np.savez(path, images=images[:40], labels=np.arange(40) % 2, train_images=images[40:], train_labels=np.arange(20) % 2)
-    return f"npz:{path}"
-
-
-@pytest.fixture()
-def cache_dir(tmp_path, monkeypatch) -> Path:
-    folder = tmp_path / "cache"
-    monkeypatch.setenv("SSLMON_CACHE_DIR", str(folder))
-    return folder
-
-
-def _checkpoint(path: Path, seed: int, **extra) -> None:
-    """A convnet-small state dict; the epoch comes from the file name unless ``extra`` holds one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    torch.save({"state_dict": SmallConvNet().state_dict(), **extra}, path)
-
-
 # --------------------------------------------------------------------------- presentation
-
-
-def test_printable_and_csv_cell():
-    assert printable("a\nb\x1b[31mc\u202ed\te") == "a\\nb\\x1b[31mc\\u202ed\\te"
-    assert printable("épreuve [red]x[/red]") == "épreuve [red]x[/red]"  # markup is not a control character
-    assert [csv_cell(t) for t in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "ok", "a=b")] == \
-        ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "ok", "a=b"]
 
 
 HOSTILE = ["[bold red]x", "[link=mailto:a@b.c]y", "=1+2", "@SUM(A1)", "line\nbreak\x1b[2J"]
@@ -86,7 +43,7 @@ def test_hostile_names_are_shown_literally_escaped_and_defused(tmp_path, cli):
 
 def test_broken_symlink_in_a_folder_is_one_error_line_and_the_others_are_scored(tmp_path, tiny_data, cache_dir, cli):
     ckpts = tmp_path / "ckpts"
-    _checkpoint(ckpts / "epoch_0001.pt", 1)
+    write_checkpoint(ckpts / "epoch_0001.pt", 1)
     (ckpts / "epoch_0002.pt").symlink_to(tmp_path / "gone.pt")
     code, out, err = cli("score", str(ckpts), "--dataset", tiny_data, *FAST, "-q", "-f", "json")
     assert code == 2, err
@@ -108,10 +65,8 @@ def test_folder_config_linked_from_outside_the_folder_is_refused(tmp_path, cli):
 def test_fifo_given_as_config_is_refused_without_hanging(tmp_path):
     np.savez(tmp_path / "good.npz", embeddings=np.random.default_rng(0).normal(size=(30, 4)), labels=np.arange(30) % 2)
     os.mkfifo(tmp_path / "c.yaml")  # opening it for reading would wait for a writer forever
-    cmd = [sys.executable, "-c", "from sslmon.cli import main; main()", "score", str(tmp_path / "good.npz"),
-           "--config", str(tmp_path / "c.yaml")]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    cmd = sslmon_command("score", str(tmp_path / "good.npz"), "--config", str(tmp_path / "c.yaml"))
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=child_env())
     assert run.returncode == 2 and "Traceback" not in run.stderr
     (line,) = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert "c.yaml" in line and "not a regular file" in line
@@ -122,7 +77,7 @@ def test_fifo_given_as_config_is_refused_without_hanging(tmp_path):
 
 def test_identical_files_under_two_names_give_two_correct_rows(tmp_path, tiny_data, cache_dir, cli):
     ckpts = tmp_path / "ckpts"
-    _checkpoint(ckpts / "epoch_0005.pt", 5)  # no epoch inside: it comes from the name
+    write_checkpoint(ckpts / "epoch_0005.pt", 5)  # no epoch inside: it comes from the name
     shutil.copy(ckpts / "epoch_0005.pt", ckpts / "last.pt")
     args = ["score", str(ckpts), "--dataset", tiny_data, *FAST, "-f", "json"]
     runs = [cli(*args), cli(*args)]
@@ -144,7 +99,7 @@ def test_identical_files_under_two_names_give_two_correct_rows(tmp_path, tiny_da
 
 
 def test_a_result_scored_with_trust_is_not_served_without_it(tmp_path, tiny_data, cache_dir, cli):
-    _checkpoint(tmp_path / "ckpts" / "epoch_0001.pt", 1)
+    write_checkpoint(tmp_path / "ckpts" / "epoch_0001.pt", 1)
     args = ["score", str(tmp_path / "ckpts"), "--dataset", tiny_data, *FAST, "-f", "json"]
     assert "cached:" not in cli(*args, "--trust-checkpoints")[2]
     assert "cached:" not in cli(*args)[2]
@@ -152,45 +107,8 @@ def test_a_result_scored_with_trust_is_not_served_without_it(tmp_path, tiny_data
     assert "cached:" in cli(*args)[2]
 
 
-def _entry(rankme: float = 3.0) -> Result:
-    return Result("a.pt", "a.pt", {"rankme": rankme}, timings={"embed": 0.1}, epoch=1, n_samples=10, dim=4, k=2)
-
-
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "binary", "foreign", "wrong-schema", "nan", "directory", "fifo"])
-def test_damaged_cache_entries_are_ignored_and_rewritten(tmp_path, damage):
-    cache = ResultCache(tmp_path)
-    cache.put("k1", _entry())
-    cache.put("k2", _entry(7.0))
-    path = tmp_path / "k1.json"
-    good = json.loads(path.read_text())
-    if damage == "truncated":
-        path.write_text(path.read_text()[:40])
-    elif damage == "garbage":
-        path.write_text("{not json")
-    elif damage == "binary":
-        path.write_bytes(b"\xff\xfe\x00garbage")
-    elif damage == "foreign":  # another key's entry under this key's name
-        shutil.copy(tmp_path / "k2.json", path)
-    elif damage == "wrong-schema":
-        path.write_text(json.dumps({**good, "result": {**good["result"], "metrics": "many"}}))
-    elif damage == "nan":
-        path.write_text(path.read_text().replace("3.0", "NaN"))
-    elif damage == "directory":
-        path.unlink()
-        path.mkdir()
-    else:
-        path.unlink()
-        os.mkfifo(path)
-    assert cache.get("k1") is None
-    if damage in ("directory", "fifo"):
-        return  # not a file: nothing the cache may replace
-    cache.put("k1", _entry(5.0))
-    assert cache.get("k1").metrics == {"rankme": 5.0}
-    assert cache.get("k2").metrics == {"rankme": 7.0}
-
-
 def test_wrong_schema_entry_in_a_real_run_is_recomputed(tmp_path, tiny_data, cache_dir, cli):
-    _checkpoint(tmp_path / "ckpts" / "epoch_0001.pt", 1)
+    write_checkpoint(tmp_path / "ckpts" / "epoch_0001.pt", 1)
     args = ["score", str(tmp_path / "ckpts"), "--dataset", tiny_data, *FAST, "-f", "json"]
     first = json.loads(cli(*args)[1])["results"][0]["metrics"]
     (entry,) = cache_dir.glob("*.json")
@@ -207,7 +125,7 @@ def test_unwritable_cache_folder_warns_once_and_scores_everything(tmp_path, tiny
     (tmp_path / "plain-file").write_text("")
     monkeypatch.setenv("SSLMON_CACHE_DIR", str(tmp_path / "plain-file" / "cache"))  # cannot be created, even by root
     for e in (1, 2, 3):
-        _checkpoint(tmp_path / "ckpts" / f"epoch_{e:04d}.pt", e)
+        write_checkpoint(tmp_path / "ckpts" / f"epoch_{e:04d}.pt", e)
     code, out, err = cli("score", str(tmp_path / "ckpts"), "--dataset", tiny_data, *FAST, "-f", "json", "-q")
     assert code == 0, err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
@@ -215,37 +133,12 @@ def test_unwritable_cache_folder_warns_once_and_scores_everything(tmp_path, tiny
     assert [r["epoch"] for r in json.loads(out)["results"]] != [] and len(json.loads(out)["results"]) == 3
 
 
-def test_cache_entries_are_never_read_half_written(tmp_path):
-    """A writer that keeps replacing an entry while a reader reads it: the reader sees a whole entry or nothing."""
-    import threading
-
-    cache = ResultCache(tmp_path)
-    cache.put("k", _entry(1.0))
-    stop = threading.Event()
-
-    def writer() -> None:
-        i = 0
-        while not stop.is_set():
-            i += 1
-            cache.put("k", _entry(float(i % 50 + 1)))
-
-    thread = threading.Thread(target=writer)
-    thread.start()
-    try:
-        seen = [cache.get("k") for _ in range(2000)]
-    finally:
-        stop.set()
-        thread.join()
-    assert all(r is not None and 1.0 <= r.metrics["rankme"] <= 50.0 for r in seen)
-    assert not list(tmp_path.glob(".tmp-*"))
-
-
 # --------------------------------------------------------------------------- --save-z3
 
 
 def test_save_z3_names_that_would_collide_are_refused_before_scoring(tmp_path, tiny_data, cache_dir, cli):
     for run in ("run1", "run2"):
-        _checkpoint(tmp_path / run / "epoch_0001.pt", 1)
+        write_checkpoint(tmp_path / run / "epoch_0001.pt", 1)
     before = snapshot(tmp_path)
     code, out, err = cli("score", str(tmp_path / "run1"), str(tmp_path / "run2"), "--dataset", tiny_data, *FAST,
                          "--save-z3", str(tmp_path / "z3"), "-q")
@@ -256,7 +149,7 @@ def test_save_z3_names_that_would_collide_are_refused_before_scoring(tmp_path, t
 
 
 def test_output_naming_a_checkpoint_in_an_input_folder_is_refused(tmp_path, tiny_data, cache_dir, cli):
-    _checkpoint(tmp_path / "ckpts" / "epoch_0001.pt", 1)
+    write_checkpoint(tmp_path / "ckpts" / "epoch_0001.pt", 1)
     before = snapshot(tmp_path)
     code, out, err = cli("score", str(tmp_path / "ckpts"), "--dataset", tiny_data, *FAST,
                          "-o", str(tmp_path / "ckpts" / "epoch_0001.pt"))

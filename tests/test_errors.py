@@ -7,13 +7,13 @@ import pytest
 import sslmon
 from sslmon.io.config import ConfigError, read_yaml
 from sslmon.io.datasets import DatasetError, load_dataset
-from sslmon.models.encoders import CheckpointError, load_checkpoint
 from sslmon.io.inputs import InputError, load_embeddings
 from sslmon.io.output import OutputError
-from sslmon.meta.plots import PlotError
 from sslmon.io.runfile import ResultsFileError, load_run
-from sslmon.watch import WatchError
 from sslmon.io.z3file import Z3FileError, read_z3
+from sslmon.meta.plots import PlotError
+from sslmon.models.encoders import CheckpointError, load_checkpoint
+from sslmon.watch import WatchError
 
 
 @pytest.mark.parametrize("cls", [ConfigError, ResultsFileError, DatasetError, CheckpointError, InputError, OutputError, PlotError, WatchError,

@@ -6,16 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 from sslmon.cli import app
 
-runner = CliRunner()
-
 
 @pytest.mark.parametrize("method", ["simclr", "moco", "simsiam"])
-def test_two_epoch_run_is_scored(tmp_path, monkeypatch, method):
-    monkeypatch.setenv("SSLMON_CACHE_DIR", str(tmp_path / "cache"))
+def test_two_epoch_run_is_scored(tmp_path, cache_dir, method, runner):
     rng = np.random.default_rng(0)
     labels = np.arange(96) % 3
     images = (rng.integers(0, 80, size=(96, 16, 16)) + 80 * labels[:, None, None]).astype(np.uint8)

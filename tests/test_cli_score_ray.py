@@ -5,25 +5,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
+from helpers import SAMPLES
 from sslmon.cli import app
 
 pytest.importorskip("ray")
-SAMPLES = Path(__file__).resolve().parent.parent / "sample_checkpoints"
 BASE = ["--limit", "300", "--seeds", "0,1", "--umap-epochs", "30", "--no-cache", "-f", "json", "-q"]
-
-
-@pytest.fixture(scope="module")
-def ray_session():
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def _comparable(doc: dict) -> dict:
@@ -34,12 +23,12 @@ def _comparable(doc: dict) -> dict:
     return doc
 
 
-def test_ray_gives_the_local_json(ray_session, tmp_path):
+@pytest.mark.slow
+def test_ray_gives_the_local_json(ray_session, tmp_path, runner):
     folder = tmp_path / "ckpts"
     folder.mkdir()
     for name in ("epoch_0000.pt", "epoch_0003.pt", "epoch_0005.pt"):
         shutil.copy(SAMPLES / name, folder / name)
-    runner = CliRunner()
     local = runner.invoke(app, ["score", str(folder), *BASE])
     remote = runner.invoke(app, ["score", str(folder), *BASE, "--executor", "ray"])
     assert local.exit_code == 0 and remote.exit_code == 0, (local.output, remote.output)
@@ -49,13 +38,13 @@ def test_ray_gives_the_local_json(ray_session, tmp_path):
     assert _comparable(remote_doc) == _comparable(local_doc)
 
 
-def test_ray_reports_a_corrupt_checkpoint_and_scores_the_others(ray_session, tmp_path):
+def test_ray_reports_a_corrupt_checkpoint_and_scores_the_others(ray_session, tmp_path, runner):
     folder = tmp_path / "ckpts"
     folder.mkdir()
     shutil.copy(SAMPLES / "epoch_0001.pt", folder / "epoch_0001.pt")
     shutil.copy(SAMPLES / "epoch_0002.pt", folder / "epoch_0002.pt")
     (folder / "epoch_0003.pt").write_bytes(b"not a checkpoint")
-    result = CliRunner().invoke(app, ["score", str(folder), *BASE, "--executor", "ray", "--metrics", "rankme"])
+    result = runner.invoke(app, ["score", str(folder), *BASE, "--executor", "ray", "--metrics", "rankme"])
     assert result.exit_code == 2
     doc = json.loads(result.stdout)
     assert [r["name"] for r in doc["results"]] == ["epoch_0001.pt", "epoch_0002.pt"]

@@ -5,7 +5,6 @@ the file."""
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 
@@ -15,11 +14,11 @@ from scipy import stats
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
-from sslmon.io import runfile
 from sslmon.cli import app
+from sslmon.io import runfile
+from sslmon.io.runfile import ResultsFileError, jsonl_line, load_run, to_json, to_jsonl
 from sslmon.meta.correlate import NamedRun, correlate_run
 from sslmon.results import Failure, Result, Run
-from sslmon.io.runfile import ResultsFileError, jsonl_line, load_run, to_json, to_jsonl
 from sslmon.watch import read_held
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,8 +154,3 @@ def test_bad_results_files_are_one_line_naming_the_file(tmp_path, monkeypatch):
     with pytest.raises(ResultsFileError) as exc:
         load_run(big)
     _one_line_naming(exc, big, "larger than")
-
-
-def test_in_memory_values_treat_nan_as_undefined():
-    run = Run({}, [Result("a", None, {"x": math.nan}), Result("b", None, {"x": 2}), Result("c", None, {})])
-    assert run.values("x") == [None, 2.0, None]

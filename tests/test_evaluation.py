@@ -9,7 +9,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
 
 from sslmon.evaluation import EvalConfig, evaluate_embeddings, reference_split
-from sslmon.metrics import LABEL_BASED, METRICS, VIEW_BASED
+from sslmon.metrics import LABEL_BASED, LABEL_FREE, METRICS, VIEW_BASED
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +134,11 @@ def test_degenerate_inputs_give_null_and_reason_never_a_crash(case):
         assert ev.metrics["silhouette_gt"] is None and ev.metrics["rankme"] is not None
         assert all(ev.metrics[m] is None for m in ["knn_acc", "lp_acc"])
     assert set(LABEL_BASED) <= set(ev.metrics)
+
+
+def test_without_labels_label_metrics_are_left_out() -> None:
+    X, _ = make_blobs(n_samples=120, n_features=5, centers=3, random_state=0)
+    ev = evaluate_embeddings(X, config=EvalConfig(k=3, seeds=(0,), umap_epochs=5, n_neighbors=10))
+    assert list(ev.metrics) == [m for m in LABEL_FREE if m not in VIEW_BASED]  # LiDAR also needs views
+    assert not set(LABEL_BASED) & (set(ev.errors) | set(ev.per_seed[0]) | set(ev.metrics_std))
+    assert ev.errors == {}

@@ -6,37 +6,26 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 import shutil
 import signal
 import subprocess
-import sys
 import time
+from pathlib import Path
 
-import numpy as np
-from PIL import Image
 import pytest
 from scipy.stats import pearsonr
-from sklearn.datasets import make_blobs
 
-from cli_helpers import default_sigint, run_cli
-from sslmon.meta.correlate import NamedRun, correlate_run
-from sslmon.evaluation import EvalConfig, evaluate_embeddings
-from sslmon.metrics import LABEL_BASED, LABEL_FREE, VIEW_BASED
+from helpers import SAMPLE_NAMES, SAMPLES, child_env, default_sigint, run_cli, sslmon_command
 from sslmon.io.runfile import load_run
+from sslmon.meta.correlate import NamedRun, correlate_run
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "sample_checkpoints"
-NAMES = [f"epoch_{e:04d}.pt" for e in range(6)]
+NAMES = SAMPLE_NAMES
 FAST = ["--dataset", "default", "--limit", "200", "--metrics", "rankme,l2_std", "--rank-by", "l2_std", "--poll", "0.2"]
 
 
 def _watcher(folder: Path, out: Path, tmp: Path, log: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "SSLMON_CACHE_DIR": str(tmp / "cache"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-c", "from sslmon.cli import main; main()", "watch", str(folder), *FAST,
-                             "-o", str(out), *extra], env=env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
+    return subprocess.Popen(sslmon_command("watch", str(folder), *FAST, "-o", str(out), *extra),
+                            env=child_env(SSLMON_CACHE_DIR=str(tmp / "cache")), stdout=subprocess.PIPE, stderr=log.open("w"), text=True,
                             preexec_fn=default_sigint)
 
 
@@ -102,6 +91,7 @@ def test_watch_scores_each_complete_checkpoint_once(tmp_path: Path) -> None:
     assert correlate_run(NamedRun("out", str(out), run), "rankme").correlations["l2_std"]["with_init"].pearson_r == pytest.approx(by_hand.statistic)
 
 
+@pytest.mark.slow
 def test_killed_watcher_resumes_with_nothing_lost_or_doubled(tmp_path: Path) -> None:
     folder, out = tmp_path / "run", tmp_path / "out.jsonl"
     folder.mkdir()
@@ -132,41 +122,7 @@ def test_killed_watcher_resumes_with_nothing_lost_or_doubled(tmp_path: Path) -> 
     assert not any(line.startswith(f"scoring {name}") for name in held for line in stderr.splitlines())
 
 
-def test_without_labels_label_metrics_are_left_out() -> None:
-    X, _ = make_blobs(n_samples=120, n_features=5, centers=3, random_state=0)
-    ev = evaluate_embeddings(X, config=EvalConfig(k=3, seeds=(0,), umap_epochs=5, n_neighbors=10))
-    assert list(ev.metrics) == [m for m in LABEL_FREE if m not in VIEW_BASED]  # LiDAR also needs views
-    assert not set(LABEL_BASED) & (set(ev.errors) | set(ev.per_seed[0]) | set(ev.metrics_std))
-    assert ev.errors == {}
-
-
-def test_unlabelled_imagefolder_has_no_label_columns_and_one_note(tmp_path: Path, capsys, monkeypatch) -> None:
-    images = tmp_path / "images"  # a flat folder: no class subfolders, so no labels
-    images.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(60):
-        Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(images / f"{i:03d}.png")
-    for name in NAMES[:3]:
-        shutil.copy(SAMPLES / name, tmp_path / name)
-    monkeypatch.setenv("SSLMON_CACHE_DIR", str(tmp_path / "cache"))
-    args = ["score", *(str(tmp_path / n) for n in NAMES[:3]), "--dataset", f"imagefolder:{images}", "--image-size", "28",
-            "--k", "10", "--seeds", "1", "--umap-epochs", "5", "--rank-by", "rankme", "-o", str(tmp_path / "r.json")]
-    code, stdout, stderr = run_cli(args, capsys, monkeypatch)
-    assert code == 0, stderr
-    notes = [line for line in (stdout + stderr).splitlines() if "no labels" in line]
-    assert len(notes) == 1 and notes[0].startswith("note: "), stdout + stderr
-    assert "rankme" in stdout and "acc ↑" not in stdout and "gt ↑" not in stdout  # no knn/lp/ami_gt/silhouette_gt columns
-    doc = json.loads((tmp_path / "r.json").read_text())
-    for r in doc["results"]:
-        assert set(r["metrics"]) == set(LABEL_FREE) - set(VIEW_BASED)  # LiDAR also needs views
-        assert not set(LABEL_BASED) & set(r["errors"])
-    # asked for by name, the label-based metrics share one line for the whole run
-    code, stdout, stderr = run_cli([*args[:-2], "--metrics", "rankme,knn_acc,lp_acc"], capsys, monkeypatch)
-    assert code == 0, stderr
-    notes = [line for line in (stdout + stderr).splitlines() if "no labels" in line]
-    assert notes == ["knn_acc, lp_acc undefined: no labels given"], stdout + stderr
-
-
+@pytest.mark.slow
 def test_ctrl_c_prints_the_table_and_fail_if_stops_at_the_newest(tmp_path: Path) -> None:
     folder, out = tmp_path / "run", tmp_path / "out.jsonl"
     folder.mkdir()

@@ -10,12 +10,18 @@ embedding files with cheap metrics (no UMAP).
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
+import torch
 
-from cli_helpers import rankme, run_cli, snapshot
+from bad_files import BAD_CHECKPOINTS, BAD_EMBEDDINGS, RunsCode, Z, make_file, small_state, y
+from helpers import CHEAP_JSON, error_lines, rankme_by_hand, run_cli, snapshot
+from sslmon.cli import app
+from sslmon.io.runfile import to_json
+from sslmon.results import Result, Run
 
 FAST = ["--metrics", "rankme,l2_std"]
 
@@ -44,7 +50,7 @@ CASES = [
     Case("config-yaml-bomb", ["--config", "{t}/c.yaml"], {"c.yaml": BOMB}, names="alias"),
     Case("config-python-tag", ["--config", "{t}/c.yaml"],
          {"c.yaml": "seed: !!python/object/apply:os.system ['touch {t}/pwned']\n"}, names="c.yaml"),
-    Case("config-binary", ["--config", "{t}/c.yaml"], {"c.yaml": b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01"}, names="UTF-8"),
+    Case("config-binary", ["--config", "{t}/c.yaml"], {"c.yaml": b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x01"}, names="c.yaml: not a text file"),
     Case("config-huge", ["--config", "{t}/c.yaml"], {"c.yaml": "# " + "x" * (1 << 20) + "\n"}, names="MiB"),
     Case("config-deep", ["--config", "{t}/c.yaml"], {"c.yaml": "a: " + "[" * 5000 + "]" * 5000 + "\n"}, names="nested"),
     Case("config-device-file", ["--config", "/dev/zero"], names="/dev/zero"),
@@ -73,8 +79,8 @@ CASES = [
 
 
 def _results_doc(key: str) -> str:
-    records = [{"name": f"e{e}", "epoch": e, "metrics": {key: float(e), "lp_acc": 0.1 * e}} for e in range(4)]
-    return json.dumps({"results": records})
+    """A results document by sslmon's own writer: four epochs of ``key`` and lp_acc."""
+    return to_json(Run({}, [Result(f"e{e}", None, {key: float(e), "lp_acc": 0.1 * e}, epoch=e) for e in range(4)]), "lp_acc")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -117,5 +123,58 @@ def test_bad_input_gives_one_error_line_and_touches_nothing(case: Case, tmp_path
         doc = json.loads(written.read_text() if written.exists() else out)
         (record,) = doc["results"]
         assert record["name"] == "good"
-        assert record["metrics"]["rankme"] == pytest.approx(rankme(Z), rel=1e-6)
+        assert record["metrics"]["rankme"] == pytest.approx(rankme_by_hand(Z), rel=1e-6)
         assert len(doc["failures"]) == len(case.files)  # the bad input, when the case adds one
+
+
+def test_cli_bad_embedding_files_fail_alone(tmp_path, runner):
+    good = tmp_path / "good.npz"
+    np.savez(good, embeddings=Z, labels=y)
+    bad = [make_file(tmp_path, *BAD_EMBEDDINGS[c]) for c in ("nan_float_labels", "directory", "huge_claim_npy", "fifo")]
+    result = runner.invoke(app, ["score", str(good), *map(str, bad), *CHEAP_JSON])
+    assert result.exit_code == 2
+    errors = error_lines(result)
+    assert len(errors) == len(bad) and all(str(p) in line for p, line in zip(bad, errors))
+    doc = json.loads(result.stdout)
+    assert [r["path"] for r in doc["results"]] == [str(good)] and doc["results"][0]["metrics"]["rankme"] is not None
+
+
+def test_cli_bad_checkpoints_fail_alone_and_run_nothing(tmp_path, tiny_data, monkeypatch, runner):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "ckpts"
+    folder.mkdir()
+    torch.save({"state_dict": small_state(2), "epoch": 2}, folder / "epoch_2.pt")
+    nan_state = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in small_state(3).items()}
+    torch.save({"state_dict": nan_state, "epoch": 3}, folder / "epoch_3.pt")
+    bad = [make_file(folder, *BAD_CHECKPOINTS[c]) for c in ("pickle_payload", "symlink_loop", "fifo", "unicode_name_with_spaces")]
+    bad.append(folder / "loop_b.pt")  # the other end of the loop
+    result = runner.invoke(app, ["score", str(folder), "--dataset", tiny_data, "--arch", "convnet-small", *CHEAP_JSON])
+    assert result.exit_code == 2
+    errors = error_lines(result)
+    assert len(errors) == len(bad) and all(any(str(p) in line for line in errors) for p in bad), errors
+    assert not (tmp_path / "pwned_by_checkpoint").exists()
+    by_epoch = {r["epoch"]: r for r in json.loads(result.stdout)["results"]}
+    assert by_epoch[2]["metrics"]["rankme"] is not None
+    assert by_epoch[3]["metrics"]["rankme"] is None and "NaN" in by_epoch[3]["errors"]["rankme"]
+
+
+def test_cli_code_running_cifar_batch_needs_trust_data(tmp_path, monkeypatch, runner):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ["test_batch"] + [f"data_batch_{i}" for i in range(1, 6)]:
+        batch = {b"data": rng.integers(0, 256, (6, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 0, 1, 2]}
+        if name == "data_batch_3":
+            batch[b"batch_label"] = RunsCode("touch pwned_by_dataset")
+        (folder / name).write_bytes(pickle.dumps(batch))
+    torch.save({"state_dict": small_state(), "epoch": 1}, tmp_path / "epoch_1.pt")
+    args = ["score", str(tmp_path / "epoch_1.pt"), "--dataset", f"cifar10:{tmp_path}", *CHEAP_JSON]
+    refused = runner.invoke(app, args)
+    assert refused.exit_code == 2
+    (line,) = error_lines(refused)
+    assert str(folder / "data_batch_3") in line and "--trust-data" in line
+    assert not (tmp_path / "pwned_by_dataset").exists()
+    trusted = runner.invoke(app, [*args, "--trust-data"])
+    assert trusted.exit_code == 0, trusted.output
+    assert (tmp_path / "pwned_by_dataset").exists()  # the flag is wired through: the payload ran

@@ -14,8 +14,12 @@ from typing import Callable
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
+from bad_files import RunsCode
+from fuzzing import FUZZ, blobs, only_own_errors, written
 from sslmon.io import datasets
 from sslmon.io.datasets import DatasetError, load_dataset, read_idx, subset_indices
 
@@ -194,16 +198,6 @@ def test_cifar_pickles_of_every_protocol_load_without_full_unpickling(tmp_path: 
     assert (ds.labels == test_y).all() and (ds.train_labels == train_y).all() and ds.classes[3] == "c3"
 
 
-class RunsCode:
-    """Unpickling this calls ``os.system(command)``: code from the file."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command,)
-
-
 def test_code_running_cifar_pickle_is_refused_unless_trusted(tmp_path: Path) -> None:
     write_cifar(tmp_path, "cifar10", per_batch=2)
     marker = tmp_path / "pwned"
@@ -241,7 +235,7 @@ class ArrayWithFlaggedDtype:
 
 
 def test_pickled_dtype_state_never_reaches_numpy(tmp_path: Path) -> None:
-    """Found by test_fuzz_readers: numpy trusts the flags in a pickled dtype's state, so a uint8 array
+    """Found by fuzzing (fuzzing.py): numpy trusts the flags in a pickled dtype's state, so a uint8 array
     can claim to hold object pointers (numpy then errors, or worse, when it copies or frees it). The
     restricted reader rebuilds a plain uint8 array from the checked descriptor instead."""
     write_cifar(tmp_path, "cifar10", per_batch=2)
@@ -575,3 +569,75 @@ def test_fashion_mnist_without_debian_folder(monkeypatch: pytest.MonkeyPatch, tm
     monkeypatch.setattr(datasets, "DEBIAN_FASHION_MNIST", tmp_path / "absent")
     with pytest.raises(DatasetError, match="dataset-fashion-mnist"):
         load_dataset("fashion-mnist")
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    return bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, ">u4").tobytes() + array.tobytes()
+
+
+IDX_IMAGES = idx_bytes(np.arange(4 * 28 * 28, dtype=np.uint8).reshape(4, 28, 28))
+
+
+IDX_LABELS = idx_bytes(np.array([0, 1, 2, 1], np.uint8))
+
+
+@FUZZ
+@given(content=blobs([IDX_IMAGES, IDX_LABELS, gzip.compress(IDX_IMAGES), gzip.compress(IDX_LABELS)]),
+       which=st.sampled_from(["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]))
+def test_fuzz_idx_reader(content: bytes, which: str) -> None:
+    with written(which, content) as path:
+        for stem, good in (("t10k-images-idx3-ubyte", IDX_IMAGES), ("t10k-labels-idx1-ubyte", IDX_LABELS),
+                           ("train-images-idx3-ubyte", IDX_IMAGES), ("train-labels-idx1-ubyte", IDX_LABELS)):
+            if stem != which:
+                (path.parent / stem).write_bytes(good)
+        only_own_errors(lambda: load_dataset(f"fashion-mnist:{path.parent}"), DatasetError, path)
+
+
+def cifar_seeds() -> list[bytes]:
+    batch = {b"batch_label": b"x", b"data": np.arange(4 * 3072, dtype=np.uint8).reshape(4, 3072),
+             b"labels": [0, 1, 2, 3], b"filenames": [b"a.png"] * 4}
+    return [pickle.dumps(batch, protocol=p) for p in (2, 4)]
+
+
+@FUZZ
+@given(content=blobs(cifar_seeds()))
+def test_fuzz_cifar_reader(content: bytes) -> None:
+    with written("test_batch", content) as path:
+        for i in range(1, 6):
+            (path.parent / f"data_batch_{i}").symlink_to(path)
+        only_own_errors(lambda: load_dataset(f"cifar10:{path.parent}"), DatasetError, path)
+
+
+def image_seeds() -> list[bytes]:
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8))
+    out = []
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "TIFF"):
+        buffer = io.BytesIO()
+        image.save(buffer, format=fmt)
+        out.append(buffer.getvalue())
+    return out
+
+
+@FUZZ
+@given(content=blobs(image_seeds()))
+def test_fuzz_image_reader(content: bytes) -> None:
+    with written("a/x.png", content) as path:
+        only_own_errors(lambda: load_dataset(f"imagefolder:{path.parent.parent}", image_size=8), DatasetError, path)
+
+
+def test_fuzz_seeds_are_valid_files() -> None:
+    """The unmutated seeds load (else the fuzzing would only ever reach the first error path)."""
+    for seed in cifar_seeds():
+        with written("test_batch", seed) as path:
+            for i in range(1, 6):
+                (path.parent / f"data_batch_{i}").symlink_to(path)
+            assert load_dataset(f"cifar10:{path.parent}").images.shape == (4, 3, 32, 32)
+    for seed in image_seeds():
+        with written("a/x.png", seed) as path:
+            assert load_dataset(f"imagefolder:{path.parent.parent}", image_size=8).images.shape == (1, 3, 8, 8)
+    with written("t10k-images-idx3-ubyte", IDX_IMAGES) as path:
+        for stem, good in (("t10k-labels-idx1-ubyte", IDX_LABELS), ("train-images-idx3-ubyte", IDX_IMAGES),
+                           ("train-labels-idx1-ubyte", IDX_LABELS)):
+            (path.parent / stem).write_bytes(good)
+        assert load_dataset(f"fashion-mnist:{path.parent}").images.shape == (4, 1, 28, 28)

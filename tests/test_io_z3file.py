@@ -4,8 +4,8 @@ one Z3FileError naming the file."""
 from __future__ import annotations
 
 import io
-from pathlib import Path
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest

@@ -21,6 +21,7 @@ lightning = pytest.importorskip("lightning", reason="needs the extra sslmon[ligh
 from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
+from helpers import rankme_by_hand, sslmon_command  # noqa: E402
 from sslmon.io.datasets import load_dataset  # noqa: E402
 from sslmon.lightning import SSLMonitor  # noqa: E402
 
@@ -57,13 +58,6 @@ class TinySimCLR(lightning.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
-
-
-def numpy_rankme(Z: np.ndarray) -> float:
-    """RankMe by its definition: p_k = s_k / sum(s) + 1e-7 over the singular values, exp(entropy)."""
-    s = np.linalg.svd(Z.astype(np.float64), compute_uv=False)
-    p = s / s.sum() + 1e-7
-    return float(np.exp(-(p * np.log(p)).sum()))
 
 
 def numpy_l2_std(Z: np.ndarray) -> float:
@@ -126,7 +120,7 @@ def test_logged_values_match_jsonl_and_an_independent_rankme(trained: dict) -> N
         assert l2 == pytest.approx(record["metrics"]["l2_std"], rel=1e-6)
 
     Z = final_embeddings(module)
-    assert logged[-1][1] == pytest.approx(numpy_rankme(Z), rel=1e-4)
+    assert logged[-1][1] == pytest.approx(rankme_by_hand(Z), rel=1e-4)
     assert logged[-1][2] == pytest.approx(numpy_l2_std(Z), rel=1e-4)
 
 
@@ -158,8 +152,7 @@ def test_correlate_reads_the_records(trained: dict) -> None:
     records = _jsonl(trained["trainer"])
     jsonl = Path(trained["trainer"].log_dir) / "sslmon.jsonl"  # read as it is: correlate takes JSON Lines
     out = subprocess.run(
-        [sys.executable, "-c", "from sslmon.cli import main; main()", "correlate", str(jsonl), "--against", "rankme",
-         "--format", "json"],
+        sslmon_command("correlate", str(jsonl), "--against", "rankme", "--format", "json"),
         capture_output=True, text=True, check=True,
     )
     corr = json.loads(out.stdout)["runs"][0]["correlations"]["l2_std"]["with_init"]
@@ -182,7 +175,7 @@ class ReportingSimCLR(TinySimCLR):
 
 DDP_SCRIPT = """
 import sys, torch, lightning
-from test_lightning import EVAL_LIMIT, ReportingSimCLR
+from test_integrations_lightning import EVAL_LIMIT, ReportingSimCLR
 from sslmon.io.datasets import load_dataset
 from sslmon.lightning import SSLMonitor
 train = load_dataset("default", limit=256, train_limit=256)
@@ -197,6 +190,7 @@ trainer.fit(module, loader)
 """
 
 
+@pytest.mark.slow
 def test_two_processes_score_on_rank_zero_and_log_on_both(tmp_path: Path) -> None:
     """DDP on the CPU (2 processes, gloo): one record per milestone; every rank logs rank 0's values."""
     out = tmp_path / "ddp.jsonl"
