@@ -94,8 +94,8 @@ class Options:
         object.__setattr__(self, "seeds", tuple(self.seeds))
         if self.metrics is not None:
             object.__setattr__(self, "metrics", tuple(self.metrics))
-        _check(not self.seeds or min(self.seeds) >= 0 and len(set(self.seeds)) == len(self.seeds) and len(self.seeds) > 0,
-               "seeds", f"{list(self.seeds)} is not a list of distinct seeds >= 0")
+        _check(len(self.seeds) > 0 and min(self.seeds) >= 0 and len(set(self.seeds)) == len(self.seeds),
+               "seeds", f"{list(self.seeds)} is not a list of at least one distinct seed >= 0")
         for name in ("limit", "train_limit", "umap_epochs", "batch_size"):
             value = getattr(self, name)
             _check(value is None or value >= 1, name, f"must be >= 1, got {value}")

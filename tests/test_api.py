@@ -25,9 +25,7 @@ from sslmon.selection import DEFAULT_CONSENSUS
 
 
 @pytest.mark.parametrize(("values", "param"), [
-    pytest.param({"seeds": ()}, "seeds", marks=pytest.mark.xfail(
-        strict=True, reason="sslmon bug: Options.__post_init__ lets seeds=() through ('not self.seeds or ...'); "
-                            "EvalConfig then raises a plain ValueError")),
+    ({"seeds": ()}, "seeds"),
     ({"seeds": (1, 1)}, "seeds"), ({"seeds": (-1,)}, "seeds"),
     ({"limit": 0}, "limit"), ({"train_limit": 0}, "train_limit"), ({"umap_epochs": 0}, "umap_epochs"),
     ({"batch_size": 0}, "batch_size"), ({"k": 1}, "k"), ({"bin_factor": 0.0}, "bin_factor"),
