@@ -6,8 +6,9 @@
 #
 #     bash examples/reproduce_digits.sh
 #
-# On a shared 2-core CPU without GPU (2026-12-03): training ~9 min per method (16x16 images, batch 64, 19 SGD
-# steps per epoch), scoring 2-4 s per milestone plus ~30 s start-up per call. Checkpoints and the npz file go to
+# On a shared 2-core CPU without GPU (2026-12-03): training 151-423 s per method (5-14 s per epoch; 16x16 images,
+# batch 64, 19 SGD steps per epoch), scoring 46-57 s per method and variant (31 milestones x 3 seeds,
+# start-up included). Checkpoints and the npz file go to
 # $RUNS (default /tmp/sslmon-digits), never into git; results JSON and tables go to docs/results/digits/.
 set -euo pipefail
 
@@ -44,6 +45,7 @@ for variant in "" centred/; do
   files=("$OUTDIR/${variant}simclr.json" "$OUTDIR/${variant}moco.json" "$OUTDIR/${variant}simsiam.json")
   "$SSLMON" correlate "${files[@]}" --against lp_acc "${NAMES[@]}" -o "$OUTDIR/${variant}table1.txt" > /dev/null
   "$SSLMON" correlate "${files[@]}" --against lp_acc "${NAMES[@]}" -f json -o "$OUTDIR/${variant}table1.json" > /dev/null
+  "$PY" scripts/correlate_markdown.py "$OUTDIR/${variant}table1.json" > "$OUTDIR/${variant}table1.md"
 done
 
 # 5. Paper vs centred Z3 k-means: seed spread, r and regret side by side.

@@ -55,7 +55,8 @@ def table1(doc: dict) -> None:
             paper = PAPER_C10.get(PAPER_NAMES.get(r["name"], r["name"]), {}).get(key)
             cells.append(f"{paper[0]:+.2f} / {paper[1]:+.2f}" if paper else "-")
         free = "no" if METRICS[key].needs_labels else "yes"
-        print(f"| {METRICS[key].symbol} | {free} | " + " | ".join(cells) + " |")
+        symbol = METRICS[key].symbol.replace("|", "\\|")  # a Markdown cell cannot hold a bare |
+        print(f"| {symbol} | {free} | " + " | ".join(cells) + " |")
     print("\nMilestones per run: " + ", ".join(f"{r['name']} {r['n_points']}" for r in runs)
           + f"; evaluation seeds: {runs[0]['n_seeds']}.")
 
