@@ -24,7 +24,7 @@ from sslmon._text import one_line
 from sslmon.errors import OptionsError, SslmonError
 from sslmon.executors import EXECUTORS
 from sslmon.evaluation import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS, EvalConfig, Evaluation, evaluate_embeddings
-from sslmon.metrics import METRICS
+from sslmon.metrics import METRICS, Z3_KMEANS_VARIANTS
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
@@ -54,9 +54,10 @@ class Options:
     ``trust_data`` (allow dataset pickles that can run code). Encoders: ``arch`` of checkpoints (``auto`` matches
     keys and shapes), ``trust_checkpoints``, torchvision ``weights`` (``default`` or ``none``), ``offline`` (never
     download). Evaluation: ``k`` (k1 clusters; None: the number of distinct labels), ``seed`` (data seed), ``seeds``
-    (UMAP/k-means seeds), ``umap_epochs``, ``metrics`` (None: all the data allows), ``bin_factor`` (entropy bin width
-    in stds of Z3), ``lidar_views`` (views per image for LiDAR, on up to LIDAR_IMAGES images; 0: no LiDAR).
-    Ranking: ``rank_by`` (a metric or ``consensus``), ``exclude_init``. Execution: ``device``
+    (UMAP/k-means seeds), ``umap_epochs``, ``z3_kmeans`` (what cosine k-means clusters: ``paper`` or ``centred``
+    Z3, see :data:`sslmon.metrics.Z3_KMEANS_VARIANTS`), ``metrics`` (None: all the data allows), ``bin_factor``
+    (entropy bin width in stds of Z3), ``lidar_views`` (views per image for LiDAR, on up to LIDAR_IMAGES images;
+    0: no LiDAR). Ranking: ``rank_by`` (a metric or ``consensus``), ``exclude_init``. Execution: ``device``
     (``auto``: cuda, then mps, then cpu, for every kind of input), ``precision``, ``batch_size``, ``cache``,
     ``save_z3`` (folder for ``NAME.z3.npz``), ``executor`` (``local`` or ``ray``), ``ray_address``,
     ``gpus_per_task``, ``cpus_per_task``.
@@ -75,6 +76,7 @@ class Options:
     seed: int = 0
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     umap_epochs: int = DEFAULT_UMAP_EPOCHS
+    z3_kmeans: str = "paper"
     metrics: tuple[str, ...] | None = None
     bin_factor: float | None = None
     lidar_views: int = 0
@@ -107,6 +109,8 @@ class Options:
                f"unknown metric(s) {', '.join(unknown) or 'none given'}; valid: {', '.join(METRICS)}")
         _check(self.rank_by in (None, CONSENSUS, *METRICS), "rank_by",
                f"'{self.rank_by}' is neither '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
+        _check(self.z3_kmeans in Z3_KMEANS_VARIANTS, "z3_kmeans",
+               f"must be one of {', '.join(Z3_KMEANS_VARIANTS)}, got {self.z3_kmeans!r}")
         _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         _check(self.weights in ("default", "none"), "weights", f"must be 'default' or 'none', got {self.weights!r}")
         _check(self.executor in EXECUTORS, "executor", f"must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
@@ -140,7 +144,7 @@ class Options:
     def eval_config(self, k: int | None, device: str) -> EvalConfig:
         """The evaluation settings (call on resolved options)."""
         return EvalConfig(k=k, seed=self.seed, seeds=self.seeds, umap_epochs=self.umap_epochs,
-                          bin_factor=self.bin_factor or 0.4, device=device)
+                          bin_factor=self.bin_factor or 0.4, device=device, z3_kmeans=self.z3_kmeans)
 
 
 def _check(ok: bool, param: str, problem: str) -> None:

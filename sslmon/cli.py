@@ -90,6 +90,11 @@ class PrecisionChoice(str, Enum):
     bf16 = "bf16"
 
 
+class Z3KmeansChoice(str, Enum):
+    paper = "paper"
+    centred = "centred"
+
+
 class ExecutorChoice(str, Enum):
     local = "local"
     ray = "ray"
@@ -152,6 +157,7 @@ Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results to this file (.json, .jsonl or .csv; format from --format when given).")]
 Device = Annotated[str, typer.Option(callback=_device, help="Torch device: auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
 PrecisionOpt = Annotated[PrecisionChoice, typer.Option("--precision", help="Forward passes in fp32 (default: CPU and GPU agree) or bf16 (bfloat16 autocast, faster on recent GPUs); recorded in config.")]
+Z3Kmeans = Annotated[Z3KmeansChoice, typer.Option("--z3-kmeans", help="What the cosine k-means of C1/C2 clusters: paper (Z3 as UMAP lays it out, the paper's definition) or centred (Z3 minus its mean; docs/selection.md); recorded in config.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors are still printed).")]
 Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images to embed: default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:FILE.")]
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="Stratified subset of N evaluation images (and of N train images unless --train-limit).")]
@@ -193,7 +199,7 @@ def _options(params: dict[str, Any], **defaults: Any) -> Options:
     values = dict(params)
     values["cache"] = not values.pop("no_cache", False)
     values["metrics"] = _metric_list(values.get("metrics"))
-    for key in ("precision", "executor"):
+    for key in ("precision", "executor", "z3_kmeans"):
         if isinstance(values.get(key), Enum):
             values[key] = values[key].value
     try:
@@ -398,6 +404,7 @@ def score(
     seed: Seed = DEFAULTS.seed,
     seeds: Seeds = None,
     umap_epochs: UmapEpochs = None,
+    z3_kmeans: Z3Kmeans = Z3KmeansChoice.paper,
     rank_by: RankBy = None,
     metrics: Metrics = None,
     bin_factor: BinFactor = None,

@@ -58,6 +58,7 @@ class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     device: str = "cpu"  # for the kNN graph, silhouettes and kNN accuracy
+    z3_kmeans: str = "paper"  # what cosine k-means clusters: Z3 ("paper") or Z3 minus its mean ("centred"); M.kmeans_points
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -66,6 +67,8 @@ class EvalConfig:
             raise ValueError(f"seeds: {list(self.seeds)} repeats a seed")
         if self.umap_epochs is not None and self.umap_epochs < 1:
             raise ValueError(f"umap_epochs must be >= 1, got {self.umap_epochs}")
+        if self.z3_kmeans not in M.Z3_KMEANS_VARIANTS:
+            raise ValueError(f"z3_kmeans: {self.z3_kmeans!r} is not one of {', '.join(M.Z3_KMEANS_VARIANTS)}")
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +79,7 @@ class EvalConfig:
             "umap_n_components": 3,
             "umap_epochs": self.umap_epochs,
             "umap_knn": "exact",
+            "z3_kmeans": self.z3_kmeans,
             "entropy_bin_factor": self.bin_factor,
             "entropy_log_base": "e (nats)",
             "knn_k": self.knn_k,
@@ -264,9 +268,9 @@ def evaluate_embeddings(
         if "Z3" in required:
             s.run("Z3", lambda: umap_layout(V["Z"], V["fuzzy"], seed, cfg.umap_epochs), "fuzzy", timing="umap_layout")
         if "C1" in required:
-            s.run("C1", lambda: M.spherical_kmeans(W["Z3"], k, seed), "Z3", "k", timing="kmeans")
+            s.run("C1", lambda: M.spherical_kmeans(M.kmeans_points(W["Z3"], cfg.z3_kmeans), k, seed), "Z3", "k", timing="kmeans")
         if "C2" in required:
-            s.run("C2", lambda: M.spherical_kmeans(W["Z3"], 2 * k, seed), "Z3", "k", timing="kmeans")
+            s.run("C2", lambda: M.spherical_kmeans(M.kmeans_points(W["Z3"], cfg.z3_kmeans), 2 * k, seed), "Z3", "k", timing="kmeans")
         for name, spec in specs.items():
             if spec.seeded and not spec.silhouette_of:
                 _compute(s, name, cfg)

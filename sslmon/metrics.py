@@ -189,6 +189,20 @@ def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int | s
     return labels
 
 
+# The points that cosine k-means clusters into C1 and C2, by variant (EvalConfig.z3_kmeans). "paper": Z3 as UMAP
+# lays it out (Xu, Lowe & Trappenberg 2024), so the clusters depend on where the layout puts the origin, which
+# is arbitrary. "centred": Z3 minus its mean, so the clusters are the same wherever UMAP translates Z3 to.
+Z3_KMEANS_VARIANTS = ("paper", "centred")
+
+
+def kmeans_points(Z3: ArrayLike, variant: str = "paper") -> np.ndarray:
+    """The points the cosine k-means of C1/C2 clusters: ``Z3`` itself ("paper") or ``Z3 - mean(Z3)`` ("centred")."""
+    if variant not in Z3_KMEANS_VARIANTS:
+        raise ValueError(f"z3_kmeans: {variant!r} is not one of {', '.join(Z3_KMEANS_VARIANTS)}")
+    Z3 = check_embeddings(Z3, "points")
+    return Z3 - Z3.mean(axis=0, dtype=np.float64).astype(Z3.dtype) if variant == "centred" else Z3
+
+
 # --------------------------------------------------------------------------- clustering metrics
 
 
