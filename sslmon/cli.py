@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 from enum import Enum
+import inspect
 import io
 from pathlib import Path
 import sys
@@ -192,6 +193,40 @@ def _seed_list(value: Optional[str]) -> Optional[tuple[int, ...]]:
     if not parts or min(parts) < 0 or len(set(parts)) != len(parts):
         raise typer.BadParameter(f"'{value}' is not a seed count (>= 1) or a list of distinct seeds >= 0 such as 0,1,2", param_hint="--seeds")
     return tuple(parts)
+
+
+# The options of the scoring commands, in --help order, each defined once; `_with_options` adds a command's groups.
+IMAGES = [("dataset", Dataset, None), ("limit", Limit, None), ("train_limit", TrainLimit, None),
+          ("image_size", ImageSize, DEFAULTS.image_size), ("trust_data", TrustData, False)]
+CHECKPOINTS = [("arch", Arch, DEFAULTS.arch), ("trust_checkpoints", TrustCheckpoints, False)]
+EVALUATION = [("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, None), ("umap_epochs", UmapEpochs, None),
+              ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
+              ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views)]
+REPORT = [("fmt", Fmt, OutputFormat.table), ("output", Output, None)]
+EXECUTION = [("device", Device, DEFAULTS.device), ("precision", PrecisionOpt, PrecisionChoice.fp32),
+             ("batch_size", BatchSize, None), ("no_cache", NoCache, False), ("executor", ExecutorOpt, ExecutorChoice.local),
+             ("ray_address", RayAddress, None), ("gpus_per_task", GpusPerTask, None),
+             ("cpus_per_task", CpusPerTask, DEFAULTS.cpus_per_task)]
+GATES = [("save_z3", SaveZ3, None), ("fail_if", FailIf, None)]
+INIT = [("exclude_init", ExcludeInit, DEFAULTS.exclude_init)]
+FILES = [("config", ConfigFile, None), ("quiet", Quiet, False)]
+
+
+def _with_options(*groups: list[tuple[str, Any, Any]]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Give a command ``def cmd(ctx, ARGS..., **options)`` the shared options of ``groups`` after its own parameters
+    (one of its own, e.g. watch's ``--output``, replaces the shared one of that name); Typer reads the signature."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        signature = inspect.signature(command, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        taken = {p.name for p in own}
+        shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+                  for group in groups for name, annotation, default in group if name not in taken]
+        command.__signature__ = signature.replace(parameters=own + shared)  # type: ignore[attr-defined]
+        return command
+
+    return decorate
+
 
 
 def _options(params: dict[str, Any], **defaults: Any) -> Options:
@@ -390,93 +425,38 @@ def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
 
 
 @app.command()
+@_with_options(IMAGES, CHECKPOINTS, EVALUATION, REPORT, EXECUTION, GATES,
+               [("judge", JudgeOpt, Judge.latest)], INIT, FILES)
 def score(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Checkpoint folders or files (.pt .pth .ckpt .bin .safetensors, TorchScript), or embedding files (.npz, .npy).")],
-    dataset: Dataset = None,
-    limit: Limit = None,
-    train_limit: TrainLimit = None,
-    image_size: ImageSize = DEFAULTS.image_size,
-    arch: Arch = DEFAULTS.arch,
-    trust_checkpoints: TrustCheckpoints = False,
-    trust_data: TrustData = False,
-    k: K = None,
-    seed: Seed = DEFAULTS.seed,
-    seeds: Seeds = None,
-    umap_epochs: UmapEpochs = None,
-    z3_kmeans: Z3Kmeans = Z3KmeansChoice.paper,
-    rank_by: RankBy = None,
-    metrics: Metrics = None,
-    bin_factor: BinFactor = None,
-    lidar_views: LidarViews = DEFAULTS.lidar_views,
-    fmt: Fmt = OutputFormat.table,
-    output: Output = None,
-    device: Device = DEFAULTS.device,
-    precision: PrecisionOpt = PrecisionChoice.fp32,
-    batch_size: BatchSize = None,
-    no_cache: NoCache = False,
-    save_z3: SaveZ3 = None,
-    executor: ExecutorOpt = ExecutorChoice.local,
-    ray_address: RayAddress = None,
-    gpus_per_task: GpusPerTask = None,
-    cpus_per_task: CpusPerTask = DEFAULTS.cpus_per_task,
-    fail_if: FailIf = None,
-    judge: JudgeOpt = Judge.latest,
-    exclude_init: ExcludeInit = DEFAULTS.exclude_init,
-    config: ConfigFile = None,
-    quiet: Quiet = False,
+    **options: Any,
 ) -> None:
     """Score checkpoints (or embedding files) and print them ranked by label-free metrics (default: their consensus)."""
-    _apply_yaml(ctx, config, [f for f in (folder_config(p) for p in paths if p.is_dir()) if f is not None])
+    _apply_yaml(ctx, options["config"], [f for f in (folder_config(p) for p in paths if p.is_dir()) if f is not None])
     p = ctx.params
-    options = _options(p)
-    out = _results_file(p["output"], p["fmt"], _input_files(paths, config, p["dataset"]))
-    _run(lambda on_result, on_progress: api.score(paths, options=options, log=_logger(p["quiet"], errors=False), on_result=on_result,
+    opts = _options(p)
+    out = _results_file(p["output"], p["fmt"], _input_files(paths, p["config"], p["dataset"]))
+    _run(lambda on_result, on_progress: api.score(paths, options=opts, log=_logger(p["quiet"], errors=False), on_result=on_result,
                                                   on_progress=on_progress), p, out)
 
 
 @app.command()
+@_with_options(IMAGES, EVALUATION, REPORT, EXECUTION, GATES, [("judge", JudgeOpt, Judge.best)], FILES)
 def compare(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="torchvision model names, e.g. resnet18 densenet121 efficientnet_b0 (see `sslmon archs`).")],
     weights: Annotated[str, typer.Option("--weights", help="default: torchvision's default pretrained weights (from the TORCH_HOME cache, downloaded when missing); none: seeded random init.")] = DEFAULTS.weights,
     offline: Annotated[bool, typer.Option("--offline", help="Never download weights (also SSLMON_OFFLINE=1): missing ones are an error naming the file, folder and URL.")] = False,
-    dataset: Dataset = None,
-    trust_data: TrustData = False,
-    limit: Limit = None,
-    train_limit: TrainLimit = None,
-    image_size: ImageSize = DEFAULTS.image_size,
-    k: K = None,
-    seed: Seed = DEFAULTS.seed,
-    seeds: Seeds = None,
-    umap_epochs: UmapEpochs = None,
-    rank_by: RankBy = None,
-    metrics: Metrics = None,
-    bin_factor: BinFactor = None,
-    lidar_views: LidarViews = DEFAULTS.lidar_views,
-    fmt: Fmt = OutputFormat.table,
-    output: Output = None,
-    device: Device = DEFAULTS.device,
-    precision: PrecisionOpt = PrecisionChoice.fp32,
-    batch_size: BatchSize = None,
-    no_cache: NoCache = False,
-    save_z3: SaveZ3 = None,
-    executor: ExecutorOpt = ExecutorChoice.local,
-    ray_address: RayAddress = None,
-    gpus_per_task: GpusPerTask = None,
-    cpus_per_task: CpusPerTask = DEFAULTS.cpus_per_task,
-    fail_if: FailIf = None,
-    judge: JudgeOpt = Judge.best,
-    config: ConfigFile = None,
-    quiet: Quiet = False,
+    **options: Any,
 ) -> None:
     """Score torchvision models on the same images; images are resized to each model's weights resolution."""
-    _apply_yaml(ctx, config)
+    _apply_yaml(ctx, options["config"])
     p = ctx.params
-    options = _options(p)
-    out = _results_file(p["output"], p["fmt"], _input_files([], config, p["dataset"]))
+    opts = _options(p)
+    out = _results_file(p["output"], p["fmt"], _input_files([], p["config"], p["dataset"]))
     download_bar = False if p["quiet"] else None  # None: a download progress bar when stderr is a terminal
-    _run(lambda on_result, on_progress: api.compare(names, options=options, log=_logger(p["quiet"], errors=False), on_result=on_result,
+    _run(lambda on_result, on_progress: api.compare(names, options=opts, log=_logger(p["quiet"], errors=False), on_result=on_result,
                                                     on_progress=on_progress, download_progress=download_bar), p, out)
 
 
@@ -489,39 +469,15 @@ def _run(score_fn: Callable[[OnResult, OnProgress | None], Run], p: dict[str, An
 
 
 @app.command()
+@_with_options(IMAGES, CHECKPOINTS, EVALUATION, EXECUTION, INIT, FILES)
 def watch(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="The training run's checkpoint folder (it may start empty).")],
     poll: Annotated[float, typer.Option("--poll", min=0.01, help="Seconds between two looks at the folder (polling: works on network filesystems).")] = 5.0,
     until_idle: Annotated[Optional[float], typer.Option("--until-idle", min=0, help="Exit 0 after this many seconds with no new or changed checkpoint (default: run until Ctrl-C).")] = None,
-    dataset: Dataset = None,
-    limit: Limit = None,
-    train_limit: TrainLimit = None,
-    image_size: ImageSize = DEFAULTS.image_size,
-    arch: Arch = DEFAULTS.arch,
-    trust_checkpoints: TrustCheckpoints = False,
-    trust_data: TrustData = False,
-    k: K = None,
-    seed: Seed = DEFAULTS.seed,
-    seeds: Seeds = None,
-    umap_epochs: UmapEpochs = None,
-    rank_by: RankBy = None,
-    metrics: Metrics = None,
-    bin_factor: BinFactor = None,
-    lidar_views: LidarViews = DEFAULTS.lidar_views,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
-    device: Device = DEFAULTS.device,
-    precision: PrecisionOpt = PrecisionChoice.fp32,
-    batch_size: BatchSize = None,
-    no_cache: NoCache = False,
-    executor: ExecutorOpt = ExecutorChoice.local,
-    ray_address: RayAddress = None,
-    gpus_per_task: GpusPerTask = None,
-    cpus_per_task: CpusPerTask = DEFAULTS.cpus_per_task,
     fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 as soon as a condition such as "l2_std<0.005" holds for the newest checkpoint (repeatable).')] = None,
-    exclude_init: ExcludeInit = DEFAULTS.exclude_init,
-    config: ConfigFile = None,
-    quiet: Quiet = False,
+    **options: Any,
 ) -> None:
     """Follow a checkpoint folder while training runs: score every checkpoint in it, then each new one once it is
     complete (size and mtime unchanged over two polls, and it loads), in epoch order.
@@ -532,14 +488,14 @@ def watch(
 
     if not folder.is_dir():
         raise WatchError(f"{folder}: not a directory")
-    _apply_yaml(ctx, config, [f for f in [folder_config(folder)] if f is not None])
+    _apply_yaml(ctx, options["config"], [f for f in [folder_config(folder)] if f is not None])
     p = ctx.params
     options = _options(p).resolve("checkpoints")
     conditions = _conditions(p["fail_if"])
     out_path = p["output"]
     if out_path is not None and out_path.suffix != ".jsonl":
         raise typer.BadParameter(f"{out_path}: watch appends JSON Lines: name a .jsonl file", param_hint="--output")
-    out = _results_file(out_path, OutputFormat.jsonl, _input_files([folder], config, p["dataset"]), append=True)
+    out = _results_file(out_path, OutputFormat.jsonl, _input_files([folder], p["config"], p["dataset"]), append=True)
     log = _logger(p["quiet"])
     held = read_held(out_path, log) if out_path is not None else Held()
     scorer = api.Scorer(api.load_images(options, log), options, run_config={"arch": options.arch, "limit": options.limit},
