@@ -131,3 +131,28 @@ def test_ray_check_paths_names_the_first_unreadable_path(ray_session, tmp_path):
     with pytest.raises(ExecutorError) as info:
         executor.check_paths([readable, missing, tmp_path / "also_missing.pt"])
     assert str(info.value).startswith(f"{missing}: not readable by the Ray workers") and "\n" not in str(info.value)
+
+
+def test_an_explicit_address_nobody_answers_is_one_error_at_once(tmp_path, capsys, monkeypatch):
+    """Ray would retry a wrong HOST:PORT for minutes; sslmon checks the TCP port first (no Ray needed)."""
+    import socket
+
+    from helpers import SAMPLES, run_cli
+    from sslmon.executors.ray import check_reachable
+
+    with socket.socket() as listening:  # a port that accepts connections passes the check
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        check_reachable(f"127.0.0.1:{listening.getsockname()[1]}")
+        check_reachable(f"ray://127.0.0.1:{listening.getsockname()[1]}")
+    with socket.socket() as closed:  # a port just released: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with pytest.raises(ExecutorError) as info:
+        check_reachable(f"127.0.0.1:{port}")
+    assert str(info.value).startswith(f"127.0.0.1:{port}: no Ray cluster answers there") and info.value.param == "ray_address"
+    with pytest.raises(ExecutorError, match="not a Ray address"):
+        check_reachable("localhost")
+    code, _, err = run_cli(["score", str(SAMPLES / "epoch_0001.pt"), "--executor", "ray", "--ray-address", f"127.0.0.1:{port}",
+                            "--limit", "100", "-q"], capsys, monkeypatch)
+    assert code == 2 and err.strip() == f"error: 127.0.0.1:{port}: no Ray cluster answers there (connection refused after at most 5 s) [--ray-address]"

@@ -39,6 +39,23 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
+CONNECT_TIMEOUT_S = 5.0  # for the reachability check of an explicit cluster address
+
+
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """ExecutorError naming ``address`` (``host:port`` or ``ray://host:port``) when nothing accepts a TCP connection
+    there within ``timeout`` seconds: Ray itself would keep retrying for minutes. ``auto`` is not checked."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ExecutorError(f"{address}: not a Ray address (give auto, HOST:PORT or ray://HOST:PORT)", param="ray_address")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ExecutorError(f"{address}: no Ray cluster answers there ({reason.lower()} after at most {timeout:g} s)",
+                            param="ray_address") from None
+
+
 def _call(fn: Callable[[T, S], R], item: T, shared: S) -> R:
     """The task body; Ray resolves ``fn`` and ``shared`` from their object refs before the call."""
     return fn(item, shared)
@@ -63,6 +80,8 @@ class RayExecutor:
                  max_retries: int = 1) -> None:
         self._ray = ray = _import_ray()
         self._started = not ray.is_initialized()
+        if address not in (None, "auto"):
+            check_reachable(address)
         if self._started:
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
@@ -98,8 +117,18 @@ class RayExecutor:
                 (ref,), pending = ray.wait(pending, num_returns=1)
                 yield index_of[ref], self._outcome(ref)
         finally:
-            for ref in pending:
+            self._cancel(pending)
+
+    def _cancel(self, refs: list[Any], rounds: int = 4, wait_s: float = 0.5) -> None:
+        """Force-cancel ``refs``; a task that was being dispatched when cancelled can slip through Ray's cancel, so
+        the ones not finished (cancelled tasks finish with an error) are cancelled again, up to ``rounds`` times."""
+        ray = self._ray
+        for _ in range(rounds):
+            for ref in refs:
                 ray.cancel(ref, force=True)
+            if not refs:
+                return
+            _, refs = ray.wait(refs, num_returns=len(refs), timeout=wait_s)
 
     def _outcome(self, ref: Any) -> Any:
         """The task's value, the exception ``fn`` raised (the remote traceback as its ``__cause__``), or an
