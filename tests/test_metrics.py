@@ -26,7 +26,7 @@ from sslmon import metrics as M
 from sslmon.api import score_embeddings
 from sslmon.cli import app
 from sslmon.errors import OptionsError
-from sslmon.evaluation import NO_VIEWS, SEEDED, EvalConfig, evaluate_embeddings
+from sslmon.evaluation import NO_VIEWS, SEEDED, EvalConfig, _required, evaluate_embeddings
 from sslmon.meta import plots
 from sslmon.meta.correlate import ordered_keys
 from sslmon.models.augment import uint8_views
@@ -399,22 +399,11 @@ def test_arrows():
     assert replace(METRICS["alpha_req"], target=2.5).arrow == "→2.5"
 
 
-def _closure(needs: tuple[str, ...]) -> set[str]:
-    found: set[str] = set()
-    todo = list(needs)
-    while todo:
-        name = todo.pop()
-        if name not in found:
-            found.add(name)
-            todo += METRICS[name].needs if name in METRICS else INTERMEDIATES[name]
-    return found
-
-
 def test_every_entry_is_consistent():
     for key, spec in METRICS.items():
         assert key == spec.name and spec.title and spec.symbol and spec.unit and spec.summary, key
         assert spec.needs and all(n in INTERMEDIATES or n in METRICS for n in spec.needs), key
-        assert spec.needs_labels == ("labels" in _closure(spec.needs)), key
+        assert spec.needs_labels == ("labels" in _required(list(spec.needs))), key  # evaluation's own closure
         assert spec.silhouette_of is None or spec.silhouette_of in spec.needs, key
         assert spec.uncertainty_of is None or spec.uncertainty_of in spec.needs, key
         assert (spec.better == "target") == (spec.target is not None), key
