@@ -23,7 +23,7 @@ import numpy as np
 from sslmon._text import one_line
 from sslmon.errors import OptionsError, SslmonError
 from sslmon.executors import EXECUTORS
-from sslmon.evaluation import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS, EvalConfig, Evaluation, evaluate_embeddings
+from sslmon.evaluation import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS, PRESETS, EvalConfig, Evaluation, evaluate_embeddings, layout_note
 from sslmon.metrics import METRICS, Z3_KMEANS_VARIANTS
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
@@ -54,7 +54,8 @@ class Options:
     ``trust_data`` (allow dataset pickles that can run code). Encoders: ``arch`` of checkpoints (``auto`` matches
     keys and shapes), ``trust_checkpoints``, torchvision ``weights`` (``default`` or ``none``), ``offline`` (never
     download). Evaluation: ``k`` (k1 clusters; None: the number of distinct labels), ``seed`` (data seed), ``seeds``
-    (UMAP/k-means seeds), ``umap_epochs``, ``z3_kmeans`` (what cosine k-means clusters: ``paper`` or ``centred``
+    (UMAP/k-means seeds), ``preset`` (``paper``: umap-learn's own layout epochs, the default; ``fast``: 100 epochs,
+    H(Z3) then not the paper's), ``umap_epochs`` (None: the preset's), ``z3_kmeans`` (what cosine k-means clusters: ``paper`` or ``centred``
     Z3, see :data:`sslmon.metrics.Z3_KMEANS_VARIANTS`), ``metrics`` (None: all the data allows), ``bin_factor``
     (entropy bin width in stds of Z3), ``lidar_views`` (views per image for LiDAR, on up to LIDAR_IMAGES images;
     0: no LiDAR). Ranking: ``rank_by`` (a metric or ``consensus``), ``exclude_init``. Execution: ``device``
@@ -75,7 +76,8 @@ class Options:
     k: int | None = None
     seed: int = 0
     seeds: tuple[int, ...] = DEFAULT_SEEDS
-    umap_epochs: int = DEFAULT_UMAP_EPOCHS
+    preset: str = "paper"
+    umap_epochs: int | None = DEFAULT_UMAP_EPOCHS
     z3_kmeans: str = "paper"
     metrics: tuple[str, ...] | None = None
     bin_factor: float | None = None
@@ -111,6 +113,9 @@ class Options:
                f"'{self.rank_by}' is neither '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
         _check(self.z3_kmeans in Z3_KMEANS_VARIANTS, "z3_kmeans",
                f"must be one of {', '.join(Z3_KMEANS_VARIANTS)}, got {self.z3_kmeans!r}")
+        _check(self.preset in PRESETS, "preset", f"must be one of {', '.join(PRESETS)}, got {self.preset!r}")
+        _check(self.umap_epochs is None or self.preset == "paper" or self.umap_epochs == PRESETS[self.preset], "preset",
+               f"preset {self.preset} lays out {PRESETS.get(self.preset)} epochs; umap_epochs {self.umap_epochs} contradicts it")
         _check(self.precision in PRECISIONS, "precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         _check(self.weights in ("default", "none"), "weights", f"must be 'default' or 'none', got {self.weights!r}")
         _check(self.executor in EXECUTORS, "executor", f"must be one of {', '.join(EXECUTORS)}, got {self.executor!r}")
@@ -137,6 +142,7 @@ class Options:
             needed = (*(DEFAULT_CONSENSUS if rank_by == CONSENSUS else (rank_by,)), *(("lidar",) if self.lidar_views else ()))
             metrics = metrics + tuple(m for m in needed if m not in metrics)
         return replace(self, rank_by=rank_by, metrics=metrics,
+                       umap_epochs=self.umap_epochs if self.umap_epochs is not None else PRESETS[self.preset],
                        bin_factor=self.bin_factor or (0.8 if models else 0.4),
                        batch_size=self.batch_size or (64 if models else 256),
                        train_limit=self.train_limit or self.limit)
@@ -347,7 +353,7 @@ def _score_task(item: tuple[Source, Path | None], job: _Job) -> Result:
         train_labels=data.train_labels, mean=mean, std=std, input_size=enc.input_size, batch_size=opts.batch_size or 256,
         device=opts.device, precision=opts.precision, name=source.name, path=source.path, epoch=enc.epoch,
         source={"arch": enc.arch, "notes": enc.notes, "normalization": {"mean": list(mean), "std": list(std)},
-                "input_size": enc.input_size},
+                "input_size": enc.input_size, **({"training": enc.training} if enc.training else {})},
         z3_path=z3_path, on_progress=job.on_progress, lidar_views=opts.lidar_views,
     )
     result.timings = {"load": round(t_load, 4), **result.timings}
@@ -405,6 +411,7 @@ class Scorer:
         self.config = options.eval_config(k, self.device)
         self.executor = make_executor(options.executor, address=options.ray_address, gpus_per_task=options.gpus_per_task,
                                       cpus_per_task=options.cpus_per_task)
+        _say_layout(self.config, log)
         self.run_config = {**self.config.as_dict(), "metrics": None if options.metrics is None else list(options.metrics),
                            "dataset": data.name, "n_samples": len(data.images),
                            "n_train": None if data.train_images is None else len(data.train_images),
@@ -632,6 +639,7 @@ def score_embedding_files(
         log("note: lidar_views has no effect on embedding files: LiDAR needs sslmon to embed augmented views of the images")
     dev = resolve_device(opts.device)
     device = "cpu" if dev.type == "mps" else dev.type
+    _say_layout(opts.eval_config(opts.k, device), log)
     run = Run(config={**opts.eval_config(opts.k, device).as_dict(), "metrics": None if opts.metrics is None else list(opts.metrics),
                       "device": dev.type, **_rank_config(opts)}, exclude_init=opts.exclude_init)
     for path in paths:
@@ -653,6 +661,13 @@ def score_embedding_files(
         if on_result:
             on_result(run, run.results[-1])
     return run
+
+
+def _say_layout(config: EvalConfig, log: Log | None) -> None:
+    """Say once per run when the layout is not the paper's (see :func:`sslmon.evaluation.layout_note`)."""
+    note = layout_note(config.umap_epochs)
+    if note and log:
+        log(note)
 
 
 def _lidar_config(opts: Options) -> dict[str, Any]:

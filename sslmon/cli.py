@@ -96,6 +96,11 @@ class Z3KmeansChoice(str, Enum):
     centred = "centred"
 
 
+class PresetChoice(str, Enum):
+    paper = "paper"
+    fast = "fast"
+
+
 class ExecutorChoice(str, Enum):
     local = "local"
     ray = "ray"
@@ -149,7 +154,8 @@ DEFAULTS = Options()
 K = Annotated[Optional[int], typer.Option("--k", min=2, help="k1, the number of k-means clusters (k2 = 2*k1). Default: the number of classes; required without labels.")]
 Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Data seed: image subsets (--limit), the reference split of knn_acc/lp_acc, random init. UMAP and k-means use --seeds.")]
 Seeds = Annotated[Optional[str], typer.Option("--seeds", callback=lambda v: _seed_list(v), help="Evaluation seeds of UMAP and k-means: a count S (seeds 0..S-1) or a list such as 0,5,7. Metrics are the mean over the seeds (std and per-seed values in JSON). Default 3.")]
-UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default 100, chosen in docs/speed.md; umap-learn's own default is 500 up to 10k points).")]
+Preset = Annotated[PresetChoice, typer.Option("--preset", help="paper (default): UMAP lays out umap-learn's own epochs (500 up to 10,000 images, 200 above), as the paper ran it; fast: 100 epochs, ~3x faster layouts, but H(Z3) is then not the paper's (docs/speed.md). Recorded in config.")]
+UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default: umap-learn's own rule, the paper's setting); any other value is not the paper's H(Z3), said once per run.")]
 RankBy = Annotated[Optional[str], typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md). Default: {CONSENSUS} (score, watch), rankme (compare).")]
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
 LidarViews = Annotated[int, typer.Option("--lidar-views", min=0, help="LiDAR: embed N >= 2 augmented views (SimCLR stack) of each of up to 1000 images and add the lidar metric (0: off; not for embedding files).")]
@@ -199,7 +205,8 @@ def _seed_list(value: Optional[str]) -> Optional[tuple[int, ...]]:
 IMAGES = [("dataset", Dataset, None), ("limit", Limit, None), ("train_limit", TrainLimit, None),
           ("image_size", ImageSize, DEFAULTS.image_size), ("trust_data", TrustData, False)]
 CHECKPOINTS = [("arch", Arch, DEFAULTS.arch), ("trust_checkpoints", TrustCheckpoints, False)]
-EVALUATION = [("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, None), ("umap_epochs", UmapEpochs, None),
+EVALUATION = [("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, None), ("preset", Preset, PresetChoice.paper),
+              ("umap_epochs", UmapEpochs, None),
               ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
               ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views)]
 REPORT = [("fmt", Fmt, OutputFormat.table), ("output", Output, None)]
@@ -234,7 +241,7 @@ def _options(params: dict[str, Any], **defaults: Any) -> Options:
     values = dict(params)
     values["cache"] = not values.pop("no_cache", False)
     values["metrics"] = _metric_list(values.get("metrics"))
-    for key in ("precision", "executor", "z3_kmeans"):
+    for key in ("precision", "executor", "z3_kmeans", "preset"):
         if isinstance(values.get(key), Enum):
             values[key] = values[key].value
     try:
@@ -532,11 +539,13 @@ class Method(str, Enum):
     simclr = "simclr"
     moco = "moco"
     simsiam = "simsiam"
+    simsiam_no_sg = "simsiam-no-sg"
+    simsiam_no_pred = "simsiam-no-pred"
 
 
 @app.command()
 def train(
-    method: Annotated[Method, typer.Argument(help="SSL method: simclr, moco (MoCo-v2) or simsiam, as in the paper.")],
+    method: Annotated[Method, typer.Argument(help="SSL method: simclr, moco (MoCo-v2) or simsiam, as in the paper; simsiam-no-sg and simsiam-no-pred are ablations that collapse (known-bad runs for testing alarms).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for the milestones epoch_NNNN.pt (created).")],
     dataset: Dataset = None,
     trust_data: TrustData = False,
@@ -548,6 +557,10 @@ def train(
     batch_size: BatchSize = 256,
     lr: Annotated[Optional[float], typer.Option("--lr", help="Peak one-cycle learning rate (default: the paper's for the method).")] = None,
     head_width: Annotated[int, typer.Option("--head-width", min=8, help="Projector/predictor width (paper: 2048).")] = 2048,
+    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", min=0, help="SGD weight decay (default: the paper's for the method).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=1e-6, help="InfoNCE temperature of simclr/moco (default: the paper's, 0.5 / 0.1).")] = None,
+    crop_min: Annotated[float, typer.Option("--crop-min", min=0.01, max=1.0, help="Smallest area fraction of the random resized crop (SimCLR: 0.2; larger is weaker augmentation).")] = 0.2,
+    jitter: Annotated[float, typer.Option("--jitter", min=0.0, max=1.0, help="Probability of colour jitter per view (SimCLR: 0.8; 0 turns it off).")] = 0.8,
     seed: Seed = 0,
     device: Device = "auto",
     half: Annotated[bool, typer.Option("--half", help="Store milestone weights in float16 (half the size).")] = False,
@@ -560,7 +573,8 @@ def train(
     from sslmon.models.archs import check_arch
     from sslmon.io.datasets import DatasetError, load_dataset
     from sslmon.models.embed import resolve_device
-    from sslmon.training.train import train as run_training
+    from sslmon.models.augment import AugmentConfig
+    from sslmon.training.train import HELDOUT_IMAGES, train as run_training
 
     try:
         check_arch(arch)
@@ -572,10 +586,17 @@ def train(
     except DatasetError as exc:
         _fail(exc)
     images = data.train_images if data.train_images is not None else data.images
+    heldout = data.images if data.train_images is not None else None  # the evaluation split: not trained on
     log = _logger(quiet)
-    log(f"training {method.value} {arch} on {len(images)} images of {data.name} ({dev.type})")
-    paths = run_training(method.value, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,
-                         lr=lr, head_width=head_width, half=half, log=log)
+    log(f"training {method.value} {arch} on {len(images)} images of {data.name} ({dev.type})"
+        + (f"; held-out SSL loss on {min(len(heldout), HELDOUT_IMAGES)} evaluation images" if heldout is not None else ""))
+    try:
+        paths = run_training(method.value, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,
+                             lr=lr, weight_decay=weight_decay, head_width=head_width, temperature=temperature,
+                             augment_cfg=AugmentConfig(crop_scale=(crop_min, 1.0), jitter_p=jitter), half=half,
+                             heldout=heldout, log=log)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc))
     log(f"wrote {len(paths)} milestones to {out}")
 
 

@@ -28,8 +28,11 @@ from sslmon.engine.neighbors import KnnGraph, knn_graph
 from sslmon.metrics import INTERMEDIATES, METRICS, MetricUndefined
 
 
-# Layout epochs and evaluation seeds by default: chosen by the studies in docs/speed.md.
-DEFAULT_UMAP_EPOCHS = 100
+# Layout epochs of the named settings: ``paper`` (the default) is umap-learn's own rule (None: 500 epochs up to
+# 10,000 points, 200 above), as the paper ran it; ``fast`` lays out 100 epochs (docs/speed.md: H(Z3) differs).
+PRESETS: dict[str, int | None] = {"paper": None, "fast": 100}
+DEFAULT_UMAP_EPOCHS = PRESETS["paper"]
+# Evaluation seeds by default: chosen by the seed study in docs/speed.md.
 DEFAULT_SEEDS = (0, 1, 2)
 # Keep the (n, n) distance matrix between the kNN pass and the silhouettes up to this size.
 DISTANCE_MATRIX_BYTES = 2**30
@@ -53,7 +56,7 @@ class EvalConfig:
     seed: int = 0
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     n_neighbors: int = 50  # UMAP
-    umap_epochs: int | None = DEFAULT_UMAP_EPOCHS  # None = umap-learn's default (500 up to 10k points, else 200)
+    umap_epochs: int | None = DEFAULT_UMAP_EPOCHS  # None = umap-learn's own rule (500 up to 10k points, else 200)
     bin_factor: float = 0.4  # entropy bin width in stds (0.8 for supervised ImageNet models)
     knn_k: int = 20
     knn_temperature: float = 0.07
@@ -78,6 +81,7 @@ class EvalConfig:
             "umap_n_neighbors": self.n_neighbors,
             "umap_n_components": 3,
             "umap_epochs": self.umap_epochs,
+            "preset": layout_preset(self.umap_epochs),
             "umap_knn": "exact",
             "z3_kmeans": self.z3_kmeans,
             "entropy_bin_factor": self.bin_factor,
@@ -86,6 +90,20 @@ class EvalConfig:
             "knn_temperature": self.knn_temperature,
             "linear_probe": "logistic regression on standardised frozen features, no augmentation",
         }
+
+
+def layout_preset(umap_epochs: int | None) -> str:
+    """The name of a layout setting: ``paper`` (umap-learn's own epochs), ``fast`` (100 epochs) or ``custom``."""
+    return next((name for name, epochs in PRESETS.items() if epochs == umap_epochs), "custom")
+
+
+def layout_note(umap_epochs: int | None) -> str | None:
+    """One line for a run laid out at other epochs than umap-learn's own (None for the paper's setting)."""
+    if umap_epochs is None:
+        return None
+    return (f"note: UMAP layout at {umap_epochs} epochs (preset {layout_preset(umap_epochs)}), not umap-learn's own "
+            "500 up to 10,000 points / 200 above: H(Z3) is not the paper's and is comparable only with runs at the "
+            "same setting and the same number of images")
 
 
 @dataclass

@@ -29,3 +29,11 @@ def test_two_epoch_run_is_scored(tmp_path, cache_dir, method, runner):
     assert sorted(r["epoch"] for r in doc["results"]) == [0, 1, 2]
     assert all(r["source"]["arch"] == "convnet-small" for r in doc["results"])
     assert all(r["metrics"]["rankme"] > 1 for r in doc["results"])
+    # the losses `sslmon train` recorded come back in each record's source (held-out: the npz's test images)
+    training = {r["epoch"]: r["source"]["training"] for r in doc["results"]}
+    assert "train_loss" not in training[0] and all(set(training[e]) == {"train_loss", "heldout_loss"} for e in (1, 2))
+
+
+def test_train_refuses_a_temperature_for_simsiam(tmp_path, runner):
+    res = runner.invoke(app, ["train", "simsiam", "--out", str(tmp_path / "o"), "--temperature", "0.2", "--epochs", "1"])
+    assert res.exit_code == 2 and "temperature" in res.output and not (tmp_path / "o").exists()

@@ -244,3 +244,83 @@ def test_cli_flag_reaches_the_evaluation_and_the_config(blobs, tmp_path):
         assert doc["results"][0]["metrics"]["ami_c1_c2"] == pytest.approx(expected.metrics["ami_c1_c2"])
     bad = CliRunner().invoke(app, ["score", str(path), "--z3-kmeans", "centered"])
     assert bad.exit_code == 2
+
+
+
+PAPER_SIX = ["ami_c1_c2", "silhouette_c1", "entropy_z3", "ami_c1_gt", "silhouette_gt", "rankme"]
+
+
+def _digits(n: int = 700, noise: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn digits, with a little noise so that no two kNN distances tie (integer pixels tie often)."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = X[:n].astype(np.float32) + np.random.default_rng(0).normal(0, noise, (n, X.shape[1])).astype(np.float32)
+    return X, y[:n]
+
+
+def _plain_metrics(X: np.ndarray, y: np.ndarray, Z3: np.ndarray, seed: int) -> dict[str, float]:
+    """The six paper metrics of a layout Z3 as a user would compute them: scikit-learn KMeans (k, 2k) on the
+    L2-normalised Z3, scikit-learn AMI and silhouettes, the entropy histogram and RankMe by hand."""
+    from sklearn.preprocessing import normalize
+
+    k = len(np.unique(y))
+    unit = normalize(Z3)
+    C1 = KMeans(k, random_state=seed).fit_predict(unit)
+    C2 = KMeans(2 * k, random_state=seed).fit_predict(unit)
+    bins = np.floor((Z3 - Z3.min(0)) / (0.4 * Z3.std(0))).astype(np.int64)
+    p = np.unique(bins, axis=0, return_counts=True)[1] / len(Z3)
+    s = np.linalg.svd(X.astype(np.float64), compute_uv=False)
+    q = s / s.sum() + 1e-7
+    return {"ami_c1_c2": adjusted_mutual_info_score(C1, C2), "silhouette_c1": silhouette_score(X, C1),
+            "entropy_z3": -(p * np.log(p)).sum(), "ami_c1_gt": adjusted_mutual_info_score(C1, y),
+            "silhouette_gt": silhouette_score(X, y), "rankme": np.exp(-(q * np.log(q)).sum())}
+
+
+def test_default_evaluation_is_the_papers_pipeline_step_by_step():
+    """Issue 16: by default sslmon runs the paper's pipeline. (a) its exact kNN is scikit-learn's, and its fuzzy
+    graph is umap-learn's own (umap.UMAP on the raw data) up to float32 distance round-off; (b) the default layout
+    is umap.UMAP(n_neighbors=50, n_components=3, random_state=s) with umap-learn's own epochs on that graph, bit
+    for bit; (c) every paper metric of that layout equals the plain scikit-learn computation."""
+    import umap
+    from sklearn.neighbors import NearestNeighbors
+
+    from sslmon.engine.layout import fuzzy_graph, umap_layout
+    from sslmon.engine.neighbors import knn_graph
+
+    X, y = _digits()
+    seed = 3
+    assert EvalConfig().umap_epochs is None and EvalConfig().as_dict()["preset"] == "paper"
+    g = knn_graph(X, 50)
+    ref_dist, ref_idx = NearestNeighbors(n_neighbors=50).fit(X).kneighbors(X)
+    assert np.array_equal(g.indices, ref_idx) and np.allclose(g.distances, ref_dist, atol=1e-3)
+    plain = umap.UMAP(n_components=3, n_neighbors=50, random_state=seed).fit(X)
+    fuzzy = fuzzy_graph(g)
+    assert fuzzy.graph.nnz == plain.graph_.nnz and abs(fuzzy.graph - plain.graph_).max() < 5e-3
+    ours = umap_layout(X, fuzzy, seed)
+    same_graph = umap.UMAP(n_components=3, n_neighbors=50, random_state=seed,
+                           precomputed_knn=(g.indices, g.distances, None)).fit_transform(X)
+    assert np.array_equal(ours.astype(np.float32), same_graph)
+
+    ev = evaluate_embeddings(X, y, config=EvalConfig(seeds=(seed,)), metrics=PAPER_SIX)
+    assert np.array_equal(ev.Z3, ours)
+    for name, value in _plain_metrics(X, y, ev.Z3, seed).items():
+        assert ev.metrics[name] == pytest.approx(float(value), rel=1e-6, abs=1e-9), name
+
+
+@pytest.mark.slow
+def test_default_evaluation_has_the_distribution_of_plain_umap_learn():
+    """Issue 16: over 5 seeds, the mean of every Z3 metric of sslmon's default evaluation is within
+    max(0.05, 2 x seed std) of umap.UMAP(n_neighbors=50, n_components=3, random_state=s) + scikit-learn's
+    (the agreement rule of bench/bench_pipeline.py); the plain pipeline computes its own kNN graph."""
+    import umap
+
+    X, y = _digits()
+    seeds = tuple(range(5))
+    ev = evaluate_embeddings(X, y, config=EvalConfig(seeds=seeds), metrics=PAPER_SIX)
+    plain = [_plain_metrics(X, y, umap.UMAP(n_components=3, n_neighbors=50, random_state=s).fit_transform(X), s)
+             for s in seeds]
+    for name in ("entropy_z3", "ami_c1_c2", "silhouette_c1", "ami_c1_gt"):
+        ref = np.array([p[name] for p in plain])
+        tolerance = max(0.05, 2 * ref.std(ddof=1))
+        assert abs(ev.metrics[name] - ref.mean()) <= tolerance, (name, ev.metrics[name], ref)

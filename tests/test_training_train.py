@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from sslmon.models.archs import SmallConvNet
-from sslmon.training.train import MoCoQueue, ema_update, info_nce, moco_loss, simsiam_loss, train
+from sslmon.io.milestones import stored_training
+from sslmon.training.train import METHODS, MoCo, MoCoQueue, SimSiam, ema_update, info_nce, moco_loss, simsiam_loss, train
 
 MEAN, STD = [0.3, 0.3, 0.3], [0.35, 0.35, 0.35]
 
@@ -123,3 +124,50 @@ def test_training_is_deterministic(images: torch.Tensor, tmp_path) -> None:
     ]
     a, b = (torch.load(p, weights_only=True)["state_dict"] for p in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_simsiam_ablations_without_stop_gradient_or_predictor() -> None:
+    g = torch.Generator().manual_seed(4)
+    z1, z2 = torch.randn(4, 8, generator=g, requires_grad=True), torch.randn(4, 8, generator=g, requires_grad=True)
+    simsiam_loss(z1, z2, z1, z2, stop_gradient=False).backward()
+    # without stop-gradient both terms pull on z: d/dz1 of -(cos(z1, z2) + cos(z2, z1)) / 2 = -d cos(z1, z2)/dz1
+    ref = z1.detach().clone().requires_grad_(True)
+    (-torch.cosine_similarity(ref, z2.detach()).mean()).backward()
+    assert torch.allclose(z1.grad, ref.grad, atol=1e-6)
+    assert isinstance(SimSiam(SmallConvNet(), 128, 16, predictor=False).predictor, nn.Identity)
+    assert METHODS["simsiam-no-sg"].build(SmallConvNet(), 128, 16, g, None).stop_gradient is False
+
+
+def test_milestones_record_the_training_and_held_out_losses(images: torch.Tensor, tmp_path) -> None:
+    """train_loss is the mean loss of the epoch's steps (recomputed here from the log line), heldout_loss the loss
+    on images not trained on; both recorded per milestone and read back by stored_training."""
+    lines: list[str] = []
+    paths = train("simclr", images[:32], "convnet-small", tmp_path, epochs=2, every=1, batch_size=16, seed=1,
+                  mean=MEAN, std=STD, head_width=32, heldout=images[32:], log=lines.append)
+    stored = [torch.load(p, weights_only=True)["training"] for p in paths]
+    assert stored[0]["train_loss"] is None and all(math.isfinite(s["heldout_loss"]) for s in stored)
+    logged = [float(line.split("loss ")[1].split(",")[0]) for line in lines if " epoch " in line]
+    assert [round(s["train_loss"], 4) for s in stored[1:]] == logged
+    # InfoNCE of 2 x 16 views is near log(31) for an untrained network and never above log(2N - 1) + a margin
+    assert 0 < stored[0]["heldout_loss"] < math.log(31) + 1
+    assert stored_training(torch.load(paths[1], weights_only=True)) == {k: v for k, v in stored[1].items()}
+    assert stored_training({"training": {"train_loss": float("nan"), "heldout_loss": "x"}}) == {}
+    assert stored_training({"training": [1, 2]}) == {} and stored_training(None) == {}
+
+
+def test_moco_held_out_loss_changes_no_state() -> None:
+    """MoCo's held-out loss leaves the queue, its pointer and the key encoder as they were, and equals moco_loss of
+    the current encoders by hand."""
+    g = torch.Generator().manual_seed(0)
+    model = MoCo(SmallConvNet(), 128, 32, queue_size=64, generator=g).eval()
+    x1, x2 = torch.randn(8, 3, 16, 16, generator=g), torch.randn(8, 3, 16, 16, generator=g)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss = model.heldout_loss(x1, x2)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with torch.no_grad():
+        q = torch.nn.functional.normalize(model.query_encoder(x1), dim=1)
+        k = torch.nn.functional.normalize(model.key_encoder(x2), dim=1)
+        queue = torch.nn.functional.normalize(model.queue.keys, dim=1)
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], dim=1) / model.temperature
+        expected = torch.nn.functional.cross_entropy(logits, torch.zeros(8, dtype=torch.long))
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)

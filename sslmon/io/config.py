@@ -24,7 +24,7 @@ MAX_DEPTH = 20
 ALIASES = {"format": "fmt"}  # documented key -> option name
 # Evaluation settings a folder's own sslmon.yaml may set. Everything else (trust_checkpoints, dataset, output,
 # save_z3, config, no_cache, fmt, judge, quiet) only from the command line or --config.
-FOLDER_KEYS = frozenset({"limit", "train_limit", "image_size", "arch", "k", "seed", "seeds", "umap_epochs", "z3_kmeans", "rank_by",
+FOLDER_KEYS = frozenset({"limit", "train_limit", "image_size", "arch", "k", "seed", "seeds", "preset", "umap_epochs", "z3_kmeans", "rank_by",
                          "metrics", "bin_factor", "batch_size", "device", "precision", "fail_if"})
 
 

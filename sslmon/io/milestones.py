@@ -4,12 +4,15 @@ A milestone is ``epoch_NNNN.pt`` (:func:`milestone_name`), a ``torch.save`` of a
 ``torch.load(path, weights_only=True)`` reads: the backbone's state dict under :data:`WEIGHTS`, the number of
 finished training epochs under :data:`EPOCH` (0 = untrained), the :func:`sslmon.models.archs.build_arch` name under
 :data:`ARCH`, the SSL method under :data:`METHOD`, and under :data:`NORMALIZATION` the per-channel ``mean`` and
-``std`` (3 floats each, [0, 1] pixel units) that the images were normalised by. The encoder reader also takes
+``std`` (3 floats each, [0, 1] pixel units) that the images were normalised by, and under :data:`TRAINING` the
+label-free losses of the run at that milestone (``train_loss``: mean training loss of the last epoch;
+``heldout_loss``: the SSL loss on images not trained on; each a float or None). The encoder reader also takes
 these keys from checkpoints written elsewhere (``arch`` and ``normalization`` are optional there).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping, Sequence
 
 WEIGHTS = "state_dict"
@@ -19,6 +22,8 @@ METHOD = "method"
 NORMALIZATION = "normalization"
 MEAN = "mean"
 STD = "std"
+TRAINING = "training"
+TRAINING_KEYS = ("train_loss", "heldout_loss")
 
 
 def milestone_name(epoch: int) -> str:
@@ -27,12 +32,22 @@ def milestone_name(epoch: int) -> str:
 
 
 def milestone(state: Mapping[str, Any], epoch: int, arch: str, method: str, mean: Sequence[float],
-              std: Sequence[float]) -> dict[str, Any]:
+              std: Sequence[float], training: Mapping[str, float | None] | None = None) -> dict[str, Any]:
     """The dict that a milestone file holds (see the module docstring)."""
     return {
+        TRAINING: {key: (training or {}).get(key) for key in TRAINING_KEYS},
         WEIGHTS: dict(state),
         EPOCH: epoch,
         ARCH: arch,
         METHOD: method,
         NORMALIZATION: {MEAN: [float(m) for m in mean], STD: [float(s) for s in std]},
     }
+
+
+def stored_training(obj: Any) -> dict[str, float]:
+    """The finite losses a checkpoint stores under :data:`TRAINING` (anything else there is ignored)."""
+    block = obj.get(TRAINING) if isinstance(obj, Mapping) else None
+    if not isinstance(block, Mapping):
+        return {}
+    return {key: float(block[key]) for key in TRAINING_KEYS
+            if isinstance(block.get(key), (int, float)) and not isinstance(block.get(key), bool) and math.isfinite(block[key])}

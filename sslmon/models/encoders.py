@@ -99,6 +99,7 @@ class Encoder:
     std: tuple[float, float, float] | None
     input_size: int | None  # resize images to this side (pixels); None: keep dataset size
     notes: list[str] = field(default_factory=list)
+    training: dict[str, float] = field(default_factory=dict)  # losses stored by `sslmon train` (io.milestones)
     missing_keys: list[str] = field(default_factory=list)
     unexpected_keys: list[str] = field(default_factory=list)
 
@@ -442,6 +443,7 @@ def load_checkpoint(
     return Encoder(
         name=path.name, model=model.to(device).eval(), arch=arch, path=str(path),
         epoch=parse_epoch(path, obj), mean=mean, std=std, input_size=None, notes=notes,
+        training=milestones.stored_training(obj),
     )
 
 

@@ -58,15 +58,15 @@ def moco_loss(q: Tensor, k: Tensor, queue: Tensor, temperature: float) -> Tensor
     return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
 
-def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor) -> Tensor:
+def simsiam_loss(p1: Tensor, p2: Tensor, z1: Tensor, z2: Tensor, stop_gradient: bool = True) -> Tensor:
     """Symmetric SimSiam loss -(cos(p1, sg(z2)) + cos(p2, sg(z1))) / 2, batch mean.
 
     ``sg`` is stop-gradient (detach): gradients reach the projections only
-    through the predictions ``p``.
+    through the predictions ``p``. ``stop_gradient=False`` is the ablation that collapses (SimSiam's Fig. 2).
     """
-    return -(
-        F.cosine_similarity(p1, z2.detach(), dim=1).mean() + F.cosine_similarity(p2, z1.detach(), dim=1).mean()
-    ) / 2
+    if stop_gradient:
+        z1, z2 = z1.detach(), z2.detach()
+    return -(F.cosine_similarity(p1, z2, dim=1).mean() + F.cosine_similarity(p2, z1, dim=1).mean()) / 2
 
 
 # --------------------------------------------------------------------------- MoCo parts
@@ -138,6 +138,11 @@ class SSLMethod(nn.Module):
     def loss(self, x1: Tensor, x2: Tensor) -> Tensor:
         raise NotImplementedError
 
+    @torch.no_grad()
+    def heldout_loss(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """The loss of two views without changing any state (no gradient, no queue or EMA update)."""
+        return self.loss(x1, x2)
+
 
 class SimCLR(SSLMethod):
     """SimCLR: 2-layer projector (embed -> width -> 128) and NT-Xent (:func:`info_nce`)."""
@@ -186,34 +191,53 @@ class MoCo(SSLMethod):
         self.queue.enqueue(k)
         return loss
 
+    @torch.no_grad()
+    def heldout_loss(self, x1: Tensor, x2: Tensor) -> Tensor:
+        """MoCo's loss against the current key encoder and queue, which stay as they are."""
+        k = F.normalize(self.key_encoder(x2), dim=1)
+        return moco_loss(self.query_encoder(x1), k, self.queue.keys, self.temperature)
+
 
 class SimSiam(SSLMethod):
-    """SimSiam: 3-layer projector (width throughout) and 2-layer predictor (bottleneck width/4)."""
+    """SimSiam: 3-layer projector (width throughout) and 2-layer predictor (bottleneck width/4).
 
-    def __init__(self, backbone: nn.Module, embed_dim: int, width: int) -> None:
+    ``stop_gradient=False`` or ``predictor=False`` are the ablations that collapse (Chen & He 2021, Fig. 2 and
+    Table 1): sslmon trains them only as known-bad runs for testing alarms."""
+
+    def __init__(self, backbone: nn.Module, embed_dim: int, width: int, stop_gradient: bool = True,
+                 predictor: bool = True) -> None:
         super().__init__(backbone)
         self.projector = mlp([embed_dim, width, width, width], last_bn=True)
-        self.predictor = mlp([width, width // 4, width])
+        self.predictor = mlp([width, width // 4, width]) if predictor else nn.Identity()
+        self.stop_gradient = stop_gradient
 
     def loss(self, x1: Tensor, x2: Tensor) -> Tensor:
         z1, z2 = self.projector(self.backbone(torch.cat([x1, x2]))).chunk(2)
-        return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2)
+        return simsiam_loss(self.predictor(z1), self.predictor(z2), z1, z2, self.stop_gradient)
 
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """How to build a method from (backbone, embed_dim, head width, generator) and its paper optimiser settings."""
+    """How to build a method from (backbone, embed_dim, head width, generator, temperature) and its paper settings
+    (peak learning rate, weight decay, InfoNCE temperature; None for SimSiam, which has none)."""
 
-    build: Callable[[nn.Module, int, int, torch.Generator], SSLMethod]
+    build: Callable[[nn.Module, int, int, torch.Generator, float | None], SSLMethod]
     lr: float
     weight_decay: float
+    temperature: float | None = None
 
 
 METHODS: dict[str, MethodSpec] = {
-    "simclr": MethodSpec(lambda bb, d, w, g: SimCLR(bb, d, w), lr=0.5, weight_decay=1e-4),
-    "moco": MethodSpec(lambda bb, d, w, g: MoCo(bb, d, w, generator=g), lr=0.06, weight_decay=5e-4),
-    "simsiam": MethodSpec(lambda bb, d, w, g: SimSiam(bb, d, w), lr=0.06, weight_decay=5e-4),
+    "simclr": MethodSpec(lambda bb, d, w, g, t: SimCLR(bb, d, w, t), lr=0.5, weight_decay=1e-4, temperature=0.5),
+    "moco": MethodSpec(lambda bb, d, w, g, t: MoCo(bb, d, w, t, generator=g), lr=0.06, weight_decay=5e-4, temperature=0.1),
+    "simsiam": MethodSpec(lambda bb, d, w, g, t: SimSiam(bb, d, w), lr=0.06, weight_decay=5e-4),
+    # known-bad ablations (they collapse): for testing collapse alarms, never for real training
+    "simsiam-no-sg": MethodSpec(lambda bb, d, w, g, t: SimSiam(bb, d, w, stop_gradient=False), lr=0.06, weight_decay=5e-4),
+    "simsiam-no-pred": MethodSpec(lambda bb, d, w, g, t: SimSiam(bb, d, w, predictor=False), lr=0.06, weight_decay=5e-4),
 }
+# Held-out SSL loss: up to this many images (of the dataset's evaluation split), views drawn with this seed offset.
+HELDOUT_IMAGES = 1000
+HELDOUT_SEED_OFFSET = 10_007
 
 # --------------------------------------------------------------------------- training
 
@@ -227,14 +251,34 @@ def save_milestone(
     mean: Sequence[float],
     std: Sequence[float],
     half: bool = False,
+    training: dict[str, float | None] | None = None,
 ) -> None:
     """Write the backbone weights (float16 if ``half``; integer buffers unchanged) and metadata
-    (:mod:`sslmon.io.milestones`)."""
+    (:mod:`sslmon.io.milestones`), with the losses in ``training``."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
         for k, v in backbone.state_dict().items()
     }
-    torch.save(milestone(state, epoch, arch, method, mean, std), path)
+    torch.save(milestone(state, epoch, arch, method, mean, std, training), path)
+
+
+def heldout_loss(model: SSLMethod, images: Tensor, batch_size: int, seed: int, view: Callable[[Tensor, torch.Generator], Tensor]) -> float:
+    """Mean SSL loss of ``model`` (eval mode, no state change) over uint8 ``images`` in batches of ``batch_size``,
+    two views each drawn with a generator seeded by ``seed`` (the same views at every milestone)."""
+    generator = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    losses, weights = [], []
+    try:
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].float() / 255
+            if len(x) < 2:
+                continue
+            losses.append(float(model.heldout_loss(view(x, generator), view(x, generator))))
+            weights.append(len(x))
+    finally:
+        model.train(was_training)
+    return float(sum(l * w for l, w in zip(losses, weights)) / sum(weights)) if weights else float("nan")
 
 
 def train(
@@ -253,8 +297,10 @@ def train(
     lr: float | None = None,
     weight_decay: float | None = None,
     head_width: int = 2048,
+    temperature: float | None = None,
     augment_cfg: AugmentConfig = AugmentConfig(),
     half: bool = False,
+    heldout: Tensor | None = None,
     log: Callable[[str], None] = print,
 ) -> list[Path]:
     """Train backbone ``arch`` (a :func:`sslmon.models.archs.build_arch` name) with ``method``
@@ -266,9 +312,13 @@ def train(
     incomplete batch of an epoch is dropped). Grayscale views are repeated to
     3 channels; all views are normalised by ``mean``/``std`` (3 values each,
     [0, 1] units, e.g. ``ImageSet.mean``/``std``). ``lr`` and
-    ``weight_decay`` default to the paper's values for the method;
-    ``head_width`` is the projector/predictor width (paper: 2048). Seeded:
-    the same arguments give the same milestones on CPU.
+    ``weight_decay`` (and ``temperature``, SimCLR/MoCo) default to the paper's
+    values for the method; ``head_width`` is the projector/predictor width
+    (paper: 2048). Every milestone records ``training``: ``train_loss`` (mean
+    loss of the epoch's steps; None before training) and, with ``heldout``
+    (uint8 images not trained on, e.g. the evaluation split), ``heldout_loss``
+    (:func:`heldout_loss`, the same views at every milestone). Seeded: the
+    same arguments give the same milestones on CPU.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
@@ -280,6 +330,8 @@ def train(
     if len(mean) != 3 or len(std) != 3:
         raise ValueError(f"mean and std need 3 values each, got {list(mean)} and {list(std)}")
     spec = METHODS[method]
+    if temperature is not None and (spec.temperature is None or temperature <= 0):
+        raise ValueError(f"temperature: {method} has none" if spec.temperature is None else "temperature must be > 0")
     device = torch.device(device)
 
     torch.manual_seed(seed)
@@ -287,7 +339,7 @@ def train(
     backbone = build_arch(arch)
     with torch.no_grad():
         embed_dim = backbone(torch.zeros(1, 3, *images.shape[2:])).shape[1]
-    model = spec.build(backbone.train(), embed_dim, head_width, generator).to(device)
+    model = spec.build(backbone.train(), embed_dim, head_width, generator, temperature or spec.temperature).to(device)
 
     n = images.shape[0]
     batch = min(batch_size, n)
@@ -306,16 +358,20 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     data = images.to(device)
 
-    def write(epoch: int) -> Path:
+    held = None if heldout is None else heldout[:HELDOUT_IMAGES].to(device)
+
+    def view(x: Tensor, gen: torch.Generator = generator) -> Tensor:
+        return normalize(augment(x, augment_cfg, gen), mean, std)
+
+    def write(epoch: int, train_loss: float | None) -> Path:
         path = out_dir / milestone_name(epoch)
-        save_milestone(path, model.backbone, epoch, arch, method, mean, std, half)
-        log(f"wrote {path}")
+        losses = {"train_loss": train_loss,
+                  "heldout_loss": None if held is None else heldout_loss(model, held, batch, seed + HELDOUT_SEED_OFFSET, view)}
+        save_milestone(path, model.backbone, epoch, arch, method, mean, std, half, losses)
+        log(f"wrote {path}" + ("" if losses["heldout_loss"] is None else f" (held-out loss {losses['heldout_loss']:.4f})"))
         return path
 
-    def view(x: Tensor) -> Tensor:
-        return normalize(augment(x, augment_cfg, generator), mean, std)
-
-    paths = [write(0)]
+    paths = [write(0, None)]
     for epoch in range(1, epochs + 1):
         model.train()
         start, total = time.perf_counter(), 0.0
@@ -331,5 +387,5 @@ def train(
         log(f"{method} epoch {epoch}/{epochs}: loss {total / steps_per_epoch:.4f}, "
             f"lr {scheduler.get_last_lr()[0]:.4g}, {time.perf_counter() - start:.1f}s")
         if epoch % every == 0 or epoch == epochs:
-            paths.append(write(epoch))
+            paths.append(write(epoch, total / steps_per_epoch))
     return paths
