@@ -142,14 +142,14 @@ class Options:
             needed = (*(DEFAULT_CONSENSUS if rank_by == CONSENSUS else (rank_by,)), *(("lidar",) if self.lidar_views else ()))
             metrics = metrics + tuple(m for m in needed if m not in metrics)
         return replace(self, rank_by=rank_by, metrics=metrics,
-                       umap_epochs=self.umap_epochs if self.umap_epochs is not None else PRESETS[self.preset],
                        bin_factor=self.bin_factor or (0.8 if models else 0.4),
                        batch_size=self.batch_size or (64 if models else 256),
                        train_limit=self.train_limit or self.limit)
 
     def eval_config(self, k: int | None, device: str) -> EvalConfig:
         """The evaluation settings (call on resolved options)."""
-        return EvalConfig(k=k, seed=self.seed, seeds=self.seeds, umap_epochs=self.umap_epochs,
+        epochs = self.umap_epochs if self.umap_epochs is not None else PRESETS[self.preset]
+        return EvalConfig(k=k, seed=self.seed, seeds=self.seeds, umap_epochs=epochs,
                           bin_factor=self.bin_factor or 0.4, device=device, z3_kmeans=self.z3_kmeans)
 
 

@@ -30,6 +30,7 @@ from sslmon.selection import DEFAULT_CONSENSUS
     ({"limit": 0}, "limit"), ({"train_limit": 0}, "train_limit"), ({"umap_epochs": 0}, "umap_epochs"),
     ({"batch_size": 0}, "batch_size"), ({"k": 1}, "k"), ({"bin_factor": 0.0}, "bin_factor"),
     ({"metrics": ("rankme", "bogus")}, "metrics"), ({"metrics": ()}, "metrics"), ({"rank_by": "nonsense"}, "rank_by"),
+    ({"preset": "quick"}, "preset"), ({"preset": "fast", "umap_epochs": 30}, "preset"),
     ({"precision": "fp16"}, "precision"), ({"weights": "imagenet"}, "weights"), ({"executor": "dask"}, "executor"),
 ], ids=lambda v: "-".join(f"{k}={v[k]}" for k in v) if isinstance(v, dict) else v)
 def test_options_errors_name_the_parameter(values, param):
@@ -39,6 +40,19 @@ def test_options_errors_name_the_parameter(values, param):
     assert isinstance(info.value, SslmonError) and isinstance(info.value, ValueError)
     message = str(info.value)
     assert message.startswith(f"{param}: ") and "\n" not in message and "--" not in message  # speaks of parameters, not flags
+
+
+def test_the_layout_preset_is_the_papers_unless_asked():
+    """paper: umap-learn's own epochs (None in EvalConfig); fast: 100; an explicit umap_epochs is custom. Only a
+    setting other than the paper's gets the note."""
+    from sslmon.evaluation import layout_note
+
+    cases = {Options(): (None, "paper"), Options(preset="fast"): (100, "fast"), Options(umap_epochs=100): (100, "fast"),
+             Options(preset="fast", umap_epochs=100): (100, "fast"), Options(umap_epochs=40): (40, "custom")}
+    for opts, (epochs, preset) in cases.items():
+        config = opts.resolve("checkpoints").eval_config(10, "cpu")
+        assert (config.umap_epochs, config.as_dict()["preset"]) == (epochs, preset)
+        assert (layout_note(config.umap_epochs) is None) == (preset == "paper")
 
 
 def test_options_from_mapping_ignores_foreign_keys_and_none():

@@ -38,7 +38,7 @@ def test_key_changes_with_what_changes_a_result():
     base = Options(seeds=(0,), metrics=("rankme",))
     changed = [dataclasses.replace(base, **change) for change in (
         {"seeds": (0, 1)}, {"seeds": (1,)}, {"metrics": ("rankme", "l2_std")}, {"metrics": None}, {"precision": "bf16"},
-        {"umap_epochs": 50}, {"bin_factor": 0.8}, {"seed": 3},
+        {"umap_epochs": 50}, {"preset": "fast"}, {"bin_factor": 0.8}, {"seed": 3},
     )]
     keys = [key_of(base), *map(key_of, changed), key_of(base, content="cd" * 32), key_of(base, images="ef" * 32),
             key_of(base, k=4), key_of(base, device="cuda")]
