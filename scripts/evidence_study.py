@@ -2,7 +2,7 @@
 
 For each run not yet done: ``sslmon train`` into RUNS/<dataset>/<name>/, ``sslmon score`` of every milestone at the
 default (paper-faithful) settings into docs/evidence/runs/<dataset>/<name>.json, then the label-based references
-of the protocol into <name>.probes.json: the linear probe (sslmon's ``linear_probe``) fitted on the whole train
+of the protocol into <name>.probes.json: the linear probe (sslmon's ``lp_acc``) fitted on the whole train
 split and scored on test halves A and B (stratified, seed 0), and the same probe fitted on 10 train images per
 class. A run whose results and probes exist is skipped, so the script resumes where it stopped.
 
@@ -74,7 +74,7 @@ def probes(folder: Path, data_path: Path) -> dict:
 
     from sslmon.api import embed
     from sslmon.io.datasets import load_dataset
-    from sslmon.metrics import linear_probe
+    from sslmon.metrics import lp_acc as linear_probe
     from sslmon.models.encoders import find_checkpoints, load_checkpoint
 
     data = load_dataset(f"npz:{data_path}")
