@@ -7,6 +7,7 @@ split and scored on test halves A and B (stratified, seed 0), and the same probe
 class. A run whose results and probes exist is skipped, so the script resumes where it stopped.
 
 Usage: python scripts/evidence_study.py [--dataset d1|d2] [--only NAME,...] [--list]
+  d1: scikit-learn digits at 16x16 (36 runs); d2: the embedded Fashion-MNIST (9 runs), as the protocol says.
 Environment: SSLMON (default .venv/bin/sslmon), RUNS (default /tmp/sslmon-evidence; checkpoints stay out of git).
 """
 
@@ -49,6 +50,20 @@ D1: dict[str, tuple[str, list[str]]] = {
     "arch_resnet18-cifar": ("simclr", ["--arch", "resnet18-cifar"]), "arch_mobilenet_v3_small": ("simclr", ["--arch", "mobilenet_v3_small"]),
     "arch_shufflenet_v2_x0_5": ("simclr", ["--arch", "shufflenet_v2_x0_5"]), "arch_squeezenet1_1": ("simclr", ["--arch", "squeezenet1_1"]),
 }
+# D2 (Fashion-MNIST, embedded): the protocol's subset; 3,000 train images, 20 epochs with a milestone every 2
+# (the long run 60 epochs, every 6); 2,000 test images scored.
+D2: dict[str, tuple[str, list[str]]] = {
+    "simclr_s0": ("simclr", []), "simclr_s1": ("simclr", ["--seed", "1"]), "moco_s0": ("moco", []),
+    "moco_s1": ("moco", ["--seed", "1"]), "simsiam_s0": ("simsiam", []), "simsiam_s1": ("simsiam", ["--seed", "1"]),
+    "simsiam_nosg": ("simsiam-no-sg", []), "simclr_lr5": ("simclr", ["--lr", "5.0"]),
+    "moco_e60": ("moco", ["--epochs", "60", "--every", "6"]),
+}
+# Per data set: the grid, the data spec (None: made by make_digits.py), `train` settings, `score` image limits.
+DATASETS = {
+    "d1": (D1, None, {"--epochs": "30", "--every": "3", "--batch-size": "64", "--arch": "convnet-small"}, []),
+    "d2": (D2, "fashion-mnist", {"--epochs": "20", "--every": "2", "--batch-size": "64", "--arch": "convnet-small",
+                                 "--train-limit": "3000"}, ["--limit", "2000", "--train-limit", "3000"]),
+}
 # The order runs are trained in: the ones most questions need first (defaults, deliberate failures), then sweeps.
 PRIORITY = ["simclr_s0", "moco_s0", "simsiam_s0", "simsiam_nosg", "simclr_lr5", "simsiam_nopred", "simclr_s1", "moco_s1",
             "simsiam_s1", "moco_lr0.6", "simsiam_lr0.6"]
@@ -68,7 +83,7 @@ def sh(args: list[str], log: Path) -> None:
         sys.exit(f"failed ({rc}): {' '.join(args)}; see {log}")
 
 
-def probes(folder: Path, data_path: Path) -> dict:
+def probes(folder: Path, spec: str, limits: list[str]) -> dict:
     """Probe accuracies of every milestone in ``folder`` on test halves A and B: full train split and 10 per class."""
     import numpy as np
 
@@ -77,7 +92,8 @@ def probes(folder: Path, data_path: Path) -> dict:
     from sslmon.metrics import lp_acc as linear_probe
     from sslmon.models.encoders import find_checkpoints, load_checkpoint
 
-    data = load_dataset(f"npz:{data_path}")
+    opts = dict(zip(limits[::2], limits[1::2]))
+    data = load_dataset(spec, limit=int(opts.get("--limit", 0)) or None, train_limit=int(opts.get("--train-limit", 0)) or None)
     y, y_train = data.labels, data.train_labels
     rng = np.random.default_rng(0)
     half_a = np.zeros(len(y), dtype=bool)
@@ -101,11 +117,11 @@ def probes(folder: Path, data_path: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dataset", default="d1", choices=["d1"])
+    parser.add_argument("--dataset", default="d1", choices=sorted(DATASETS))
     parser.add_argument("--only", help="comma-separated run names")
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
-    grid = D1
+    grid, spec, settings_default, limits = DATASETS[args.dataset]
     names = args.only.split(",") if args.only else run_order(grid)
     if args.list:
         print("\n".join(f"{i:2d} {n}: {grid[n][0]} {' '.join(grid[n][1])}" for i, n in enumerate(grid)))
@@ -113,9 +129,11 @@ def main() -> None:
     runs, out = RUNS / args.dataset, OUT / args.dataset
     runs.mkdir(parents=True, exist_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    data = runs / "digits16.npz"
-    if not data.exists():
-        subprocess.check_call([sys.executable, str(ROOT / "scripts" / "make_digits.py"), str(data), "--size", "16", "--test", "600", "--seed", "0"])
+    if spec is None:
+        data = runs / "digits16.npz"
+        spec = f"npz:{data}"
+        if not data.exists():
+            subprocess.check_call([sys.executable, str(ROOT / "scripts" / "make_digits.py"), str(data), "--size", "16", "--test", "600", "--seed", "0"])
     for name in names:
         method, extra = grid[name]
         result, probe_file, log = out / f"{name}.json", out / f"{name}.probes.json", runs / f"{name}.log"
@@ -124,18 +142,15 @@ def main() -> None:
         t0 = time.time()
         folder = runs / name
         if not (folder / "done").exists():
-            settings = {"--epochs": "30", "--every": "3", "--batch-size": "64", "--arch": "convnet-small"}
-            for flag in ("--epochs", "--every", "--batch-size", "--arch"):
-                if flag in extra:
-                    settings.pop(flag)
-            sh([SSLMON, "train", method, "--dataset", f"npz:{data}", "--half", "--out", str(folder), "-q",
+            settings = {k: v for k, v in settings_default.items() if k not in extra}
+            sh([SSLMON, "train", method, "--dataset", spec, "--half", "--out", str(folder), "-q",
                 *[x for kv in settings.items() for x in kv], *extra], log)
             (folder / "done").write_text("")
         t1 = time.time()
         if not result.exists():
-            sh([SSLMON, "score", str(folder), "--dataset", f"npz:{data}", "--no-cache", "-f", "json", "-o", str(result), "-q"], log)
+            sh([SSLMON, "score", str(folder), "--dataset", spec, *limits, "--no-cache", "-f", "json", "-o", str(result), "-q"], log)
         t2 = time.time()
-        doc = probes(folder, data)
+        doc = probes(folder, spec, limits)
         doc["run"] = {"name": name, "method": method, "train_args": extra, "train_s": round(t1 - t0, 1), "score_s": round(t2 - t1, 1),
                       "probe_s": round(time.time() - t2, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         probe_file.write_text(json.dumps(doc, indent=1) + "\n")

@@ -22,7 +22,7 @@ from scipy.stats import kendalltau
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from evidence_study import D1  # noqa: E402  (the grid, in the protocol's order)
+from evidence_study import DATASETS  # noqa: E402  (each data set's grid, in the protocol's order)
 
 from sslmon.io.runfile import load_run  # noqa: E402
 from sslmon.metrics import METRICS  # noqa: E402
@@ -67,7 +67,7 @@ class RunData:
 
 def load(folder: Path) -> list[RunData]:
     runs = []
-    for index, (name, (method, args)) in enumerate(D1.items()):
+    for index, (name, (method, args)) in enumerate(DATASETS[folder.name][0].items()):
         results, probes = folder / f"{name}.json", folder / f"{name}.probes.json"
         if not (results.exists() and probes.exists()):
             continue
