@@ -120,6 +120,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="d1", choices=sorted(DATASETS))
     parser.add_argument("--only", help="comma-separated run names")
     parser.add_argument("--list", action="store_true")
+    parser.add_argument("--rescore", action="store_true", help="score the finished runs again (after a metric changed); probes are kept")
     args = parser.parse_args()
     grid, spec, settings_default, limits = DATASETS[args.dataset]
     names = args.only.split(",") if args.only else run_order(grid)
@@ -137,6 +138,11 @@ def main() -> None:
     for name in names:
         method, extra = grid[name]
         result, probe_file, log = out / f"{name}.json", out / f"{name}.probes.json", runs / f"{name}.log"
+        if args.rescore:
+            if (runs / name / "done").exists():
+                sh([SSLMON, "score", str(runs / name), "--dataset", spec, *limits, "--no-cache", "-f", "json", "-o", str(result), "-q"], log)
+                print(f"{name}: rescored", flush=True)
+            continue
         if result.exists() and probe_file.exists():
             continue
         t0 = time.time()
