@@ -135,12 +135,15 @@ def main() -> None:
         spec = f"npz:{data}"
         if not data.exists():
             subprocess.check_call([sys.executable, str(ROOT / "scripts" / "make_digits.py"), str(data), "--size", "16", "--test", "600", "--seed", "0"])
+    def score_args(folder: Path) -> list[str]:
+        return [SSLMON, "score", str(folder), "--dataset", spec, *limits, "--no-cache", "-f", "json", "-o", str(out / f"{folder.name}.json"), "-q"]
+
     for name in names:
         method, extra = grid[name]
         result, probe_file, log = out / f"{name}.json", out / f"{name}.probes.json", runs / f"{name}.log"
         if args.rescore:
             if (runs / name / "done").exists():
-                sh([SSLMON, "score", str(runs / name), "--dataset", spec, *limits, "--no-cache", "-f", "json", "-o", str(result), "-q"], log)
+                sh(score_args(runs / name), log)
                 print(f"{name}: rescored", flush=True)
             continue
         if result.exists() and probe_file.exists():
@@ -154,7 +157,7 @@ def main() -> None:
             (folder / "done").write_text("")
         t1 = time.time()
         if not result.exists():
-            sh([SSLMON, "score", str(folder), "--dataset", spec, *limits, "--no-cache", "-f", "json", "-o", str(result), "-q"], log)
+            sh(score_args(folder), log)
         t2 = time.time()
         doc = probes(folder, spec, limits)
         doc["run"] = {"name": name, "method": method, "train_args": extra, "train_s": round(t1 - t0, 1), "score_s": round(t2 - t1, 1),
