@@ -15,8 +15,10 @@ reason in ``errors``; nothing here raises for bad data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import metadata
 import time
 from typing import Any, Callable
+import warnings
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -25,7 +27,7 @@ from sslmon import metrics as M
 from sslmon._text import one_line
 from sslmon.engine.layout import fuzzy_graph, umap_layout
 from sslmon.engine.neighbors import KnnGraph, knn_graph
-from sslmon.metrics import INTERMEDIATES, METRICS, MetricUndefined
+from sslmon.metrics import INTERMEDIATES, METRICS, MetricNote, MetricUndefined
 
 
 # Layout epochs and evaluation seeds by default: chosen by the studies in docs/speed.md.
@@ -39,6 +41,23 @@ NO_LABELS = "no labels given"
 NO_VIEWS = "no augmented views: only computed where sslmon embeds the images itself, with lidar_views > 0 (--lidar-views)"
 # Metrics whose value depends on the evaluation seed (through Z3 and the k-means clusters).
 SEEDED = tuple(name for name, spec in METRICS.items() if spec.seeded)
+# The libraries whose release can change the numbers (recorded in config, and so in the results cache key).
+VERSIONED = ("umap-learn", "pynndescent", "scikit-learn", "numba", "torch", "numpy", "scipy")
+# Embeddings whose largest |value| is below this are rescaled by a power of two (exact) before anything is computed:
+# their squares and distances would underflow. Every metric of Z is invariant to the scale of Z.
+TINY = 2.0**-32
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed version of each of :data:`VERSIONED` (None when not installed), read from package metadata
+    (nothing is imported)."""
+    versions: dict[str, str | None] = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 @dataclass(frozen=True)
@@ -71,6 +90,7 @@ class EvalConfig:
             raise ValueError(f"z3_kmeans: {self.z3_kmeans!r} is not one of {', '.join(M.Z3_KMEANS_VARIANTS)}")
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings, and what else determines the numbers (fixed choices, library versions): a run's ``config``."""
         return {
             "k": self.k,
             "data_seed": self.seed,
@@ -80,11 +100,17 @@ class EvalConfig:
             "umap_epochs": self.umap_epochs,
             "umap_knn": "exact",
             "z3_kmeans": self.z3_kmeans,
+            "kmeans_n_init": M.KMEANS_N_INIT,
             "entropy_bin_factor": self.bin_factor,
             "entropy_log_base": "e (nats)",
             "knn_k": self.knn_k,
             "knn_temperature": self.knn_temperature,
-            "linear_probe": "logistic regression on standardised frozen features, no augmentation",
+            "linear_probe": "logistic regression on standardised frozen features, no augmentation "
+                            "(lbfgs, max_iter 1000; a record's notes say when it did not converge)",
+            "alpha_req_range": M.ALPHA_REQ_RANGE,
+            "alpha_req_floor": M.ALPHA_REQ_FLOOR,  # eigenvalues below this fraction of the largest are raised to it
+            "roundoff_ulps": M.ROUNDOFF_ULPS,  # differences below this many ulps of the data's scale are round-off
+            "versions": library_versions(),
         }
 
 
@@ -92,7 +118,8 @@ class EvalConfig:
 class Evaluation:
     """Metric means over the seeds (None where undefined), their std, per-seed values, reasons, timings (s).
 
-    ``metrics_std``: sample standard deviation over the seeds (ddof 1; None with one seed or where
+    ``notes``: what a metric recorded beside its value (:class:`sslmon.metrics.MetricNote`), e.g. a probe that
+    did not converge. ``metrics_std``: sample standard deviation over the seeds (ddof 1; None with one seed or where
     undefined). ``per_seed``: one dict per seed, in ``seeds`` order, of every metric (seed-independent
     ones repeat). ``Z3``/``C1``/``C2``: those of the first seed.
     """
@@ -107,6 +134,7 @@ class Evaluation:
     Z3: np.ndarray | None = field(default=None, repr=False)
     C1: np.ndarray | None = field(default=None, repr=False)
     C2: np.ndarray | None = field(default=None, repr=False)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 class _Runner:
@@ -115,6 +143,7 @@ class _Runner:
     def __init__(self, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> None:
         self.values: dict[str, Any] = dict(values or {})
         self.errors: dict[str, str] = dict(errors or {})
+        self.notes: dict[str, str] = {}
         self.timings: dict[str, float] = {}
 
     def run(self, name: str, fn: Callable[[], Any], *needs: str, timing: str | None = None) -> Any:
@@ -124,7 +153,14 @@ class _Runner:
             return None
         t0 = time.perf_counter()
         try:
-            self.values[name] = fn()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", MetricNote)
+                self.values[name] = fn()
+            for w in caught:
+                if issubclass(w.category, MetricNote):
+                    self.notes[name] = str(w.message)
+                else:  # not ours: passed on as it came
+                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         except MetricUndefined as exc:
             self.errors[name] = str(exc)
         except Exception as exc:  # a library failing on odd data must not lose the other metrics
@@ -142,6 +178,8 @@ class _Runner:
     def absorb_timings(self, other: "_Runner") -> None:
         for key, seconds in other.timings.items():
             self._add_time(key, seconds)
+        for key, note in other.notes.items():
+            self.notes.setdefault(key, note)
 
 
 def reference_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -161,6 +199,22 @@ def _distinct_rows(Z: np.ndarray) -> int:
     """
     direction = np.random.default_rng(0).standard_normal(Z.shape[1])
     return len(np.unique(Z @ direction.astype(Z.dtype)))
+
+
+def _rescaled(Z: np.ndarray, train: Any) -> tuple[np.ndarray, Any]:
+    """``Z`` (and the train embeddings, by the same factor: the probe standardises them together) multiplied by
+    a power of two (exact) that brings the largest |value| to [0.5, 1) when it is below :data:`TINY`; else as given."""
+    peaks = [float(np.abs(Z).max())]
+    if train is not None:
+        try:  # bad train input is left to its own check, which gives the reason
+            array = np.asarray(train.detach().cpu() if hasattr(train, "detach") else train)
+            peaks.append(float(np.abs(array).max()))
+        except (TypeError, ValueError):
+            return Z, train
+    if not 0 < max(peaks) < TINY:
+        return Z, train
+    exponent = -int(np.frexp(max(peaks))[1])
+    return np.ldexp(Z, exponent).astype(Z.dtype), None if train is None else np.ldexp(array.astype(Z.dtype), exponent)
 
 
 def _knn(Z: np.ndarray, cfg: EvalConfig, keep: bool) -> KnnGraph:
@@ -234,6 +288,8 @@ def evaluate_embeddings(
     cfg = config
 
     r.run("Z", lambda: M.check_embeddings(Z))
+    if "Z" in r.values:
+        r.values["Z"], train_embeddings = _rescaled(r.values["Z"], train_embeddings)
     has_labels = labels is not None
     if has_labels:
         r.run("labels", lambda: M.check_labels(labels, len(r.values["Z"]), min_classes=1), "Z")
@@ -295,11 +351,12 @@ def evaluate_embeddings(
                 owner.values[name] = V["silhouettes"][j]
             else:
                 owner.errors[name] = r.errors["silhouettes"]
-    if "knn_distances" in required:
+    if "knn_indices" in required:
         if "knn" in V:
-            V["knn_distances"] = V["knn"].distances
+            V["knn_indices"] = V["knn"].indices
         else:
-            r.run("knn_distances", lambda: knn_graph(V["Z"], 3, cfg.device).distances, "Z", timing="knn_graph")
+            r.run("knn_indices", lambda: knn_graph(V["Z"], min(len(V["Z"]), M.TWONN_CANDIDATES), cfg.device).indices, "Z",
+                  timing="knn_graph")
     V.pop("knn", None)  # frees the distance matrix before the probes
 
     # ---- seed-independent quantities and metrics
@@ -352,4 +409,5 @@ def evaluate_embeddings(
         Z3=first.get("Z3"),
         C1=first.get("C1"),
         C2=first.get("C2"),
+        notes={name: note for name, note in r.notes.items() if name in wanted},
     )
