@@ -638,7 +638,7 @@ def coherence(Z: ArrayLike, rel_tol: float = 1e-10, spec: Spectrum | None = None
 TWONN_CANDIDATES = 16  # nearest rows (the row itself included) searched for a row's two nearest distinct neighbours
 
 
-def twonn_radii(Z: np.ndarray, candidates: np.ndarray, block_rows: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def twonn_radii(Z: np.ndarray, candidates: np.ndarray, first: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """(r1, r2) of the rows that count in TwoNN: the distances of each row to its nearest and second-nearest
     distinct neighbour, both > 0, for one row per group of duplicates.
 
@@ -647,30 +647,41 @@ def twonn_radii(Z: np.ndarray, candidates: np.ndarray, block_rows: int = 256) ->
     ||z_i - z_j|| (differences first, sums of squares in float64), so a duplicate is at distance 0.
     Rows closer than tol = ROUNDOFF_ULPS * eps (Z's dtype) * the largest row norm are duplicates: one
     point, kept once (the lowest index), and r1, r2 skip them (r2 also skips the duplicates of r1's
-    row), as if TwoNN ran on the distinct rows. A row without two distinct neighbours among its
-    candidates is left out.
+    row), as if TwoNN ran on the distinct rows. The ``first`` candidates are searched, all of them for
+    the rows that need more; a row without two distinct neighbours among its candidates is left out.
     """
-    n, m = candidates.shape
     tol = ROUNDOFF_ULPS * np.finfo(Z.dtype).eps * float(np.sqrt(np.einsum("ij,ij->i", Z, Z, dtype=np.float64).max()))
+    rows = np.arange(len(Z))
+    r1, r2, state = _twonn_radii(Z, rows, candidates[:, :first], tol)
+    redo = np.flatnonzero(state == 0)
+    if len(redo) and candidates.shape[1] > first:
+        r1[redo], r2[redo], state[redo] = _twonn_radii(Z, redo, candidates[redo], tol)
+    keep = state == 1
+    return r1[keep], r2[keep]
+
+
+def _twonn_radii(Z: np.ndarray, rows: np.ndarray, C: np.ndarray, tol: float,
+                 block_rows: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`twonn_radii` for ``rows`` with candidates ``C``: (r1, r2, state), state 1 = counts, -1 = a duplicate
+    of a lower row (left out), 0 = fewer than two distinct neighbours among the candidates."""
+    n, m = C.shape
     D = np.empty((n, m))
     for start in range(0, n, block_rows):
-        diff = Z[candidates[start : start + block_rows]] - Z[start : start + block_rows, None, :]
+        diff = Z[C[start : start + block_rows]] - Z[rows[start : start + block_rows], None, :]
         D[start : start + block_rows] = np.sqrt(np.einsum("bkd,bkd->bk", diff, diff, dtype=np.float64))
-    rows = np.arange(n)
     order = np.argsort(D, axis=1, kind="stable")
-    D, C = np.take_along_axis(D, order, axis=1), np.take_along_axis(candidates, order, axis=1)
+    D, C = np.take_along_axis(D, order, axis=1), np.take_along_axis(C, order, axis=1)
     near = D <= tol
-    represented = (near & (C < rows[:, None])).any(axis=1)  # a duplicate with a lower index stands for this row
-    far = ~near
-    first = far.argmax(axis=1)  # D ascending: the first row beyond tol
-    r1, a = D[rows, first], C[rows, first]
-    later = far & (np.arange(m)[None, :] > first[:, None])
+    at = np.arange(n)
+    first = (~near).argmax(axis=1)  # D ascending: the first candidate beyond tol
+    r1, a = D[at, first], C[at, first]
+    later = ~near & (np.arange(m)[None, :] > first[:, None])
     for i, j in zip(*np.nonzero(later & (D - r1[:, None] <= tol))):  # may be a duplicate of a[i] (triangle inequality)
         gap = Z[C[i, j]].astype(np.float64) - Z[a[i]]
         later[i, j] = np.sqrt(gap @ gap) > tol
-    keep = ~represented & far.any(axis=1) & later.any(axis=1)
-    second = later.argmax(axis=1)
-    return r1[keep], D[rows, second][keep]
+    state = np.where(later.any(axis=1), 1, 0)
+    state[(near & (C < rows[:, None])).any(axis=1)] = -1  # a duplicate with a lower index stands for this row
+    return r1, D[at, later.argmax(axis=1)], state
 
 
 def twonn_id(Z: ArrayLike, discard: float = 0.1, neighbor_indices: np.ndarray | None = None) -> float:
