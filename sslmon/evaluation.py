@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from importlib import metadata
 import time
 from typing import Any, Callable
-import warnings
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -27,7 +26,7 @@ from sslmon import metrics as M
 from sslmon._text import one_line
 from sslmon.engine.layout import fuzzy_graph, umap_layout
 from sslmon.engine.neighbors import KnnGraph, knn_graph
-from sslmon.metrics import INTERMEDIATES, METRICS, MetricNote, MetricUndefined
+from sslmon.metrics import INTERMEDIATES, METRICS, MetricUndefined
 
 
 # Layout epochs and evaluation seeds by default: chosen by the studies in docs/speed.md.
@@ -118,7 +117,7 @@ class EvalConfig:
 class Evaluation:
     """Metric means over the seeds (None where undefined), their std, per-seed values, reasons, timings (s).
 
-    ``notes``: what a metric recorded beside its value (:class:`sslmon.metrics.MetricNote`), e.g. a probe that
+    ``notes``: what a metric recorded beside its value (:func:`sslmon.metrics.note`), e.g. a probe that
     did not converge. ``metrics_std``: sample standard deviation over the seeds (ddof 1; None with one seed or where
     undefined). ``per_seed``: one dict per seed, in ``seeds`` order, of every metric (seed-independent
     ones repeat). ``Z3``/``C1``/``C2``: those of the first seed.
@@ -153,14 +152,10 @@ class _Runner:
             return None
         t0 = time.perf_counter()
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always", MetricNote)
+            with M.collect_notes() as notes:
                 self.values[name] = fn()
-            for w in caught:
-                if issubclass(w.category, MetricNote):
-                    self.notes[name] = str(w.message)
-                else:  # not ours: passed on as it came
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            if notes:
+                self.notes[name] = "; ".join(notes)
         except MetricUndefined as exc:
             self.errors[name] = str(exc)
         except Exception as exc:  # a library failing on odd data must not lose the other metrics

@@ -16,8 +16,10 @@ ranks, what it is computed from and how, and how tables and figures name it.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Union
 import warnings
 
 import numpy as np
@@ -43,7 +45,30 @@ class MetricUndefined(ValueError):
 
 class MetricNote(UserWarning):
     """Something to record beside a metric's value (e.g. the probe did not converge); the message says what.
-    :func:`sslmon.evaluation.evaluate_embeddings` stores it in the result's ``notes`` under the metric's key."""
+    Issued by :func:`note` outside :func:`collect_notes`."""
+
+
+_NOTES: ContextVar[list[str] | None] = ContextVar("sslmon_metric_notes", default=None)
+
+
+def note(message: str) -> None:
+    """Record ``message`` beside the value being computed: into the innermost :func:`collect_notes` list, else
+    as a :class:`MetricNote` warning."""
+    sink = _NOTES.get()
+    if sink is None:
+        warnings.warn(message, MetricNote, stacklevel=3)
+    else:
+        sink.append(message)
+
+
+@contextmanager
+def collect_notes() -> Iterator[list[str]]:
+    """The notes (:func:`note`) made inside the block, in order (evaluate_embeddings keeps them per metric)."""
+    token = _NOTES.set([])
+    try:
+        yield _NOTES.get()
+    finally:
+        _NOTES.reset(token)
 
 
 # Differences below this many units in the last place (ulps) of the data's own scale count as round-off: a
@@ -529,7 +554,7 @@ def lp_acc(
     BLAS thread for reproducibility) on standardised frozen features of the
     train split, without augmentation, scored on the test split. (The paper's probe trains with Adam and
     AutoAugment for 20 epochs; numbers from the two are not interchangeable.) When lbfgs stops at
-    ``max_iter`` without converging, a :class:`MetricNote` says so (the score is the last iterate's).
+    ``max_iter`` without converging, a :func:`note` says so (the score is the last iterate's).
     """
     Z_train = check_embeddings(Z_train, "train embeddings").astype(np.float64)
     Z_test = check_embeddings(Z_test, "test embeddings", min_samples=1).astype(np.float64)
@@ -542,8 +567,8 @@ def lp_acc(
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter: the score is still the probe's
         probe.fit(Z_train, y_train)
     if int(np.max(probe[-1].n_iter_)) >= max_iter:
-        warnings.warn(f"the probe did not converge: lbfgs stopped at max_iter={max_iter} iterations "
-                      "(the accuracy is that of its last iterate)", MetricNote, stacklevel=2)
+        note(f"the probe did not converge: lbfgs stopped at max_iter={max_iter} iterations "
+             "(the accuracy is that of its last iterate)")
     return float(probe.score(Z_test, y_test))
 
 
