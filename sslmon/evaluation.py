@@ -216,6 +216,7 @@ def _knn(Z: np.ndarray, cfg: EvalConfig, keep: bool) -> KnnGraph:
     """The exact kNN graph UMAP is built on; undefined when there are too few distinct embeddings."""
     if Z.shape[0] <= cfg.n_neighbors:
         raise MetricUndefined(f"UMAP needs more than n_neighbors={cfg.n_neighbors} embeddings, got {Z.shape[0]}")
+    M.check_spread(Z)  # rows identical up to round-off: the same reason as identical rows, whatever the rounding
     if _distinct_rows(Z) <= cfg.n_neighbors:
         raise MetricUndefined(f"UMAP needs more than n_neighbors={cfg.n_neighbors} distinct embeddings")
     return knn_graph(Z, cfg.n_neighbors, cfg.device, keep_distances=keep)

@@ -71,12 +71,13 @@ def collect_notes() -> Iterator[list[str]]:
         _NOTES.reset(token)
 
 
-# Differences below this many units in the last place (ulps) of the data's own scale count as round-off: a
-# covariance eigenvalue below (ROUNDOFF_ULPS * eps)^2 * the mean squared row norm is zero (eps of the embeddings'
-# dtype), and so are per-dimension spreads of L2-normalised rows below ROUNDOFF_ULPS * eps.
+# Differences below this many units in the last place (ulps) of the data's own scale count as round-off: rows whose
+# total variance (centred) is at most noise = (ROUNDOFF_ULPS * eps)^2 * their mean squared norm (eps of the
+# embeddings' dtype) are identical up to round-off (:func:`spread`); per-dimension spreads of L2-normalised rows
+# below ROUNDOFF_ULPS * eps are 0.
 ROUNDOFF_ULPS = 16
-ZERO_VARIANCE = ("zero variance: the rows are identical up to round-off (the std along every direction is below "
-                 f"{ROUNDOFF_ULPS} ulps of the rows' scale)")
+ZERO_VARIANCE = (f"zero variance: the rows are identical up to round-off (their spread is below {ROUNDOFF_ULPS} ulps "
+                 "of their norm)")
 # alpha-ReQ's fit: over i = 1..min(n - 1, d), with eigenvalues below ALPHA_REQ_FLOOR * lambda_1 raised to it.
 ALPHA_REQ_FLOOR = 1e-8
 ALPHA_REQ_RANGE = "i = 1..min(n - 1, d)"
@@ -149,9 +150,9 @@ class MetricSpec:
 
     @property
     def direction(self) -> str:
-        """The direction in words: ``higher is better``, ``closest to 1 is better``, ``no direction (never ranked)``."""
+        """The direction in words: ``higher is better``, ``closest to 1 is better``, ``no direction: never ranked``."""
         if not self.ranked:
-            return "no direction (never ranked)"
+            return "no direction: never ranked"
         return f"{self.better if self.target is None else f'closest to {self.target:g}'} is better"
 
     @property
@@ -226,6 +227,28 @@ def l2_normalize(Z: np.ndarray) -> np.ndarray:
     return Z / np.maximum(norms, 1e-12).astype(Z.dtype)
 
 
+def _is_roundoff(total_variance: float, mean_sq_norm: float, dtype: np.dtype) -> tuple[bool, float]:
+    """(collapsed, noise): the round-off rule of :data:`ROUNDOFF_ULPS`, in squared units of the rows."""
+    noise = float((ROUNDOFF_ULPS * np.finfo(dtype).eps) ** 2 * mean_sq_norm)
+    return not total_variance > noise, noise
+
+
+def spread(Z: ArrayLike, block_rows: int = 8192) -> tuple[float, bool]:
+    """(total variance, collapsed) of the rows of Z: the trace of their covariance (centred in float64, divided by
+    n - 1) and whether it is round-off, at most (ROUNDOFF_ULPS * eps)^2 * the mean squared row norm. O(n d)."""
+    Z = check_embeddings(Z)
+    n = Z.shape[0]
+    mu = Z.sum(axis=0, dtype=np.float64) / n
+    total = sum(float(((Z[s : s + block_rows] - mu) ** 2).sum()) for s in range(0, n, block_rows)) / max(n - 1, 1)
+    return total, _is_roundoff(total, total * (n - 1) / n + float(mu @ mu), Z.dtype)[0]
+
+
+def check_spread(Z: ArrayLike) -> None:
+    """MetricUndefined(:data:`ZERO_VARIANCE`) when the rows of Z are identical up to round-off (:func:`spread`)."""
+    if spread(Z)[1]:
+        raise MetricUndefined(ZERO_VARIANCE)
+
+
 # --------------------------------------------------------------------------- intermediates
 
 
@@ -235,9 +258,11 @@ def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int | s
     scikit-learn's KMeans with k-means++ and ``n_init`` = :data:`KMEANS_N_INIT` (1: what its default ``"auto"``
     gives for k-means++, fixed so that a scikit-learn release cannot change it),
     on one thread (the points are 3-d: threads only add overhead). Raises MetricUndefined when
-    there are fewer distinct directions than ``k`` or k-means ends with a single cluster.
+    there are fewer distinct directions than ``k`` (or the directions are identical up to round-off, :func:`spread`)
+    or k-means ends with a single cluster.
     """
     X = l2_normalize(check_embeddings(X, "points"))
+    check_spread(X)
     if k < 2:
         raise MetricUndefined(f"k={k}: k-means needs k >= 2")
     distinct = len(np.unique(np.round(X, 12), axis=0))
@@ -290,9 +315,10 @@ def silhouettes(
     singleton clusters. Same definition as ``sklearn.metrics.silhouette_score``. Distances are in
     Z's precision (float32 embeddings: float32; from ``distances``, the (n, n) matrix, when given,
     else recomputed in row blocks of at most ``block_bytes``: never n x n); their per-cluster sums
-    accumulate in float64. Unitless, in [-1, 1].
+    accumulate in float64. Unitless, in [-1, 1]. Undefined for rows identical up to round-off (:func:`spread`).
     """
     Z = check_embeddings(Z)
+    check_spread(Z)
     n = Z.shape[0]
     dev = torch.device(device) if distances is None else distances.device
     acc = torch.float64 if dev.type != "mps" else torch.float32
@@ -403,18 +429,13 @@ def gram(Z: ArrayLike, block_rows: int = 8192) -> tuple[np.ndarray, np.ndarray, 
 class Spectrum:
     """The min(n, d) squared singular values of Z (uncentred, descending), the covariance eigenvalues
     (descending), and the right singular vectors of Z (d x min(n, d), columns in the same order).
-    ``noise``: the round-off level of a covariance eigenvalue (see :func:`spectrum`), in squared units of Z."""
+    ``collapsed``: the rows are identical up to round-off (:func:`spread`'s rule; the covariance is then 0)."""
 
     singular_sq: np.ndarray
     covariance: np.ndarray
     n: int
     right_vectors: np.ndarray
-    noise: float = 0.0
-
-    @property
-    def collapsed(self) -> bool:
-        """Whether every covariance eigenvalue is round-off: the rows are identical up to round-off."""
-        return not self.covariance[0] > 0
+    collapsed: bool = False
 
 
 def spectrum(Z: ArrayLike) -> Spectrum:
@@ -423,25 +444,28 @@ def spectrum(Z: ArrayLike) -> Spectrum:
     The covariance eigenvalues are those of C / (n - 1); s_k^2 and the right singular vectors are the
     eigenpairs of G = Z^T Z = C + n mu mu^T. Eigenvalues are set to 0 below the round-off level of the
     eigensolver (d * float64 epsilon * the largest), as an SVD would find them, and below the round-off
-    level of the data, relative to its own scale: a covariance eigenvalue below noise =
-    (ROUNDOFF_ULPS * eps)^2 * trace(G) / n (eps of Z's dtype, trace(G) / n the mean squared row norm), an
-    eigenvalue of G below (n - 1) * noise. So rows identical up to round-off give a covariance of exactly 0
-    and the spectra of identical rows, whatever the rounding.
+    level of the data, relative to its own scale (noise = (ROUNDOFF_ULPS * eps)^2 * trace(G) / n, eps of Z's
+    dtype, trace(G) / n the mean squared row norm): rows identical up to round-off (trace(C) / (n - 1) <=
+    noise, :func:`spread`'s rule) get a covariance of exactly 0 and no eigenvalue of G but the first
+    (below (n - 1) * noise), so the spectra of identical rows whatever the rounding; otherwise covariance
+    eigenvalues below noise / d and eigenvalues of G below (n - 1) * noise / d are 0.
     """
     Z = check_embeddings(Z)
     C, mu, n = gram(Z)
-    k = min(n, C.shape[0])  # Z has min(n, d) singular values; G's other d - n eigenvalues are structural zeros
+    d = C.shape[0]
+    k = min(n, d)  # Z has min(n, d) singular values; G's other d - n eigenvalues are structural zeros
     G = C + n * np.outer(mu, mu)
-    noise = float((ROUNDOFF_ULPS * np.finfo(Z.dtype).eps) ** 2 * np.trace(G) / n)
+    collapsed, noise = _is_roundoff(float(np.trace(C)) / max(n - 1, 1), float(np.trace(G)) / n, Z.dtype)
+    noise = noise if collapsed else noise / d
 
     def floor(lam: np.ndarray, level: float) -> np.ndarray:
         lam[(lam < len(lam) * np.finfo(np.float64).eps * max(lam[0], 0.0)) | (lam <= level)] = 0.0
         return lam[:k]
 
     lam, vectors = np.linalg.eigh(G)
-    covariance = np.linalg.eigvalsh(C / max(n - 1, 1))[::-1]
+    covariance = np.zeros(d) if collapsed else np.linalg.eigvalsh(C / max(n - 1, 1))[::-1]
     return Spectrum(floor(lam[::-1].copy(), (n - 1) * noise), floor(covariance.copy(), noise), n,
-                    vectors[:, ::-1][:, :k], noise)
+                    vectors[:, ::-1][:, :k], collapsed)
 
 
 def rankme(Z: ArrayLike | Spectrum, eps: float = 1e-7) -> float:
@@ -722,6 +746,7 @@ def twonn_id(Z: ArrayLike, discard: float = 0.1, neighbor_indices: np.ndarray | 
     (CLID) and worse (Ansuini et al. 2019).
     """
     Z = check_embeddings(Z, min_samples=3)
+    check_spread(Z)
     if neighbor_indices is None:
         from sklearn.neighbors import NearestNeighbors
 

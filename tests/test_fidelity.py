@@ -248,3 +248,23 @@ def test_correlate_and_plot_warn_once_when_n_samples_differ(cli, tmp_path):
         assert code == 0 and len(warnings) == 1 and "n_samples" in warnings[0] and "entropy_z3" in warnings[0], args
     code, _, err = cli("correlate", same)
     assert code == 0 and "warning" not in err
+
+
+def test_score_of_tiny_and_of_collapsed_embedding_files(cli, tmp_path, cache_dir):
+    X, y = make_blobs(n_samples=120, centers=3, n_features=8, random_state=0)
+    np.savez(tmp_path / "tiny.npz", embeddings=X * 1e-300, labels=y)
+    np.savez(tmp_path / "plain.npz", embeddings=X, labels=y)
+    np.savez(tmp_path / "same.npz", embeddings=collapsed_rows(False)[:120], labels=y)
+    np.savez(tmp_path / "rounded.npz", embeddings=collapsed_rows(True)[:120], labels=y)
+    files = [str(tmp_path / f"{name}.npz") for name in ("tiny", "plain", "same", "rounded")]
+    code, out, _ = cli("score", *files, "--metrics", "l2_std,silhouette_gt,rankme,nesum,alpha_req", "--rank-by", "rankme",
+                       "--seeds", "1", "-f", "json")
+    assert code == 0
+    got = {r["name"]: r for r in json.loads(out)["results"]}
+    U = X / np.linalg.norm(X, axis=1, keepdims=True)
+    assert got["tiny"]["metrics"]["l2_std"] == pytest.approx(U.std(axis=0).mean(), rel=1e-9)
+    assert got["plain"]["metrics"]["silhouette_gt"] > 0.3  # well separated blobs, not the made-up 0
+    assert got["tiny"]["metrics"]["silhouette_gt"] == pytest.approx(got["plain"]["metrics"]["silhouette_gt"], rel=1e-9)
+    assert got["tiny"]["errors"] == {} and "all embeddings are zero" not in out
+    assert got["same"]["metrics"] == got["rounded"]["metrics"] and got["same"]["errors"] == got["rounded"]["errors"]
+    assert got["same"]["metrics"]["nesum"] is None and "zero variance" in got["rounded"]["errors"]["alpha_req"]

@@ -195,8 +195,10 @@ def test_degenerate_inputs_raise_metric_undefined():
         M.rankme(np.array([[1.0, np.nan], [0.0, 1.0]]))
     with pytest.raises(MetricUndefined, match="2-D"):
         M.l2_std(np.zeros(5))
-    with pytest.raises(MetricUndefined, match="distinct points"):
+    with pytest.raises(MetricUndefined, match="zero variance"):  # identical rows: the round-off rule says it first
         M.spherical_kmeans(np.tile([[1.0, 2.0, 3.0]], (50, 1)), 3)
+    with pytest.raises(MetricUndefined, match="distinct points"):
+        M.spherical_kmeans(np.tile([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], (25, 1)), 3)
     with pytest.raises(MetricUndefined, match="zero spread"):
         M.entropy_z3(np.ones((20, 3)))
     with pytest.raises(MetricUndefined, match="zero variance"):
@@ -285,8 +287,10 @@ def test_twonn_finds_the_dimension_of_a_plane_in_10d():
     rng = np.random.default_rng(0)
     Z = rng.uniform(size=(2000, 2)) @ rng.normal(size=(2, 10))
     assert M.twonn_id(Z) == pytest.approx(2.0, abs=0.25)
-    with pytest.raises(MetricUndefined, match="distinct"):
+    with pytest.raises(MetricUndefined, match="zero variance"):
         M.twonn_id(np.ones((10, 3)))  # all duplicates: no distance ratio
+    with pytest.raises(MetricUndefined, match="distinct"):
+        M.twonn_id(np.tile([[0.0, 1.0], [1.0, 0.0]], (5, 1)))  # two distinct points: no second neighbour
 
 
 def test_lp_acc_se_by_hand():
