@@ -42,9 +42,6 @@ NO_VIEWS = "no augmented views: only computed where sslmon embeds the images its
 SEEDED = tuple(name for name, spec in METRICS.items() if spec.seeded)
 # The libraries whose release can change the numbers (recorded in config, and so in the results cache key).
 VERSIONED = ("umap-learn", "pynndescent", "scikit-learn", "numba", "torch", "numpy", "scipy")
-# Embeddings whose largest |value| is below this are rescaled by a power of two (exact) before anything is computed:
-# their squares and distances would underflow. Every metric of Z is invariant to the scale of Z.
-TINY = 2.0**-32
 
 
 def library_versions() -> dict[str, str | None]:
@@ -198,7 +195,9 @@ def _distinct_rows(Z: np.ndarray) -> int:
 
 def _rescaled(Z: np.ndarray, train: Any) -> tuple[np.ndarray, Any]:
     """``Z`` (and the train embeddings, by the same factor: the probe standardises them together) multiplied by
-    a power of two (exact) that brings the largest |value| to [0.5, 1) when it is below :data:`TINY`; else as given."""
+    a power of two (exact) that brings the largest |value| to [0.5, 1) when it is below
+    :data:`sslmon.metrics.MIN_MAGNITUDE` (their squares would underflow; every metric of Z is invariant to the
+    scale of Z); else as given."""
     peaks = [float(np.abs(Z).max())]
     if train is not None:
         try:  # bad train input is left to its own check, which gives the reason
@@ -206,7 +205,7 @@ def _rescaled(Z: np.ndarray, train: Any) -> tuple[np.ndarray, Any]:
             peaks.append(float(np.abs(array).max()))
         except (TypeError, ValueError):
             return Z, train
-    if not 0 < max(peaks) < TINY:
+    if not 0 < max(peaks) < M.MIN_MAGNITUDE:
         return Z, train
     exponent = -int(np.frexp(max(peaks))[1])
     return np.ldexp(Z, exponent).astype(Z.dtype), None if train is None else np.ldexp(array.astype(Z.dtype), exponent)
@@ -283,7 +282,7 @@ def evaluate_embeddings(
     r = _Runner()
     cfg = config
 
-    r.run("Z", lambda: M.check_embeddings(Z))
+    r.run("Z", lambda: M.check_embeddings(Z, tiny=True))  # tiny embeddings are rescaled next
     if "Z" in r.values:
         r.values["Z"], train_embeddings = _rescaled(r.values["Z"], train_embeddings)
     has_labels = labels is not None

@@ -178,15 +178,19 @@ class MetricSpec:
 
 MAX_MAGNITUDE = 1e100  # largest |value| accepted in embeddings; squared it stays far from float64's 1.8e308
 FLOAT32_SAFE = 1e15  # float32 embeddings up to this magnitude: d * value^2 stays far from float32's 3.4e38
+# Embeddings whose largest |value| is below this (but not 0) are refused by the metric functions: their squares and
+# distances underflow (in float32 already below 1e-19). evaluate_embeddings first multiplies them by a power of two.
+MIN_MAGNITUDE = 2.0**-32
 
 
-def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 2) -> np.ndarray:
+def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 2, tiny: bool = False) -> np.ndarray:
     """Return ``Z`` as a float (n, d) array, or raise MetricUndefined.
 
     float32 and float64 input keep their dtype (no copy); anything else becomes float64, and so
     does float32 input above FLOAT32_SAFE in magnitude (its squared distances would overflow float32).
     Rejects non-2-D input, fewer than ``min_samples`` rows, NaN/Inf values, and values above
-    MAX_MAGNITUDE in absolute value (their squares, products and sums overflow float64).
+    MAX_MAGNITUDE in absolute value (their squares, products and sums overflow float64), and, unless ``tiny``
+    (the caller rescales them), values all below MIN_MAGNITUDE but not all 0 (their squares underflow).
     """
     if isinstance(Z, torch.Tensor):
         Z = Z.detach().cpu().numpy()
@@ -203,6 +207,9 @@ def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 
     peak = float(np.abs(Z).max()) if Z.size else 0.0
     if peak > MAX_MAGNITUDE:
         raise MetricUndefined(f"{name} reach {peak:.3g} in magnitude, above {MAX_MAGNITUDE:g}: distances and covariances would overflow")
+    if 0 < peak < MIN_MAGNITUDE and not tiny:
+        raise MetricUndefined(f"{name} reach only {peak:.3g} in magnitude, below {MIN_MAGNITUDE:.3g}: their squares "
+                              "underflow (evaluate_embeddings and sslmon score rescale them first)")
     if Z.dtype == np.float32 and peak > FLOAT32_SAFE:
         Z = Z.astype(np.float64)
     return Z

@@ -268,3 +268,10 @@ def test_score_of_tiny_and_of_collapsed_embedding_files(cli, tmp_path, cache_dir
     assert got["tiny"]["errors"] == {} and "all embeddings are zero" not in out
     assert got["same"]["metrics"] == got["rounded"]["metrics"] and got["same"]["errors"] == got["rounded"]["errors"]
     assert got["same"]["metrics"]["nesum"] is None and "zero variance" in got["rounded"]["errors"]["alpha_req"]
+
+
+def test_the_metric_functions_refuse_tiny_embeddings_with_a_reason():
+    X, _ = make_blobs(n_samples=100, centers=3, n_features=8, random_state=0)
+    for fn in (M.rankme, M.l2_std, M.nesum, M.twonn_id):
+        with pytest.raises(MetricUndefined, match="underflow"):
+            fn(X * 1e-300)  # not "all embeddings are zero", not l2_std 0
