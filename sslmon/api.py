@@ -26,7 +26,7 @@ from sslmon.executors import EXECUTORS
 from sslmon.evaluation import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS, PRESETS, EvalConfig, Evaluation, evaluate_embeddings, layout_note
 from sslmon.metrics import METRICS, Z3_KMEANS_VARIANTS
 from sslmon.results import Failure, OnResult, Result, Run
-from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, check_ranked
 
 if TYPE_CHECKING:
     import torch
@@ -111,6 +111,10 @@ class Options:
                f"unknown metric(s) {', '.join(unknown) or 'none given'}; valid: {', '.join(METRICS)}")
         _check(self.rank_by in (None, CONSENSUS, *METRICS), "rank_by",
                f"'{self.rank_by}' is neither '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
+        try:
+            check_ranked(self.rank_by or CONSENSUS)
+        except ValueError as exc:
+            raise OptionsError(f"rank_by: {exc}", param="rank_by") from None
         _check(self.z3_kmeans in Z3_KMEANS_VARIANTS, "z3_kmeans",
                f"must be one of {', '.join(Z3_KMEANS_VARIANTS)}, got {self.z3_kmeans!r}")
         _check(self.preset in PRESETS, "preset", f"must be one of {', '.join(PRESETS)}, got {self.preset!r}")
@@ -205,7 +209,8 @@ def score_embeddings(
     two_d = shape is not None and len(shape) == 2
     return Result(name=name, path=path, metrics=ev.metrics, errors=ev.errors, timings=ev.timings, epoch=epoch,
                   n_samples=int(shape[0]) if two_d else None, dim=int(shape[1]) if two_d else None, k=ev.k,
-                  reference=ev.reference, source=source or {}, metrics_std=ev.metrics_std, per_seed=ev.per_seed)
+                  reference=ev.reference, source=source or {}, metrics_std=ev.metrics_std, per_seed=ev.per_seed,
+                  notes=ev.notes)
 
 
 class EmbeddingError(SslmonError):

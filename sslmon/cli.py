@@ -35,7 +35,7 @@ from sslmon.io.output import OutputError, ResultsFile, check_target, write_atomi
 from sslmon.report import printable, ranked_table, render, render_table
 from sslmon.io.runfile import jsonl_line
 from sslmon.results import Failure, OnResult, Result, Run
-from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, check_ranked
 
 if TYPE_CHECKING:
     from sslmon.meta.correlate import NamedRun
@@ -133,6 +133,10 @@ def _metric_key(value: str) -> str:
 
 def _rank_by(value: Optional[str]) -> Optional[str]:
     if value is None or value == CONSENSUS or value in METRICS:
+        try:
+            check_ranked(value or CONSENSUS)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc))
         return value
     raise typer.BadParameter(f"'{value}' is neither '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
 
@@ -261,6 +265,17 @@ def _metric_keys(value: str, flag: str) -> tuple[str, ...]:
     unknown = [m for m in names if m not in METRICS]
     if unknown or not names:
         raise typer.BadParameter(f"unknown metric(s) {', '.join(unknown) or repr(value)}; valid: {', '.join(METRICS)}", param_hint=flag)
+    return names
+
+
+def _consensus_keys(value: str) -> tuple[str, ...]:
+    """The metric keys of ``--consensus``: known metrics with a direction."""
+    names = _metric_keys(value, "--consensus")
+    try:
+        for name in names:
+            check_ranked(name)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--consensus")
     return names
 
 
@@ -625,6 +640,15 @@ def _load_runs(paths: list[Path], names: Optional[list[str]]) -> list[NamedRun]:
         _fail(exc)
 
 
+def _warn_sample_sizes(runs: list[NamedRun]) -> None:
+    """The one warning line of :func:`sslmon.meta.correlate.sample_size_warning`, when there is one."""
+    from sslmon.meta.correlate import sample_size_warning
+
+    line = sample_size_warning(runs)
+    if line is not None:
+        _say(line)
+
+
 @app.command()
 def correlate(
     paths: ResultsFiles,
@@ -643,8 +667,10 @@ def correlate(
     from sslmon.meta.correlate import correlate_run, to_json
     from sslmon.meta.report_correlate import render_table
 
-    members = list(_metric_keys(consensus, "--consensus")) if consensus is not None else list(DEFAULT_CONSENSUS)
-    runs = [correlate_run(run, against, members) for run in _load_runs(paths, names)]
+    members = list(_consensus_keys(consensus)) if consensus is not None else list(DEFAULT_CONSENSUS)
+    loaded = _load_runs(paths, names)
+    _warn_sample_sizes(loaded)
+    runs = [correlate_run(run, against, members) for run in loaded]
     if output is not None:
         if fmt == CorrelateFormat.table and output.suffix == ".txt":
             buffer = io.StringIO()
@@ -698,6 +724,7 @@ def plot(
     if chosen_epochs is not None and z3 is None:
         raise typer.BadParameter("selects the Z3 scatters: give --z3 DIR too", param_hint="--epochs")
     runs = _load_runs(paths, names)
+    _warn_sample_sizes(runs)
     try:
         written = make_plots(runs, out, against, z3, chosen_epochs, log=_logger(quiet))
     except PlotError as exc:
@@ -712,7 +739,7 @@ def list_metrics() -> None:
     """List the metric keys with their direction and definition."""
     table = Table("key", "better", "labels", "definition")
     for spec in METRICS.values():
-        better = spec.better if spec.target is None else f"closest to {spec.target:g}"
+        better = spec.direction.removesuffix(" is better")
         table.add_row(spec.name, better, "yes" if spec.needs_labels else "no", spec.summary)
     Console().print(table)
 

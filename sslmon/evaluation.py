@@ -15,6 +15,7 @@ reason in ``errors``; nothing here raises for bad data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import metadata
 import time
 from typing import Any, Callable
 
@@ -42,6 +43,20 @@ NO_LABELS = "no labels given"
 NO_VIEWS = "no augmented views: only computed where sslmon embeds the images itself, with lidar_views > 0 (--lidar-views)"
 # Metrics whose value depends on the evaluation seed (through Z3 and the k-means clusters).
 SEEDED = tuple(name for name, spec in METRICS.items() if spec.seeded)
+# The libraries whose release can change the numbers (recorded in config, and so in the results cache key).
+VERSIONED = ("umap-learn", "pynndescent", "scikit-learn", "numba", "torch", "numpy", "scipy")
+
+
+def library_versions() -> dict[str, str | None]:
+    """The installed version of each of :data:`VERSIONED` (None when not installed), read from package metadata
+    (nothing is imported)."""
+    versions: dict[str, str | None] = {}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 @dataclass(frozen=True)
@@ -74,6 +89,7 @@ class EvalConfig:
             raise ValueError(f"z3_kmeans: {self.z3_kmeans!r} is not one of {', '.join(M.Z3_KMEANS_VARIANTS)}")
 
     def as_dict(self) -> dict[str, Any]:
+        """The settings, and what else determines the numbers (fixed choices, library versions): a run's ``config``."""
         return {
             "k": self.k,
             "data_seed": self.seed,
@@ -84,11 +100,17 @@ class EvalConfig:
             "preset": layout_preset(self.umap_epochs),
             "umap_knn": "exact",
             "z3_kmeans": self.z3_kmeans,
+            "kmeans_n_init": M.KMEANS_N_INIT,
             "entropy_bin_factor": self.bin_factor,
             "entropy_log_base": "e (nats)",
             "knn_k": self.knn_k,
             "knn_temperature": self.knn_temperature,
-            "linear_probe": "logistic regression on standardised frozen features, no augmentation",
+            "linear_probe": "logistic regression on standardised frozen features, no augmentation "
+                            "(lbfgs, max_iter 1000; a record's notes say when it did not converge)",
+            "alpha_req_range": M.ALPHA_REQ_RANGE,
+            "alpha_req_floor": M.ALPHA_REQ_FLOOR,  # eigenvalues below this fraction of the largest are raised to it
+            "roundoff_ulps": M.ROUNDOFF_ULPS,  # differences below this many ulps of the data's scale are round-off
+            "versions": library_versions(),
         }
 
 
@@ -110,7 +132,8 @@ def layout_note(umap_epochs: int | None) -> str | None:
 class Evaluation:
     """Metric means over the seeds (None where undefined), their std, per-seed values, reasons, timings (s).
 
-    ``metrics_std``: sample standard deviation over the seeds (ddof 1; None with one seed or where
+    ``notes``: what a metric recorded beside its value (:func:`sslmon.metrics.note`), e.g. a probe that
+    did not converge. ``metrics_std``: sample standard deviation over the seeds (ddof 1; None with one seed or where
     undefined). ``per_seed``: one dict per seed, in ``seeds`` order, of every metric (seed-independent
     ones repeat). ``Z3``/``C1``/``C2``: those of the first seed.
     """
@@ -125,6 +148,7 @@ class Evaluation:
     Z3: np.ndarray | None = field(default=None, repr=False)
     C1: np.ndarray | None = field(default=None, repr=False)
     C2: np.ndarray | None = field(default=None, repr=False)
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 class _Runner:
@@ -133,6 +157,7 @@ class _Runner:
     def __init__(self, values: dict[str, Any] | None = None, errors: dict[str, str] | None = None) -> None:
         self.values: dict[str, Any] = dict(values or {})
         self.errors: dict[str, str] = dict(errors or {})
+        self.notes: dict[str, str] = {}
         self.timings: dict[str, float] = {}
 
     def run(self, name: str, fn: Callable[[], Any], *needs: str, timing: str | None = None) -> Any:
@@ -142,7 +167,10 @@ class _Runner:
             return None
         t0 = time.perf_counter()
         try:
-            self.values[name] = fn()
+            with M.collect_notes() as notes:
+                self.values[name] = fn()
+            if notes:
+                self.notes[name] = "; ".join(notes)
         except MetricUndefined as exc:
             self.errors[name] = str(exc)
         except Exception as exc:  # a library failing on odd data must not lose the other metrics
@@ -160,6 +188,8 @@ class _Runner:
     def absorb_timings(self, other: "_Runner") -> None:
         for key, seconds in other.timings.items():
             self._add_time(key, seconds)
+        for key, note in other.notes.items():
+            self.notes.setdefault(key, note)
 
 
 def reference_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -181,10 +211,29 @@ def _distinct_rows(Z: np.ndarray) -> int:
     return len(np.unique(Z @ direction.astype(Z.dtype)))
 
 
+def _rescaled(Z: np.ndarray, train: Any) -> tuple[np.ndarray, Any]:
+    """``Z`` (and the train embeddings, by the same factor: the probe standardises them together) multiplied by
+    a power of two (exact) that brings the largest |value| to [0.5, 1) when it is below
+    :data:`sslmon.metrics.MIN_MAGNITUDE` (their squares would underflow; every metric of Z is invariant to the
+    scale of Z); else as given."""
+    peaks = [float(np.abs(Z).max())]
+    if train is not None:
+        try:  # bad train input is left to its own check, which gives the reason
+            array = np.asarray(train.detach().cpu() if hasattr(train, "detach") else train)
+            peaks.append(float(np.abs(array).max()))
+        except (TypeError, ValueError):
+            return Z, train
+    if not 0 < max(peaks) < M.MIN_MAGNITUDE:
+        return Z, train
+    exponent = -int(np.frexp(max(peaks))[1])
+    return np.ldexp(Z, exponent).astype(Z.dtype), None if train is None else np.ldexp(array.astype(Z.dtype), exponent)
+
+
 def _knn(Z: np.ndarray, cfg: EvalConfig, keep: bool) -> KnnGraph:
     """The exact kNN graph UMAP is built on; undefined when there are too few distinct embeddings."""
     if Z.shape[0] <= cfg.n_neighbors:
         raise MetricUndefined(f"UMAP needs more than n_neighbors={cfg.n_neighbors} embeddings, got {Z.shape[0]}")
+    M.check_spread(Z)  # rows identical up to round-off: the same reason as identical rows, whatever the rounding
     if _distinct_rows(Z) <= cfg.n_neighbors:
         raise MetricUndefined(f"UMAP needs more than n_neighbors={cfg.n_neighbors} distinct embeddings")
     return knn_graph(Z, cfg.n_neighbors, cfg.device, keep_distances=keep)
@@ -251,7 +300,9 @@ def evaluate_embeddings(
     r = _Runner()
     cfg = config
 
-    r.run("Z", lambda: M.check_embeddings(Z))
+    r.run("Z", lambda: M.check_embeddings(Z, tiny=True))  # tiny embeddings are rescaled next
+    if "Z" in r.values:
+        r.values["Z"], train_embeddings = _rescaled(r.values["Z"], train_embeddings)
     has_labels = labels is not None
     if has_labels:
         r.run("labels", lambda: M.check_labels(labels, len(r.values["Z"]), min_classes=1), "Z")
@@ -313,11 +364,12 @@ def evaluate_embeddings(
                 owner.values[name] = V["silhouettes"][j]
             else:
                 owner.errors[name] = r.errors["silhouettes"]
-    if "knn_distances" in required:
+    if "knn_indices" in required:
         if "knn" in V:
-            V["knn_distances"] = V["knn"].distances
+            V["knn_indices"] = V["knn"].indices
         else:
-            r.run("knn_distances", lambda: knn_graph(V["Z"], 3, cfg.device).distances, "Z", timing="knn_graph")
+            r.run("knn_indices", lambda: knn_graph(V["Z"], min(len(V["Z"]), M.TWONN_CANDIDATES), cfg.device).indices, "Z",
+                  timing="knn_graph")
     V.pop("knn", None)  # frees the distance matrix before the probes
 
     # ---- seed-independent quantities and metrics
@@ -370,4 +422,5 @@ def evaluate_embeddings(
         Z3=first.get("Z3"),
         C1=first.get("C1"),
         C2=first.get("C2"),
+        notes={name: note for name, note in r.notes.items() if name in wanted},
     )

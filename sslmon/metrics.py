@@ -16,8 +16,10 @@ ranks, what it is computed from and how, and how tables and figures name it.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Union
 import warnings
 
 import numpy as np
@@ -41,6 +43,48 @@ class MetricUndefined(ValueError):
     """The metric has no value for this input; the message is the reason."""
 
 
+class MetricNote(UserWarning):
+    """Something to record beside a metric's value (e.g. the probe did not converge); the message says what.
+    Issued by :func:`note` outside :func:`collect_notes`."""
+
+
+_NOTES: ContextVar[list[str] | None] = ContextVar("sslmon_metric_notes", default=None)
+
+
+def note(message: str) -> None:
+    """Record ``message`` beside the value being computed: into the innermost :func:`collect_notes` list, else
+    as a :class:`MetricNote` warning."""
+    sink = _NOTES.get()
+    if sink is None:
+        warnings.warn(message, MetricNote, stacklevel=3)
+    else:
+        sink.append(message)
+
+
+@contextmanager
+def collect_notes() -> Iterator[list[str]]:
+    """The notes (:func:`note`) made inside the block, in order (evaluate_embeddings keeps them per metric)."""
+    token = _NOTES.set([])
+    try:
+        yield _NOTES.get()
+    finally:
+        _NOTES.reset(token)
+
+
+# Differences below this many units in the last place (ulps) of the data's own scale count as round-off: rows whose
+# total variance (centred) is at most noise = (ROUNDOFF_ULPS * eps)^2 * their mean squared norm (eps of the
+# embeddings' dtype) are identical up to round-off (:func:`spread`); per-dimension spreads of L2-normalised rows
+# below ROUNDOFF_ULPS * eps are 0.
+ROUNDOFF_ULPS = 16
+ZERO_VARIANCE = (f"zero variance: the rows are identical up to round-off (their spread is below {ROUNDOFF_ULPS} ulps "
+                 "of their norm)")
+# alpha-ReQ's fit: over i = 1..min(n - 1, d), with eigenvalues below ALPHA_REQ_FLOOR * lambda_1 raised to it.
+ALPHA_REQ_FLOOR = 1e-8
+ALPHA_REQ_RANGE = "i = 1..min(n - 1, d)"
+# k-means initialisations (k-means++), fixed rather than scikit-learn's "auto" (which is 1 for k-means++ today).
+KMEANS_N_INIT = 1
+
+
 # The quantities a metric may name in ``MetricSpec.needs``: evaluate_embeddings computes each once (those of
 # SEED_DEPENDENT once per evaluation seed), in this order, only when a wanted metric needs it; each maps to
 # the quantities it is computed from.
@@ -55,7 +99,7 @@ INTERMEDIATES: dict[str, tuple[str, ...]] = {
     "C2": ("Z3", "k"),  # the same with k2 = 2 k1 clusters, per seed
     "CZ": ("Z", "k"),  # spherical k-means labels of Z itself (not Z3) with k1 clusters, the data seed: pseudo-labels
     "views": (),  # augmented views (n_images, n_views, d) of a subset of the images, when the caller embedded them
-    "knn_distances": ("Z",),  # (n, >= 3) distances of each row to itself and its nearest neighbours, ascending
+    "knn_indices": ("Z",),  # (n, >= 3) indices of each row's nearest rows, itself first, by ascending distance
     "spectrum": ("Z",),  # Spectrum: singular values, covariance eigenvalues, right singular vectors
     "Z_fit": ("labels",),  # the reference split kNN and the probe are fitted on (train arrays or half of Z) ...
     "y_fit": ("labels",),  # ... its labels ...
@@ -69,7 +113,8 @@ SEED_DEPENDENT = ("Z3", "C1", "C2")  # the intermediates that change with the ev
 class MetricSpec:
     """Everything about one metric key: direction, definition, display names, inputs and computation.
 
-    ``better`` is ``"higher"``, ``"lower"`` or ``"target"`` (closest to ``target`` is best).
+    ``better`` is ``"higher"``, ``"lower"``, ``"target"`` (closest to ``target`` is best) or ``"none"``: no
+    supported direction, so the metric is shown but never ranked by nor part of a consensus (:attr:`ranked`).
     ``title``: a readable name (figure titles); ``symbol`` and ``unit`` (a unit or the range of values):
     axis labels. ``needs``: the names of :data:`INTERMEDIATES` (or other metric keys) it is computed
     from; ``compute(values, config)`` returns its value from a mapping that holds them and the
@@ -80,7 +125,7 @@ class MetricSpec:
     """
 
     name: str
-    better: Literal["higher", "lower", "target"]
+    better: Literal["higher", "lower", "target", "none"]
     needs_labels: bool
     summary: str
     target: float | None = None
@@ -99,12 +144,28 @@ class MetricSpec:
         return any(n in SEED_DEPENDENT or (n in METRICS and METRICS[n].seeded) for n in self.needs)
 
     @property
+    def ranked(self) -> bool:
+        """Whether the metric has a direction to rank by (``better`` is not ``"none"``)."""
+        return self.better != "none"
+
+    @property
+    def direction(self) -> str:
+        """The direction in words: ``higher is better``, ``closest to 1 is better``, ``no direction: never ranked``."""
+        if not self.ranked:
+            return "no direction: never ranked"
+        return f"{self.better if self.target is None else f'closest to {self.target:g}'} is better"
+
+    @property
     def arrow(self) -> str:
-        """The direction as the table shows it: ↑ higher, ↓ lower, →target is better."""
+        """The direction as the table shows it: ↑ higher, ↓ lower, →target is better, · no direction."""
+        if not self.ranked:
+            return "·"
         return {"higher": "↑", "lower": "↓"}.get(self.better) or f"→{self.target if self.target is not None else 0.0:g}"
 
     def sort_key(self, value: float) -> float:
-        """A number that is smaller for a better value (for ascending sorts)."""
+        """A number that is smaller for a better value (for ascending sorts); ValueError without a direction."""
+        if not self.ranked:
+            raise ValueError(f"{self.name} has no direction: it is shown, never ranked")
         if self.better == "higher":
             return -value
         if self.better == "lower":
@@ -117,15 +178,19 @@ class MetricSpec:
 
 MAX_MAGNITUDE = 1e100  # largest |value| accepted in embeddings; squared it stays far from float64's 1.8e308
 FLOAT32_SAFE = 1e15  # float32 embeddings up to this magnitude: d * value^2 stays far from float32's 3.4e38
+# Embeddings whose largest |value| is below this (but not 0) are refused by the metric functions: their squares and
+# distances underflow (in float32 already below 1e-19). evaluate_embeddings first multiplies them by a power of two.
+MIN_MAGNITUDE = 2.0**-32
 
 
-def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 2) -> np.ndarray:
+def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 2, tiny: bool = False) -> np.ndarray:
     """Return ``Z`` as a float (n, d) array, or raise MetricUndefined.
 
     float32 and float64 input keep their dtype (no copy); anything else becomes float64, and so
     does float32 input above FLOAT32_SAFE in magnitude (its squared distances would overflow float32).
     Rejects non-2-D input, fewer than ``min_samples`` rows, NaN/Inf values, and values above
-    MAX_MAGNITUDE in absolute value (their squares, products and sums overflow float64).
+    MAX_MAGNITUDE in absolute value (their squares, products and sums overflow float64), and, unless ``tiny``
+    (the caller rescales them), values all below MIN_MAGNITUDE but not all 0 (their squares underflow).
     """
     if isinstance(Z, torch.Tensor):
         Z = Z.detach().cpu().numpy()
@@ -142,6 +207,9 @@ def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 
     peak = float(np.abs(Z).max()) if Z.size else 0.0
     if peak > MAX_MAGNITUDE:
         raise MetricUndefined(f"{name} reach {peak:.3g} in magnitude, above {MAX_MAGNITUDE:g}: distances and covariances would overflow")
+    if 0 < peak < MIN_MAGNITUDE and not tiny:
+        raise MetricUndefined(f"{name} reach only {peak:.3g} in magnitude, below {MIN_MAGNITUDE:.3g}: their squares "
+                              "underflow (evaluate_embeddings and sslmon score rescale them first)")
     if Z.dtype == np.float32 and peak > FLOAT32_SAFE:
         Z = Z.astype(np.float64)
     return Z
@@ -166,17 +234,42 @@ def l2_normalize(Z: np.ndarray) -> np.ndarray:
     return Z / np.maximum(norms, 1e-12).astype(Z.dtype)
 
 
+def _is_roundoff(total_variance: float, mean_sq_norm: float, dtype: np.dtype) -> tuple[bool, float]:
+    """(collapsed, noise): the round-off rule of :data:`ROUNDOFF_ULPS`, in squared units of the rows."""
+    noise = float((ROUNDOFF_ULPS * np.finfo(dtype).eps) ** 2 * mean_sq_norm)
+    return not total_variance > noise, noise
+
+
+def spread(Z: ArrayLike, block_rows: int = 8192) -> tuple[float, bool]:
+    """(total variance, collapsed) of the rows of Z: the trace of their covariance (centred in float64, divided by
+    n - 1) and whether it is round-off, at most (ROUNDOFF_ULPS * eps)^2 * the mean squared row norm. O(n d)."""
+    Z = check_embeddings(Z)
+    n = Z.shape[0]
+    mu = Z.sum(axis=0, dtype=np.float64) / n
+    total = sum(float(((Z[s : s + block_rows] - mu) ** 2).sum()) for s in range(0, n, block_rows)) / max(n - 1, 1)
+    return total, _is_roundoff(total, total * (n - 1) / n + float(mu @ mu), Z.dtype)[0]
+
+
+def check_spread(Z: ArrayLike) -> None:
+    """MetricUndefined(:data:`ZERO_VARIANCE`) when the rows of Z are identical up to round-off (:func:`spread`)."""
+    if spread(Z)[1]:
+        raise MetricUndefined(ZERO_VARIANCE)
+
+
 # --------------------------------------------------------------------------- intermediates
 
 
-def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int | str = "auto") -> np.ndarray:
+def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int | str = KMEANS_N_INIT) -> np.ndarray:
     """Cluster labels of k-means with the cosine metric: L2-normalise rows, then k-means.
 
-    scikit-learn's KMeans with its defaults (k-means++, ``n_init="auto"``: one initialisation),
+    scikit-learn's KMeans with k-means++ and ``n_init`` = :data:`KMEANS_N_INIT` (1: what its default ``"auto"``
+    gives for k-means++, fixed so that a scikit-learn release cannot change it),
     on one thread (the points are 3-d: threads only add overhead). Raises MetricUndefined when
-    there are fewer distinct directions than ``k`` or k-means ends with a single cluster.
+    there are fewer distinct directions than ``k`` (or the directions are identical up to round-off, :func:`spread`)
+    or k-means ends with a single cluster.
     """
     X = l2_normalize(check_embeddings(X, "points"))
+    check_spread(X)
     if k < 2:
         raise MetricUndefined(f"k={k}: k-means needs k >= 2")
     distinct = len(np.unique(np.round(X, 12), axis=0))
@@ -229,9 +322,10 @@ def silhouettes(
     singleton clusters. Same definition as ``sklearn.metrics.silhouette_score``. Distances are in
     Z's precision (float32 embeddings: float32; from ``distances``, the (n, n) matrix, when given,
     else recomputed in row blocks of at most ``block_bytes``: never n x n); their per-cluster sums
-    accumulate in float64. Unitless, in [-1, 1].
+    accumulate in float64. Unitless, in [-1, 1]. Undefined for rows identical up to round-off (:func:`spread`).
     """
     Z = check_embeddings(Z)
+    check_spread(Z)
     n = Z.shape[0]
     dev = torch.device(device) if distances is None else distances.device
     acc = torch.float64 if dev.type != "mps" else torch.float32
@@ -325,48 +419,60 @@ def entropy_z3(Z3: ArrayLike, bin_factor: float = 0.4) -> float:
 
 
 def gram(Z: ArrayLike, block_rows: int = 8192) -> tuple[np.ndarray, np.ndarray, int]:
-    """(Z^T Z, column sums, n) accumulated in float64 over row blocks (no float64 copy of Z)."""
+    """(C, mu, n): the centred scatter matrix C = (Z - mu)^T (Z - mu) and the column means mu, accumulated in
+    float64 over row blocks (no float64 copy of Z). Centring before the product keeps the covariance of nearly
+    identical rows free of the cancellation that Z^T Z - n mu mu^T suffers (identical rows give exactly 0)."""
     Z = check_embeddings(Z)
-    d = Z.shape[1]
-    G = np.zeros((d, d))
-    col_sum = np.zeros(d)
-    for start in range(0, Z.shape[0], block_rows):
-        block = Z[start : start + block_rows].astype(np.float64)
-        G += block.T @ block
-        col_sum += block.sum(axis=0)
-    return G, col_sum, Z.shape[0]
+    n, d = Z.shape
+    mu = Z.sum(axis=0, dtype=np.float64) / n
+    C = np.zeros((d, d))
+    for start in range(0, n, block_rows):
+        block = Z[start : start + block_rows].astype(np.float64) - mu
+        C += block.T @ block
+    return C, mu, n
 
 
 @dataclass(frozen=True)
 class Spectrum:
     """The min(n, d) squared singular values of Z (uncentred, descending), the covariance eigenvalues
-    (descending), and the right singular vectors of Z (d x min(n, d), columns in the same order)."""
+    (descending), and the right singular vectors of Z (d x min(n, d), columns in the same order).
+    ``collapsed``: the rows are identical up to round-off (:func:`spread`'s rule; the covariance is then 0)."""
 
     singular_sq: np.ndarray
     covariance: np.ndarray
     n: int
     right_vectors: np.ndarray
+    collapsed: bool = False
 
 
 def spectrum(Z: ArrayLike) -> Spectrum:
-    """Both spectra from one float64 Gram matrix G = Z^T Z (d x d).
+    """Both spectra from one float64 centred scatter matrix C (:func:`gram`, d x d).
 
-    s_k^2 and the right singular vectors are the eigenpairs of G; the covariance eigenvalues are
-    those of (G - n mu mu^T) / (n - 1), mu the column means. Eigenvalues below the round-off level
-    of the eigensolver (d * machine epsilon * the largest) are set to 0, as an SVD would find them:
-    their square roots would otherwise add spurious singular values of ~1e-7 relative size.
+    The covariance eigenvalues are those of C / (n - 1); s_k^2 and the right singular vectors are the
+    eigenpairs of G = Z^T Z = C + n mu mu^T. Eigenvalues are set to 0 below the round-off level of the
+    eigensolver (d * float64 epsilon * the largest), as an SVD would find them, and below the round-off
+    level of the data, relative to its own scale (noise = (ROUNDOFF_ULPS * eps)^2 * trace(G) / n, eps of Z's
+    dtype, trace(G) / n the mean squared row norm): rows identical up to round-off (trace(C) / (n - 1) <=
+    noise, :func:`spread`'s rule) get a covariance of exactly 0 and no eigenvalue of G but the first
+    (below (n - 1) * noise), so the spectra of identical rows whatever the rounding; otherwise covariance
+    eigenvalues below noise / d and eigenvalues of G below (n - 1) * noise / d are 0.
     """
-    G, col_sum, n = gram(Z)
-    mu = col_sum / n
-    k = min(n, G.shape[0])  # Z has min(n, d) singular values; G's other d - n eigenvalues are structural zeros
+    Z = check_embeddings(Z)
+    C, mu, n = gram(Z)
+    d = C.shape[0]
+    k = min(n, d)  # Z has min(n, d) singular values; G's other d - n eigenvalues are structural zeros
+    G = C + n * np.outer(mu, mu)
+    collapsed, noise = _is_roundoff(float(np.trace(C)) / max(n - 1, 1), float(np.trace(G)) / n, Z.dtype)
+    noise = noise if collapsed else noise / d
 
-    def floor(lam: np.ndarray) -> np.ndarray:
-        lam[lam < len(lam) * np.finfo(np.float64).eps * max(lam[0], 0.0)] = 0.0
+    def floor(lam: np.ndarray, level: float) -> np.ndarray:
+        lam[(lam < len(lam) * np.finfo(np.float64).eps * max(lam[0], 0.0)) | (lam <= level)] = 0.0
         return lam[:k]
 
     lam, vectors = np.linalg.eigh(G)
-    covariance = np.linalg.eigvalsh((G - n * np.outer(mu, mu)) / max(n - 1, 1))[::-1]
-    return Spectrum(floor(lam[::-1].copy()), floor(covariance.copy()), n, vectors[:, ::-1][:, :k])
+    covariance = np.zeros(d) if collapsed else np.linalg.eigvalsh(C / max(n - 1, 1))[::-1]
+    return Spectrum(floor(lam[::-1].copy(), (n - 1) * noise), floor(covariance.copy(), noise), n,
+                    vectors[:, ::-1][:, :k], collapsed)
 
 
 def rankme(Z: ArrayLike | Spectrum, eps: float = 1e-7) -> float:
@@ -383,28 +489,28 @@ def rankme(Z: ArrayLike | Spectrum, eps: float = 1e-7) -> float:
     return float(np.exp(-(p * np.log(p)).sum()))
 
 
-def alpha_req(Z: ArrayLike | Spectrum, rel_tol: float = 1e-10) -> float:
+def alpha_req(Z: ArrayLike | Spectrum, floor: float = ALPHA_REQ_FLOOR) -> float:
     """alpha-ReQ (Agrawal et al., 2022): decay exponent of the covariance eigenspectrum.
 
-    lambda_1 >= lambda_2 >= ... are the eigenvalues of the covariance of Z
-    (centred, divided by n - 1). Least squares fit of ln lambda_i = c - alpha ln i
-    over the fitted range i = 1..r, where r counts the eigenvalues above
-    ``rel_tol * lambda_1`` (numerically non-zero; at most min(n - 1, d)).
-    alpha near 1 is the regime the paper links to good generalisation; much
-    larger alpha means dimensional collapse, much smaller a noise-like spectrum.
-    Accepts a precomputed :class:`Spectrum`.
+    lambda_1 >= lambda_2 >= ... are the eigenvalues of the covariance of Z (centred, divided by
+    n - 1). Least squares fit of ln max(lambda_i, floor * lambda_1) = c - alpha ln i over the fixed
+    range i = 1..min(n - 1, d) (every eigenvalue the covariance can have; :data:`ALPHA_REQ_RANGE`):
+    eigenvalues are floored at ``floor`` * lambda_1 (:data:`ALPHA_REQ_FLOOR`), never dropped, so
+    collapsed directions steepen the fit instead of leaving it, and every checkpoint with the same n
+    and d is fitted over the same indices. alpha near 1 is the regime the paper links to good
+    generalisation; much larger alpha means dimensional collapse, much smaller a noise-like spectrum.
+    Undefined for rows identical up to round-off (:func:`spectrum`). Accepts a precomputed :class:`Spectrum`.
     """
     spec = Z if isinstance(Z, Spectrum) else spectrum(Z)
     if spec.n < 4:
         raise MetricUndefined(f"embeddings has {spec.n} rows, needs at least 4")
-    lam = spec.covariance
-    if lam[0] <= 0:
-        raise MetricUndefined("embeddings have zero variance")
-    lam = lam[lam > rel_tol * lam[0]]
+    if spec.collapsed:
+        raise MetricUndefined(ZERO_VARIANCE)
+    lam = spec.covariance[: min(spec.n - 1, len(spec.covariance))]
     if len(lam) < 3:
-        raise MetricUndefined(f"only {len(lam)} non-zero covariance eigenvalue(s); the fit needs 3")
+        raise MetricUndefined(f"only {len(lam)} covariance eigenvalue(s); the fit needs 3")
     x = np.log(np.arange(1, len(lam) + 1))
-    slope = np.polyfit(x, np.log(lam), 1)[0]
+    slope = np.polyfit(x, np.log(np.maximum(lam, floor * lam[0])), 1)[0]
     return float(-slope)
 
 
@@ -412,11 +518,13 @@ def l2_std(Z: ArrayLike) -> float:
     """Collapse check (as in lightly): mean over dimensions of the std of L2-normalised rows.
 
     0 means every embedding points the same way (collapse); about 1/sqrt(d)
-    means directions spread evenly over the sphere. Unitless.
+    means directions spread evenly over the sphere. A per-dimension std below ROUNDOFF_ULPS * eps (of
+    Z's dtype; the rows have norm 1) is round-off and counts as 0. Unitless.
     """
     U = l2_normalize(check_embeddings(Z))
     U -= U.mean(axis=0, dtype=np.float64).astype(U.dtype)
-    return float(np.sqrt((U * U).mean(axis=0, dtype=np.float64)).mean())
+    std = np.sqrt((U * U).mean(axis=0, dtype=np.float64))
+    return float(np.where(std <= ROUNDOFF_ULPS * np.finfo(U.dtype).eps, 0.0, std).mean())
 
 
 # --------------------------------------------------------------------------- label-based probes
@@ -476,7 +584,8 @@ def lp_acc(
     The fast variant: a multinomial logistic regression (L2, C = 1, lbfgs, one
     BLAS thread for reproducibility) on standardised frozen features of the
     train split, without augmentation, scored on the test split. (The paper's probe trains with Adam and
-    AutoAugment for 20 epochs; numbers from the two are not interchangeable.)
+    AutoAugment for 20 epochs; numbers from the two are not interchangeable.) When lbfgs stops at
+    ``max_iter`` without converging, a :func:`note` says so (the score is the last iterate's).
     """
     Z_train = check_embeddings(Z_train, "train embeddings").astype(np.float64)
     Z_test = check_embeddings(Z_test, "test embeddings", min_samples=1).astype(np.float64)
@@ -488,6 +597,9 @@ def lp_acc(
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
         warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter: the score is still the probe's
         probe.fit(Z_train, y_train)
+    if int(np.max(probe[-1].n_iter_)) >= max_iter:
+        note(f"the probe did not converge: lbfgs stopped at max_iter={max_iter} iterations "
+             "(the accuracy is that of its last iterate)")
     return float(probe.score(Z_test, y_test))
 
 
@@ -512,12 +624,13 @@ def nesum(Z: ArrayLike | Spectrum) -> float:
     Self-Supervised Learning", ICML 2022, Definition 4.1): sum_i lambda_i / lambda_1 over the
     eigenvalues of the covariance of Z (centred, divided by n - 1), lambda_1 the largest.
 
-    Between 1 (one direction carries all variance) and d (whitened). Unitless. Accepts a :class:`Spectrum`.
+    Between 1 (one direction carries all variance) and d (whitened). Undefined for rows identical up to
+    round-off (:func:`spectrum`). Unitless. Accepts a :class:`Spectrum`.
     """
-    lam = (Z if isinstance(Z, Spectrum) else spectrum(Z)).covariance
-    if lam[0] <= 0:
-        raise MetricUndefined("embeddings have zero variance")
-    return float(lam.sum() / lam[0])
+    spec = Z if isinstance(Z, Spectrum) else spectrum(Z)
+    if spec.collapsed:
+        raise MetricUndefined(ZERO_VARIANCE)
+    return float(spec.covariance.sum() / spec.covariance[0])
 
 
 def stable_rank(Z: ArrayLike | Spectrum) -> float:
@@ -559,41 +672,99 @@ def coherence(Z: ArrayLike, rel_tol: float = 1e-10, spec: Spectrum | None = None
 
     U = Z V_r / s_r from the right singular vectors of ``spec`` (computed when not given), a block
     of rows at a time: no n x d float64 copy. Between 1 (every sample carries the same share of the
-    space) and n / r (one sample spans a direction alone). Unitless.
+    space) and n / r (one sample spans a direction alone). Unitless. Undefined when n <= d (r <= n rows
+    of full rank give exactly 1 whatever the data) and for rows identical up to round-off (also 1).
     """
     Z = check_embeddings(Z)
+    if Z.shape[0] <= Z.shape[1]:
+        raise MetricUndefined(f"n = {Z.shape[0]} rows <= d = {Z.shape[1]} dimensions: coherence is 1 for any such "
+                              "embedding of full rank, so it says nothing")
     spec = spec or spectrum(Z)
     s = np.sqrt(spec.singular_sq)
     if s[0] <= 0:
         raise MetricUndefined("all embeddings are zero")
+    if spec.collapsed:
+        raise MetricUndefined(ZERO_VARIANCE + "; coherence would be 1, as for evenly spread rows")
     r = int((s > rel_tol * s[0]).sum())
     W = spec.right_vectors[:, :r] / s[:r]
     peak = max(float(((Z[i : i + block_rows] @ W) ** 2).sum(axis=1).max()) for i in range(0, Z.shape[0], block_rows))
     return float(Z.shape[0] / r * peak)
 
 
-def twonn_id(Z: ArrayLike, discard: float = 0.1, neighbor_distances: np.ndarray | None = None) -> float:
+TWONN_CANDIDATES = 16  # nearest rows (the row itself included) searched for a row's two nearest distinct neighbours
+
+
+def twonn_radii(Z: np.ndarray, candidates: np.ndarray, first: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    """(r1, r2) of the rows that count in TwoNN: the distances of each row to its nearest and second-nearest
+    distinct neighbour, both > 0, for one row per group of duplicates.
+
+    ``candidates`` (n, m): each row's m nearest rows (itself may be among them), e.g. from a kNN graph whose
+    distances carry the round-off of |x|^2 + |y|^2 - 2 x.y; the distances are recomputed here as
+    ||z_i - z_j|| (differences first, sums of squares in float64), so a duplicate is at distance 0.
+    Rows closer than tol = ROUNDOFF_ULPS * eps (Z's dtype) * the largest row norm are duplicates: one
+    point, kept once (the lowest index), and r1, r2 skip them (r2 also skips the duplicates of r1's
+    row), as if TwoNN ran on the distinct rows. The ``first`` candidates are searched, all of them for
+    the rows that need more; a row without two distinct neighbours among its candidates is left out.
+    """
+    tol = ROUNDOFF_ULPS * np.finfo(Z.dtype).eps * float(np.sqrt(np.einsum("ij,ij->i", Z, Z, dtype=np.float64).max()))
+    rows = np.arange(len(Z))
+    r1, r2, state = _twonn_radii(Z, rows, candidates[:, :first], tol)
+    redo = np.flatnonzero(state == 0)
+    if len(redo) and candidates.shape[1] > first:
+        r1[redo], r2[redo], state[redo] = _twonn_radii(Z, redo, candidates[redo], tol)
+    keep = state == 1
+    return r1[keep], r2[keep]
+
+
+def _twonn_radii(Z: np.ndarray, rows: np.ndarray, C: np.ndarray, tol: float,
+                 block_rows: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`twonn_radii` for ``rows`` with candidates ``C``: (r1, r2, state), state 1 = counts, -1 = a duplicate
+    of a lower row (left out), 0 = fewer than two distinct neighbours among the candidates."""
+    n, m = C.shape
+    D = np.empty((n, m))
+    for start in range(0, n, block_rows):
+        diff = Z[C[start : start + block_rows]] - Z[rows[start : start + block_rows], None, :]
+        D[start : start + block_rows] = np.sqrt(np.einsum("bkd,bkd->bk", diff, diff, dtype=np.float64))
+    order = np.argsort(D, axis=1, kind="stable")
+    D, C = np.take_along_axis(D, order, axis=1), np.take_along_axis(C, order, axis=1)
+    near = D <= tol
+    at = np.arange(n)
+    first = (~near).argmax(axis=1)  # D ascending: the first candidate beyond tol
+    r1, a = D[at, first], C[at, first]
+    later = ~near & (np.arange(m)[None, :] > first[:, None])
+    for i, j in zip(*np.nonzero(later & (D - r1[:, None] <= tol))):  # may be a duplicate of a[i] (triangle inequality)
+        gap = Z[C[i, j]].astype(np.float64) - Z[a[i]]
+        later[i, j] = np.sqrt(gap @ gap) > tol
+    state = np.where(later.any(axis=1), 1, 0)
+    state[(near & (C < rows[:, None])).any(axis=1)] = -1  # a duplicate with a lower index stands for this row
+    return r1, D[at, later.argmax(axis=1)], state
+
+
+def twonn_id(Z: ArrayLike, discard: float = 0.1, neighbor_indices: np.ndarray | None = None) -> float:
     """TwoNN intrinsic dimension (Facco, d'Errico, Rodriguez & Laio, Sci. Rep. 7, 12140, 2017).
 
-    For each point mu = r2 / r1, its Euclidean distances to the 2nd and 1st nearest neighbour
-    (points with r1 = 0, duplicates, are left out). With mu sorted ascending and the empirical
-    F(mu_(i)) = i / N, the fraction ``discard`` of largest mu is dropped and d is the least-squares
-    slope through the origin of -ln(1 - F) against ln mu: d = sum x y / sum x^2.
-    ``neighbor_distances``: each row's distances to itself and its nearest neighbours, ascending
-    (n, >= 3), e.g. from the kNN graph of the Z3 engine; computed when not given.
+    For each point mu = r2 / r1, its Euclidean distances to the 2nd and 1st nearest neighbour, on the
+    distinct rows (duplicates, also those equal up to round-off, count once: :func:`twonn_radii`). With
+    mu sorted ascending and the empirical F(mu_(i)) = i / N, the fraction ``discard`` of largest mu is
+    dropped and d is the least-squares slope through the origin of -ln(1 - F) against ln mu:
+    d = sum x y / sum x^2. ``neighbor_indices``: each row's nearest rows, itself first, ascending
+    (n, >= 3), e.g. from the kNN graph of the Z3 engine (the first :data:`TWONN_CANDIDATES` are
+    searched); computed when not given. No direction: a higher ID has been read as both better
+    (CLID) and worse (Ansuini et al. 2019).
     """
     Z = check_embeddings(Z, min_samples=3)
-    if neighbor_distances is None:
+    check_spread(Z)
+    if neighbor_indices is None:
         from sklearn.neighbors import NearestNeighbors
 
-        neighbor_distances, _ = NearestNeighbors(n_neighbors=3).fit(Z).kneighbors(Z)
-    r1, r2 = neighbor_distances[:, 1], neighbor_distances[:, 2]
-    keep = r1 > 0
-    mu = np.sort(r2[keep] / r1[keep])
+        k = min(Z.shape[0], TWONN_CANDIDATES)
+        neighbor_indices = NearestNeighbors(n_neighbors=k).fit(Z).kneighbors(Z, return_distance=False)
+    r1, r2 = twonn_radii(Z, np.asarray(neighbor_indices)[:, :TWONN_CANDIDATES])
+    mu = np.sort(r2 / r1)
     n = len(mu)
     m = min(int(n * (1 - discard)), n - 1)  # F = 1 at the largest mu: -ln(0)
     if m < 2:
-        raise MetricUndefined(f"only {n} points with a non-zero nearest-neighbour distance")
+        raise MetricUndefined(f"only {n} distinct points with two distinct neighbours")
     x = np.log(mu[:m])
     y = -np.log(1 - np.arange(1, m + 1) / n)
     if (x**2).sum() == 0:
@@ -627,8 +798,8 @@ def cluster_learnability(
     clusters (here k1, as for C1), the k-means variant (here cosine k-means of Z, shared with
     :func:`dse`), the classifier's k, weighting and distance (here knn_acc's) and the stream (here
     every row once, in one seeded order) are sslmon's choices. CLID, the paper's combination of CL
-    with the intrinsic dimension, z-scores both over a set of models: sslmon's per-run counterpart is
-    the consensus ranking ``--consensus cluster_learnability,twonn_id`` (README).
+    with the intrinsic dimension, z-scores both over a set of models; sslmon has no counterpart: ``twonn_id``
+    has no direction, so it never enters a consensus (README).
     """
     Z = check_embeddings(Z)
     y = check_labels(pseudo_labels, Z.shape[0], "pseudo-labels")
@@ -828,9 +999,10 @@ METRICS: dict[str, MetricSpec] = {
             needs=("Z", "spectrum"), compute=lambda v, cfg: coherence(v["Z"], spec=v["spectrum"]),
         ),
         MetricSpec(
-            "twonn_id", "lower", False, "TwoNN intrinsic dimension (Facco et al. 2017) from the ratio of 2nd to 1st neighbour distances",
+            "twonn_id", "none", False,
+            "TwoNN intrinsic dimension (Facco et al. 2017) from the ratio of 2nd to 1st neighbour distances; no direction: never ranked",
             title="intrinsic dimension (TwoNN)", symbol="TwoNN ID", unit="dimensions",
-            needs=("Z", "knn_distances"), compute=lambda v, cfg: twonn_id(v["Z"], neighbor_distances=v["knn_distances"]),
+            needs=("Z", "knn_indices"), compute=lambda v, cfg: twonn_id(v["Z"], neighbor_indices=v["knn_indices"]),
         ),
         MetricSpec(
             "cluster_learnability", "higher", False,

@@ -93,7 +93,7 @@ def ranked_table(run: Run, rank_by: str) -> Table:
         columns = [rank_by, *columns]
     show_epoch = any(r.epoch is not None for r in run.results)
     excluded = run.exclude_init and any(r.is_init for r in run.results)
-    how = f"mean rank over {', '.join(DEFAULT_CONSENSUS)}; lower is better" if consensus else f"{METRICS[rank_by].better} is better"
+    how = f"mean rank over {', '.join(DEFAULT_CONSENSUS)}; lower is better" if consensus else METRICS[rank_by].direction
     seeds = run.config.get("seeds") or []
     spread = f"; mean±std over {len(seeds)} evaluation seeds" if len(seeds) > 1 else ""
     title = f"sslmon: ranked by {rank_by} ({how}{spread})" + (", init milestone not ranked" if excluded else "")

@@ -12,7 +12,8 @@ from sslmon.metrics import METRICS
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, consensus_keys, metric_keys
 
 INIT_EPOCH = 0  # the untrained milestone
-LATER_FIELDS = {"metrics_std": dict, "per_seed": list}  # added in sslmon 0.2.0: absent from 0.1.0 documents, read as empty
+# added later (metrics_std, per_seed in sslmon 0.2.0; notes after 0.3.0): absent from older documents, read as empty
+LATER_FIELDS = {"metrics_std": dict, "per_seed": list, "notes": dict}
 
 
 @dataclass
@@ -20,7 +21,8 @@ class Result:
     """The metrics of one input (an embedding file, a checkpoint or a model).
 
     ``metrics`` are means over the evaluation seeds; ``metrics_std`` their sample std (None with one
-    seed); ``per_seed`` one dict of every metric per seed, in the order of ``config.seeds``.
+    seed); ``per_seed`` one dict of every metric per seed, in the order of ``config.seeds``; ``notes`` what a
+    metric recorded beside its value, by metric key (e.g. ``lp_acc``: the probe did not converge).
     """
 
     name: str
@@ -36,6 +38,7 @@ class Result:
     source: dict[str, Any] = field(default_factory=dict)
     metrics_std: dict[str, float | None] = field(default_factory=dict)
     per_seed: list[dict[str, float | None]] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,7 +65,7 @@ class Result:
         _expect(doc["source"], dict, "source")
         _expect(doc["per_seed"], list, "per_seed")
         number = (int, float, type(None))
-        for key, values, kinds in (("metrics", doc["metrics"], number), ("errors", doc["errors"], str),
+        for key, values, kinds in (("metrics", doc["metrics"], number), ("errors", doc["errors"], str), ("notes", doc["notes"], str),
                                    ("timings", doc["timings"], (int, float)), ("metrics_std", doc["metrics_std"], number),
                                    *((f"per_seed[{i}]", d, number) for i, d in enumerate(doc["per_seed"]))):
             _expect(values, dict, key)

@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 from scipy import stats
 
-from sslmon.metrics import MetricSpec
+from sslmon.metrics import METRICS, MetricSpec
 
 Keys = Sequence[float | None]
 
@@ -89,6 +89,15 @@ class Selection:
     ties: int
     status: str
     seeds: SeedSpread | None = None
+
+
+def check_ranked(key: str) -> None:
+    """ValueError, one line saying why, when ``key`` is a metric without a direction (:attr:`MetricSpec.ranked`):
+    such a metric is shown, but nothing is ranked or picked by it and it joins no consensus."""
+    spec = METRICS.get(key)
+    if spec is not None and not spec.ranked:
+        raise ValueError(f"'{key}' has no direction (neither higher nor lower is supported as better), so it is shown "
+                         "but never ranked by nor part of a consensus (README: The metrics)")
 
 
 def unavailable(status: str, n: int = 0, n_undefined: int = 0) -> Selection:

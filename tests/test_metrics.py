@@ -195,8 +195,10 @@ def test_degenerate_inputs_raise_metric_undefined():
         M.rankme(np.array([[1.0, np.nan], [0.0, 1.0]]))
     with pytest.raises(MetricUndefined, match="2-D"):
         M.l2_std(np.zeros(5))
-    with pytest.raises(MetricUndefined, match="distinct points"):
+    with pytest.raises(MetricUndefined, match="zero variance"):  # identical rows: the round-off rule says it first
         M.spherical_kmeans(np.tile([[1.0, 2.0, 3.0]], (50, 1)), 3)
+    with pytest.raises(MetricUndefined, match="distinct points"):
+        M.spherical_kmeans(np.tile([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], (25, 1)), 3)
     with pytest.raises(MetricUndefined, match="zero spread"):
         M.entropy_z3(np.ones((20, 3)))
     with pytest.raises(MetricUndefined, match="zero variance"):
@@ -213,10 +215,13 @@ def test_every_metric_declares_direction_and_label_need():
         "cluster_learnability", "dse", "lidar",
     }
     for spec in METRICS.values():
-        assert spec.better in {"higher", "lower", "target"}
+        assert spec.better in {"higher", "lower", "target", "none"}
         assert spec.summary
     assert METRICS["alpha_req"].sort_key(1.1) < METRICS["alpha_req"].sort_key(2.0)
     assert METRICS["entropy_z3"].sort_key(1.0) < METRICS["entropy_z3"].sort_key(2.0)
+    assert [k for k, spec in METRICS.items() if not spec.ranked] == ["twonn_id"]  # no supported direction
+    with pytest.raises(ValueError, match="no direction"):
+        METRICS["twonn_id"].sort_key(3.0)
 
 
 def test_huge_magnitude_embeddings_are_undefined_not_made_up():
@@ -282,8 +287,10 @@ def test_twonn_finds_the_dimension_of_a_plane_in_10d():
     rng = np.random.default_rng(0)
     Z = rng.uniform(size=(2000, 2)) @ rng.normal(size=(2, 10))
     assert M.twonn_id(Z) == pytest.approx(2.0, abs=0.25)
-    with pytest.raises(MetricUndefined, match="non-zero"):
+    with pytest.raises(MetricUndefined, match="zero variance"):
         M.twonn_id(np.ones((10, 3)))  # all duplicates: no distance ratio
+    with pytest.raises(MetricUndefined, match="distinct"):
+        M.twonn_id(np.tile([[0.0, 1.0], [1.0, 0.0]], (5, 1)))  # two distinct points: no second neighbour
 
 
 def test_lp_acc_se_by_hand():
@@ -395,7 +402,7 @@ def test_registry_order_is_the_display_order(total_variance):
 
 
 def test_arrows():
-    assert [METRICS[k].arrow for k in ("rankme", "entropy_z3", "alpha_req")] == ["↑", "↓", "→1"]
+    assert [METRICS[k].arrow for k in ("rankme", "entropy_z3", "alpha_req", "twonn_id")] == ["↑", "↓", "→1", "·"]
     assert replace(METRICS["alpha_req"], target=2.5).arrow == "→2.5"
 
 

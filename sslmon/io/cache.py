@@ -11,7 +11,8 @@ The key (:func:`cache_key`) is the SHA-256 over, and only over: the input's iden
 name, ``arch`` and ``trust_checkpoints``; a torchvision model's name, weights, init seed and torchvision version),
 the digest of the images and labels (evaluation and train split, so ``dataset``, ``limit`` and ``seed`` enter
 through them), the evaluation settings (:meth:`EvalConfig.as_dict`, the metrics asked for, ``precision``, the
-device type) and the versions of sslmon, torch, numpy and Python. Names, output options, ``batch_size`` and the
+device type) and the versions of sslmon, Python and the libraries that can change the numbers
+(:func:`sslmon.evaluation.library_versions`: umap-learn, pynndescent, scikit-learn, numba, torch, numpy, scipy). Names, output options, ``batch_size`` and the
 informational fields of a run's config do not split the cache.
 
 An entry holds its own key and the result; one that is unreadable, truncated,
@@ -34,6 +35,7 @@ import numpy as np
 import torch
 
 from sslmon import __version__
+from sslmon.evaluation import library_versions
 from sslmon.io.output import read_regular
 from sslmon.results import Result
 
@@ -72,7 +74,7 @@ def array_digest(*arrays: Any) -> str:
 def cache_key(content: str, dataset: str, settings: dict[str, Any]) -> str:
     """The key of a result (see the module docstring): SHA-256 (hex) of the input's identity ``content``, the images'
     digest ``dataset``, the evaluation ``settings`` (:func:`sslmon.api.cache_settings`) and the library versions."""
-    versions = {"sslmon": __version__, "torch": torch.__version__, "numpy": np.__version__, "python": platform.python_version()}
+    versions = {"sslmon": __version__, "python": platform.python_version(), **library_versions()}
     payload = json.dumps({"content": content, "dataset": dataset, "settings": settings, "versions": versions}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 

@@ -100,6 +100,18 @@ class RunCorrelations:
     n_seeds: int
 
 
+def sample_size_warning(runs: list[NamedRun]) -> str | None:
+    """One warning line when the records compared were evaluated on different numbers of images (``n_samples``,
+    within one file or between files): H(Z3) depends on the number of images, so its values then differ for
+    that reason too. None when they agree (records without ``n_samples`` are left out)."""
+    sizes = {named.path: sorted({r.n_samples for r in named.run.results if r.n_samples is not None}) for named in runs}
+    if len({n for found in sizes.values() for n in found}) < 2:
+        return None
+    listed = "; ".join(f"{path}: {', '.join(map(str, found))}" for path, found in sizes.items() if found)
+    return (f"warning: the results mix numbers of images (n_samples {listed}): entropy_z3 (H(Z3)) depends on the "
+            "number of images, so its values are comparable only at the same n_samples")
+
+
 def ordered_keys(keys: Iterable[str]) -> list[str]:
     """Distinct metric keys: those of the registry in its order, then unknown keys sorted."""
     present = set(keys)
@@ -163,14 +175,18 @@ def _compared_keys(run: Run, against: str) -> list[str]:
 
 def select_run(run: Run, against: str = "lp_acc",
                consensus: Iterable[str] = DEFAULT_CONSENSUS) -> dict[str, dict[str, Selection]]:
-    """``{row: {"with_init", "without_init": Selection}}`` for every metric with a known direction,
-    the consensus of the ``consensus`` metrics present in the run, and the last-milestone baseline.
+    """``{row: {"with_init", "without_init": Selection}}`` for every metric with a direction (not ``twonn_id``),
+    the consensus of the ``consensus`` metrics present in the run, and the last-milestone baseline. ValueError
+    for a ``consensus`` metric without a direction.
 
     The without-init variant drops the epoch-0 records before anything is ranked (the consensus ranks
     are recomputed on the rest); a run without an epoch-0 record gets ``"no init milestone"`` there.
     """
     ref_spec = METRICS.get(against, METRICS["lp_acc"])
-    keys = [k for k in _compared_keys(run, against) if k in METRICS]
+    consensus = list(consensus)
+    for key in consensus:
+        sel.check_ranked(key)
+    keys = [k for k in _compared_keys(run, against) if k in METRICS and METRICS[k].ranked]
     columns = {k: sel.metric_keys(run.values(k), METRICS[k]) for k in keys}
     seeds = {k: [sel.metric_keys(v, METRICS[k]) for v in seed_values(run, k)] for k in keys}
     members = [k for k in consensus if k in columns]

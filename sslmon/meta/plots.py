@@ -94,7 +94,7 @@ def _subtitle(key: str) -> str:
     spec = METRICS.get(key)
     if spec is None:
         return key
-    better = f" ({spec.better} is better)" if spec.better != "target" else ""
+    better = f" ({spec.direction})" if spec.better != "target" else ""
     return textwrap.fill(spec.summary + better, 110)
 
 
