@@ -58,7 +58,7 @@ def _flag(param: str | None) -> str | None:
     return None if param is None else FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
-_SETTING = re.compile(r"`([a-z_]+)(?:=([^`]*))?`")  # a setting as the library's messages spell it: `cache=False`
+_SETTING = re.compile(r"`([a-z_][a-z0-9_]*)(?:=([^`]*))?`")  # a setting as the library's messages spell it: `cache=False`
 
 
 def _spelled(message: str) -> str:
