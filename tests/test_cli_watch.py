@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -255,3 +256,17 @@ def test_a_checkpoint_replaced_under_its_name_replaces_its_row(tmp_path: Path) -
     assert len(rows) == 1  # the final table: the new content only
     new_l2 = records[2]["metrics"]["l2_std"]
     assert f"{new_l2:.4g}" in rows[0] and f"{records[0]['metrics']['l2_std']:.4g}" not in stdout
+
+
+@pytest.mark.slow
+def test_soak_kills_and_restarts_lose_and_double_nothing(tmp_path: Path) -> None:
+    """bench/soak_watch.py for 30 s of writing (the long run is 30 min, figures in the README): good, slow, truncated,
+    replaced, unreadable and special files; watchers killed with SIGKILL at random; a last one with --until-idle."""
+    script = Path(__file__).resolve().parents[1] / "bench" / "soak_watch.py"
+    run = subprocess.run([sys.executable, str(script), "--duration", "30", "--seed", "3", "--work", str(tmp_path / "soak")],
+                         env=child_env(SSLMON_CACHE_DIR=str(tmp_path / "cache")), capture_output=True, text=True, timeout=600)
+    figures = json.loads(run.stdout)
+    assert run.returncode == 0, (figures, run.stderr)
+    assert figures["duplicated"] == 0 and figures["lost"] == 0 and figures["bad_unreported"] == 0
+    assert figures["hung"] == 0 and figures["crashed"] == 0 and figures["last_exit"] == 0
+    assert figures["written"] > 5 and figures["kills"] >= 1 and figures["scored"] >= figures["written"]
