@@ -2,8 +2,8 @@
 
 Exit codes: 0 success; 1 a ``--fail-if`` condition held; 2 some input failed
 (the others are still reported and written), the ``-o`` file could not be written
-(the results go to stdout) or a usage error; 130 interrupted (Ctrl-C) after the
-finished results were written.
+(the results go to stdout), stdout could not be written, or a usage error; 130 interrupted (Ctrl-C) after the
+finished results were written; 141 stdout closed by its reader (as for SIGPIPE).
 """
 
 from __future__ import annotations
@@ -727,8 +727,6 @@ def correlate(
         except OutputError as exc:
             _fail(exc)
         _say(f"wrote {output}")
-        if fmt == CorrelateFormat.json:
-            return
     if fmt == CorrelateFormat.json:
         typer.echo(to_json(runs, against), nl=False)
     else:

@@ -174,10 +174,10 @@ def test_correlate_output_files_are_written_whole(tmp_path, cli):
     records = json.loads((tmp_path / "r.json").read_text())["results"]
     code, stdout, err = cli("correlate", str(tmp_path / "r.json"), "-f", "json")
     assert code == 0, err
-    code, _, err = cli("correlate", str(tmp_path / "r.json"), "-f", "json", "-o", str(tmp_path / "out" / "c.json"))
+    code, also, err = cli("correlate", str(tmp_path / "r.json"), "-f", "json", "-o", str(tmp_path / "out" / "c.json"))
     assert code == 0, err
     doc = json.loads((tmp_path / "out" / "c.json").read_text())
-    assert doc == json.loads(stdout)
+    assert doc == json.loads(stdout) == json.loads(also)  # -o writes "also": stdout still gets the JSON
     r = doc["runs"][0]["correlations"]["rankme"]["with_init"]["pearson_r"]
     assert r == pytest.approx(pearsonr(values, acc).statistic)
     code, _, err = cli("correlate", str(tmp_path / "r.json"), "-o", str(tmp_path / "out" / "c.txt"))
