@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
+import os
 from pathlib import Path
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
@@ -490,6 +491,10 @@ class Scorer:
         finally:  # input order, also for what finished before a Ctrl-C
             run.results = [r for _, r in sorted(slots.items()) if isinstance(r, Result)]
             run.failures = [f for _, f in sorted(slots.items()) if isinstance(f, Failure)]
+        missing = [r.name for i, r in slots.items() if isinstance(r, Result) and z3_paths[i] and not z3_paths[i].exists()]
+        if missing and self.log:
+            self.log(f"note: `save_z3` wrote no Z3 file for {len(missing)} result(s) ({_names(missing)}): the metrics "
+                     "asked for do not need the UMAP layout Z3; add one that does, such as entropy_z3")
         return run
 
     def _cached(self, index: int, source: Source, keys: dict[int, str], z3_path: Path | None) -> Result | None:
@@ -505,8 +510,13 @@ class Scorer:
         if result is None:
             return None
         if self.log:
-            self.log(f"cached: {source.name} (same content, images and settings; the option cache=False recomputes)")
+            self.log(f"cached: {source.name} (same content, images and settings; `cache=False` recomputes)")
         return replace(result, name=source.name, path=source.path)
+
+
+def _names(names: Sequence[str], shown: int = 3) -> str:
+    """``a, b, c`` or ``a, b, c, ... (7 in all)``."""
+    return ", ".join(names[:shown]) + (f", ... ({len(names)} in all)" if len(names) > shown else "")
 
 
 def _failure(source: Source, exc: BaseException) -> Failure:
@@ -521,19 +531,37 @@ def _failure(source: Source, exc: BaseException) -> Failure:
     return Failure(where, message, getattr(exc, "param", None))
 
 
+def z3_name(name: str) -> str:
+    """``<stem>.z3.npz`` of an input's name; a stem too long for a file name (255 bytes with the suffix) is cut and
+    ends in ``-`` and 12 hex digits of its SHA-256, so the file can be written and two long names stay apart."""
+    import hashlib
+
+    from sslmon.io.output import NAME_MAX
+    from sslmon.io.z3file import SUFFIX
+
+    stem = Path(name).stem
+    if len(os.fsencode(stem + SUFFIX)) <= NAME_MAX:
+        return stem + SUFFIX
+    tag = "-" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:12]
+    room = NAME_MAX - len(SUFFIX) - len(tag)
+    cut = os.fsencode(stem)[:room].decode("utf-8", "ignore")  # whole characters only
+    return cut + tag + SUFFIX
+
+
 def _z3_paths(sources: Sequence[Source], folder: Path | None) -> list[Path | None]:
-    """``folder/<name>.z3.npz`` per source; OptionsError naming two sources whose files would collide."""
+    """``folder/<name>.z3.npz`` per source (see :func:`z3_name`); OptionsError naming two sources whose files would
+    collide."""
     if folder is None:
         return [None] * len(sources)
     seen: dict[str, Source] = {}
     for source in sources:
-        name = f"{Path(source.name).stem}.z3.npz"
+        name = z3_name(source.name)
         if name in seen:
             first = seen[name]
             raise OptionsError(f"save_z3: {first.path or first.name} and {source.path or source.name} would both be saved "
                                f"as {name}; give each folder its own save_z3 folder (one run per score)", param="save_z3")
         seen[name] = source
-    return [folder / f"{Path(s.name).stem}.z3.npz" for s in sources]
+    return [folder / z3_name(s.name) for s in sources]
 
 
 def checkpoint_sources(paths: Iterable[str | Path], *, arch: str = "auto", trust: bool = False) -> list[Source]:
@@ -551,9 +579,12 @@ def checkpoint_sources(paths: Iterable[str | Path], *, arch: str = "auto", trust
 
 def _checkpoint_identity(path: Path, arch: str, trust: bool) -> str:
     """A checkpoint's identity in the cache: its bytes, its file name (the epoch may come from it), the architecture
-    asked for and trust (a file read with trust_checkpoints is never served without it)."""
+    asked for and trust (a file read with trust_checkpoints is never served without it). A FIFO, device, folder or
+    broken link is an InputError naming it, found before anything is opened or hashed."""
     from sslmon.io.cache import file_digest
+    from sslmon.io.inputs import check_regular_file
 
+    check_regular_file(path, "checkpoint")
     return f"{file_digest(path)} name={path.name} arch={arch} trust={trust}"
 
 
@@ -642,6 +673,8 @@ def score_embedding_files(
     opts = options.resolve("embeddings")
     if opts.lidar_views and log:
         log("note: lidar_views has no effect on embedding files: LiDAR needs sslmon to embed augmented views of the images")
+    if opts.save_z3 is not None and log:
+        log("note: `save_z3` writes nothing for embedding files (Z3 files are saved for checkpoints); no Z3 file written")
     dev = resolve_device(opts.device)
     device = "cpu" if dev.type == "mps" else dev.type
     _say_layout(opts.eval_config(opts.k, device), log)

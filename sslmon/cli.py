@@ -2,16 +2,20 @@
 
 Exit codes: 0 success; 1 a ``--fail-if`` condition held; 2 some input failed
 (the others are still reported and written), the ``-o`` file could not be written
-(the results go to stdout) or a usage error; 130 interrupted (Ctrl-C) after the
-finished results were written.
+(the results go to stdout), stdout could not be written, or a usage error; 130 interrupted (Ctrl-C) after the
+finished results were written; 141 stdout closed by its reader (as for SIGPIPE).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
+from dataclasses import fields
 from enum import Enum
+import errno
 import inspect
 import io
+import os
+import re
 from pathlib import Path
 import sys
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, NoReturn, Optional, Sequence, get_args, get_origin
@@ -27,8 +31,8 @@ from sslmon import __version__, api
 from sslmon._text import one_line
 from sslmon.api import OnProgress, Options
 from sslmon.conditions import Condition, judge as judge_results, parse_condition
-from sslmon.io.config import (FOLDER_CONFIG, ConfigError, check_folder_key, check_type, folder_config, option_name, yaml_value,
-                           read_yaml)
+from sslmon.io.config import (FOLDER_CONFIG, ConfigError, check_bound, check_folder_key, check_type, folder_config, option_name,
+                              yaml_value, read_yaml)
 from sslmon.errors import OptionsError, SslmonError
 from sslmon.metrics import METRICS
 from sslmon.io.output import OutputError, ResultsFile, check_target, write_atomic
@@ -46,15 +50,38 @@ FLAGS = {"paths": "PATHS", "names": "NAMES", "cache": "--no-cache", "exclude_ini
          "trust": "--trust-checkpoints"}
 
 
+OPTION_FIELDS = {f.name for f in fields(Options)}
+
+
 def _flag(param: str | None) -> str | None:
     """``k`` -> ``--k``, ``save_z3`` -> ``--save-z3``, ``paths`` -> ``PATHS`` (see :data:`FLAGS`)."""
     return None if param is None else FLAGS.get(param, "--" + param.replace("_", "-"))
 
 
+_SETTING = re.compile(r"`([a-z_][a-z0-9_]*)(?:=([^`]*))?`")  # a setting as the library's messages spell it: `cache=False`
+
+
+def _spelled(message: str) -> str:
+    """The library's spelling of a setting in backquotes, `name=value` or `name`, as the command line spells it:
+    `cache=False` -> --no-cache, `weights="none"` -> --weights none, `save_z3` -> --save-z3."""
+
+    def flag(match: re.Match[str]) -> str:
+        name, value = match.group(1), match.group(2)
+        if name not in OPTION_FIELDS:
+            return match.group(0)
+        if value is None or value in ("True", "False"):
+            return str(_flag(name))
+        return f"{_flag(name)} {value.strip(chr(34) + chr(39))}"
+
+    return _SETTING.sub(flag, message)
+
+
 def _error_line(message: str, param: str | None) -> str:
-    """``error: MESSAGE [FLAG]``: the library's one-line message with the command-line flag of its parameter."""
+    """``error: MESSAGE [FLAG]``: the library's one-line message with the command-line flag of its parameter (no
+    ``[FLAG]`` when the message already names the flag)."""
     hint = _flag(param)
-    return f"error: {message}" + (f" [{hint}]" if hint else "")
+    message = _spelled(message)
+    return f"error: {message}" + (f" [{hint}]" if hint and hint not in message else "")
 
 
 class _Commands(TyperGroup):
@@ -66,6 +93,58 @@ class _Commands(TyperGroup):
         except SslmonError as exc:
             _say(_error_line(str(exc), exc.param))
             raise typer.Exit(2) from None
+        except StdoutError as exc:
+            raise typer.Exit(_stdout_failed(exc.error)) from None
+
+
+STDOUT_CLOSED = 141  # a closed stdout (a reader such as `head` gone): 128 + SIGPIPE, as a shell reports `yes | head`
+
+
+class StdoutError(Exception):
+    """stdout cannot be written (``error``: the OSError); raised by :class:`_GuardedStdout`."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _GuardedStdout:
+    """sys.stdout as the console script sees it: a write or flush that fails raises :class:`StdoutError`, so that a
+    full disk or a closed pipe is told apart from any other OSError (click would exit 1 on EPIPE)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except OSError as exc:
+            raise StdoutError(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except OSError as exc:
+            raise StdoutError(exc) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _stdout_failed(exc: OSError) -> int:
+    """The exit code when stdout cannot be written: 141 for a closed pipe (EPIPE; silently, as other command-line
+    tools), 2 with one ``error: stdout: ...`` line otherwise (a full disk). stdout then goes to /dev/null, so that
+    Python's final flush fails no more."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    if isinstance(exc, BrokenPipeError) or exc.errno == errno.EPIPE:
+        return STDOUT_CLOSED
+    _say(f"error: stdout: cannot write the results ({(exc.strerror or type(exc).__name__).lower()})")
+    return 2
 
 
 app = typer.Typer(
@@ -289,6 +368,7 @@ def _logger(quiet: bool, errors: bool = True) -> Callable[[str], None]:
     the caller prints each failure itself, with its flag)."""
 
     def log(msg: str) -> None:
+        msg = _spelled(msg)
         if msg.startswith("error:"):
             if errors:
                 _say(msg)
@@ -333,6 +413,11 @@ def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: Sequen
     files = [(config, False)] if config else []
     for path, untrusted in [*files, *((f, True) for f in folder_files)]:
         data = read_yaml(path)
+        overridden = [str(key) for key in data if option_name(key) in params and
+                      ctx.get_parameter_source(option_name(key)).name != "DEFAULT"]
+        if data:
+            _say(f"read options from {path}: {', '.join(map(str, data))}"
+                 + (f" (the command line wins for {', '.join(overridden)})" if overridden else ""))
         for key, value in data.items():
             name = option_name(key)
             if name not in params or name in ("paths", "names", "folder", "config"):
@@ -345,6 +430,7 @@ def _apply_yaml(ctx: typer.Context, config: Optional[Path], folder_files: Sequen
                     ctx.params[name] = params[name].process_value(ctx, value)  # coercion, bounds, callback
                 except Exception as exc:
                     raise ConfigError(f"{path}: option '{key}': {one_line(exc)}") from None
+                check_bound(path, key, ctx.params[name])
                 set_by_file.add(name)
 
 
@@ -425,7 +511,7 @@ def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditi
         _say(f"wrote {out.path} ({out.fmt})")
     if fmt == OutputFormat.table:
         render_table(run, rank_by, _stdout_console())
-    elif not written:
+    else:  # -o writes the results "also": stdout gets them in the --format asked for
         typer.echo(render(run, rank_by, fmt.value), nl=False)
     if interrupted:
         _say(f"interrupted: the {len(run.results)} finished result(s) were reported")
@@ -451,7 +537,7 @@ def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
                [("judge", JudgeOpt, Judge.latest)], INIT, FILES)
 def score(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Checkpoint folders or files (.pt .pth .ckpt .bin .safetensors, TorchScript), or embedding files (.npz, .npy).")],
+    paths: Annotated[list[Path], typer.Argument(readable=False, help="Checkpoint folders or files (.pt .pth .ckpt .bin .safetensors, TorchScript), or embedding files (.npz, .npy).")],
     **options: Any,
 ) -> None:
     """Score checkpoints (or embedding files) and print them ranked by label-free metrics (default: their consensus)."""
@@ -519,6 +605,8 @@ def watch(
         raise typer.BadParameter(f"{out_path}: watch appends JSON Lines: name a .jsonl file", param_hint="--output")
     out = _results_file(out_path, OutputFormat.jsonl, _input_files([folder], p["config"], p["dataset"]), append=True)
     log = _logger(p["quiet"])
+    if out is not None:
+        out.lock()  # a second watch on the same file is refused: it would write every record twice
     held = read_held(out_path, log) if out_path is not None else Held()
     scorer = api.Scorer(api.load_images(options, log), options, run_config={"arch": options.arch, "limit": options.limit},
                         log=lambda msg: None if msg.startswith("error:") else log(msg))  # watch reports failures itself
@@ -596,6 +684,8 @@ def train(
         dev = resolve_device(device)
     except ValueError as exc:
         raise typer.BadParameter(str(exc))
+    if out.exists() and not out.is_dir():
+        raise typer.BadParameter(f"{out}: is a file, not a folder (name a folder for the milestones)", param_hint="--out")
     try:
         data = load_dataset(dataset, train_limit=train_limit, seed=seed, image_size=image_size, trust_data=trust_data)
     except DatasetError as exc:
@@ -635,7 +725,7 @@ def _load_runs(paths: list[Path], names: Optional[list[str]]) -> list[NamedRun]:
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--name")
     try:
-        return [NamedRun(name, str(path), load_run(path)) for path, name in zip(paths, labels)]
+        return [NamedRun(name, str(path), load_run(path, log=_say)) for path, name in zip(paths, labels)]
     except ResultsFileError as exc:
         _fail(exc)
 
@@ -684,8 +774,6 @@ def correlate(
         except OutputError as exc:
             _fail(exc)
         _say(f"wrote {output}")
-        if fmt == CorrelateFormat.json:
-            return
     if fmt == CorrelateFormat.json:
         typer.echo(to_json(runs, against), nl=False)
     else:
@@ -757,10 +845,18 @@ _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "C
 
 
 def main() -> None:
-    """The console script: a usage error (bad option value, missing argument) is one ``error:`` line and exit 2."""
+    """The console script: a usage error (bad option value, missing argument) is one ``error:`` line and exit 2; so
+    is a stdout that cannot be written (a full disk); a closed stdout pipe exits 141 (see :func:`_stdout_failed`)."""
+    stdout = sys.stdout
+    sys.stdout = _GuardedStdout(stdout)  # type: ignore[assignment]
     try:
         code = app(standalone_mode=False)
+        sys.stdout.flush()  # here, not at exit: a full disk or a closed pipe is then one line and its exit code
     except _ClickException as exc:
         _say("error: " + " ".join(exc.format_message().split()))
         code = exc.exit_code
+    except StdoutError as exc:
+        code = _stdout_failed(exc.error)
+    finally:
+        sys.stdout = stdout
     sys.exit(code if isinstance(code, int) else 0)

@@ -23,6 +23,7 @@ from typing import Callable, Sequence
 
 from sslmon.api import Source
 from sslmon.io.cache import file_digest
+from sslmon.io.inputs import check_regular_file
 from sslmon.conditions import Condition, judge
 from sslmon.models.encoders import CheckpointError
 from sslmon.errors import SslmonError
@@ -41,19 +42,23 @@ class WatchError(SslmonError):
 
 @dataclass(frozen=True)
 class Stamp:
-    """What tells that a file changed between two polls: size (bytes) and modification time (ns)."""
+    """What tells that a file changed between two polls: size (bytes), modification and status-change time (ns; the
+    latter changes with the permissions too, so a file made readable is looked at again)."""
 
     size: int
     mtime_ns: int
+    ctime_ns: int = 0
 
 
 def stamp(path: str | Path) -> Stamp | None:
-    """The file's :class:`Stamp`, or None when it cannot be stat'ed (gone, or a broken link)."""
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return Stamp(st.st_size, st.st_mtime_ns)
+    """The file's :class:`Stamp` (a broken or looping link's own, so that it is reported), or None when it is gone."""
+    for look in (os.stat, os.lstat):
+        try:
+            st = look(path)
+        except OSError:
+            continue
+        return Stamp(st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return None
 
 
 @dataclass
@@ -148,7 +153,9 @@ def watch(
     after each new result or reported failure (the live table).
     """
     grace = max(3 * poll, 2.0) if grace is None else grace
-    run = Run(config={}, results=list(held.results), failures=list(held.failures), exclude_init=exclude_init)
+    run = Run(config={}, failures=list(held.failures), exclude_init=exclude_init)
+    for result in held.results:  # in file order: a checkpoint rewritten under its name shows its newest result
+        _replace(run, result)
     keys = set(held.keys)
     seen: dict[str, Stamp] = {}  # path -> stamp at the last poll
     done: dict[str, Stamp] = {}  # path -> stamp when it was scored, skipped as held, or reported broken
@@ -207,14 +214,29 @@ def _score_ready(
     broken: dict[str, _Broken], out: ResultsFile | None, log: Log, conditions: Sequence[Condition], rank_by: str,
     on_change: Callable[[Run], None] | None,
 ) -> None:
-    """Score the complete checkpoints that the output does not hold yet; a failure waits in ``broken``."""
+    """Score the complete checkpoints that the output does not hold yet; a failure to load waits in ``broken``; a
+    file that is not a regular file (FIFO, device, broken link) or cannot be read is reported at once, never opened
+    for reading or hashed (that could hang or never end)."""
     todo: list[Source] = []
     digests: dict[str, tuple[str, Stamp]] = {}
     for source, current in ready:
-        try:
-            digest = file_digest(source.path)
-        except OSError:
-            continue  # gone or unreadable since the poll: the next poll sees it again
+        problem = _unreadable(Path(source.path or source.name))
+        digest = None
+        if problem is None:
+            try:
+                digest = file_digest(source.path)
+            except OSError as exc:
+                problem = f"{source.path}: cannot read ({(exc.strerror or type(exc).__name__).lower()})"
+        if problem is not None:
+            if (str(None), source.name) in keys:
+                log(f"already in the output: {source.name}")
+            elif stamp(source.path) is not None:  # not deleted since the poll
+                keys.add((str(None), source.name))
+                _report(run, _Broken(current, time.monotonic(), Failure(str(source.path), problem), ""), out, log)
+                if on_change:
+                    on_change(run)
+            done[str(source.path)] = current
+            continue
         if (digest, source.name) in keys:
             log(f"already in the output: {source.name}")
             done[str(source.path)] = current
@@ -235,7 +257,7 @@ def _score_ready(
             broken[path] = _Broken(before, time.monotonic(), item, digest)
             return
         item.source["digest"] = digest
-        run.results.append(item)
+        _replace(run, item)
         keys.add((digest, item.name))
         done[path] = before
         if out is not None:
@@ -250,11 +272,27 @@ def _score_ready(
     score(todo, on_result)
 
 
+def _unreadable(path: Path) -> str | None:
+    """Why ``path`` cannot be read as a checkpoint without opening it (broken link, FIFO, device, folder), else None."""
+    try:
+        check_regular_file(path, "checkpoint")
+    except SslmonError as exc:
+        return str(exc)
+    return None
+
+
+def _replace(run: Run, item: Result) -> None:
+    """Add ``item`` to the run in place of an earlier result or failure of the same file (a checkpoint rewritten
+    under its name: the live and final tables show the new content only)."""
+    run.results = [r for r in run.results if r.path != item.path] + [item]
+    run.failures = [f for f in run.failures if f.path != item.path]
+
+
 def _report(run: Run, entry: _Broken, out: ResultsFile | None, log: Log) -> None:
     """Report a file that stayed broken: one ``error:`` line, one JSON line, one failure in the run."""
-    run.failures.append(entry.failure)
+    run.failures = [f for f in run.failures if f.path != entry.failure.path] + [entry.failure]
     if out is not None:
-        out.stream(jsonl_line(entry.failure, digest=entry.digest))
+        out.stream(jsonl_line(entry.failure, digest=entry.digest or None))
     log(f"error: {entry.failure.error}")
 
 

@@ -126,6 +126,8 @@ BAD_CHECKPOINTS: dict[str, tuple[str, bytes | Callable[[Path], None]]] = {
     "fifo": ("pipe.pt", os.mkfifo),
     "directory": ("folder.pt", Path.mkdir),
     "unicode_name_with_spaces": ("épo ch ✓ 3.pt", b"\x80\x02garbage"),
+    # /etc/passwd given as a checkpoint: torch's legacy reader failed with "IndexError: list index out of range"
+    "text_file": ("passwd.pt", b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"),
     # found by fuzzing (fuzzing.py): a zip whose member name claims UTF-8 but is not (UnicodeDecodeError in zipfile)
     "zip_member_name_not_utf8": ("bad_name.pt", zip_bytes("archive/é.pkl", "x").replace("é".encode(), b"\x80\x80")),
 }

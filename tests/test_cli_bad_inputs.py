@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from bad_files import BAD_CHECKPOINTS, BAD_EMBEDDINGS, RunsCode, Z, make_file, small_state, y
+from bad_files import BAD_CHECKPOINTS, BAD_EMBEDDINGS, RunsCode, Z, make_file, npz_bytes, small_state, y
 from helpers import CHEAP_JSON, error_lines, rankme_by_hand, run_cli, snapshot
 from sslmon.cli import app
 from sslmon.io.runfile import to_json
@@ -36,6 +36,21 @@ class Case:
     code: int = 2
     names: str = ""  # text the error line must contain (the bad input)
     scored: bool = False  # the good input is still scored and reported (stdout, or out/ when -o works)
+
+
+def _results_text(values: list[float], epoch_text: str | None = None) -> str:
+    """A results document by sslmon's own writer: four epochs of rankme = ``values`` and lp_acc; ``epoch_text``
+    replaces the last epoch's number (an integer of thousands of digits)."""
+    text = to_json(Run({}, [Result(f"e{e}", None, {"rankme": v, "lp_acc": 0.1 * e}, epoch=e) for e, v in enumerate(values)]),
+                   "lp_acc")
+    return text if epoch_text is None else text.replace('"epoch": 3', f'"epoch": {epoch_text}')
+
+
+def _z3_rows(*rows: list[float]) -> bytes:
+    """A Z3 file of 20 normal points (seeded) whose first rows are ``rows``."""
+    z3 = np.random.default_rng(0).normal(size=(20, 3))
+    z3[: len(rows)] = rows
+    return npz_bytes(z3=z3, epoch=np.int64(1))
 
 
 BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
@@ -75,6 +90,28 @@ CASES = [
     Case("plot-key-with-slash", ["plot", "{t}/slash.json", "--out", "{t}/out/plots"], names="slash.json"),
     Case("plot-out-is-a-file", ["plot", "{t}/results.json", "--out", "{t}/out/taken"], {"out/taken": "x"}, names="out/taken"),
     Case("plot-z3-bad-epoch", ["plot", "{t}/results.json", "--out", "{t}/out/plots", "--z3", "{t}/z3"], names="x.z3.npz"),
+    # issue 21: a folder's option file cannot make the run endless, nor can --config
+    Case("folder-umap-epochs-huge", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "umap-epochs: 100000000\n"}, names="'umap-epochs': 100000000"),
+    Case("folder-seeds-huge", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "seeds: 100000\n"}, names="'seeds': 100000 seeds"),
+    Case("folder-limit-huge", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "limit: 100000000000\n"}, names="'limit'"),
+    Case("folder-image-size-huge", ["{t}/ckpts"], {"ckpts/sslmon.yaml": "image-size: 100000\n"}, names="'image-size'"),
+    Case("config-batch-size-huge", ["--config", "{t}/c.yaml"], {"c.yaml": "batch-size: 10000000\n"}, names="'batch-size'"),
+    Case("config-seed-list-long", ["--config", "{t}/c.yaml"], {"c.yaml": f"seeds: {list(range(50))}\n"}, names="50 seeds"),
+    # issue 21: names over 255 bytes, integers over Python's 4300 digits, values no axis can show, bad Z3 rows
+    Case("output-name-too-long", ["-o", "{t}/out/" + "r" * 300 + ".json"], names="longer than the 255 bytes"),
+    Case("correlate-integer-too-long", ["correlate", "{t}/digits.json"], {"digits.json": _results_text([1, 2, 4, 3], "9" * 5000)},
+         names="digits.json: holds an integer of more than 4300 digits"),
+    Case("plot-integer-too-long", ["plot", "{t}/digits.json", "--out", "{t}/out/plots"],
+         {"digits.json": _results_text([1, 2, 4, 3], "9" * 5000)}, names="digits.json"),
+    Case("plot-values-1e308", ["plot", "{t}/huge.json", "--out", "{t}/out/plots"], {"huge.json": _results_text([1e308, -1e308, 1, 2])},
+         names="huge.json: metric rankme holds"),
+    Case("plot-z3-rows-1e308", ["plot", "{t}/results.json", "--out", "{t}/out/plots", "--z3", "{t}/z3big"],
+         {"z3big/a.z3.npz": _z3_rows([1e308, 0, 0], [-1e308, 0, 0])}, names="a.z3.npz: 2 of 20 z3 rows"),
+    Case("plot-z3-rows-nan", ["plot", "{t}/results.json", "--out", "{t}/out/plots", "--z3", "{t}/z3nan"],
+         {"z3nan/b.z3.npz": _z3_rows([np.nan, 0, 0])}, names="b.z3.npz: 1 of 20 z3 rows"),
+    Case("plot-z3-empty", ["plot", "{t}/results.json", "--out", "{t}/out/plots", "--z3", "{t}/z3empty"],
+         {"z3empty/c.z3.npz": npz_bytes(z3=np.zeros((0, 3)), epoch=np.int64(1))}, names="c.z3.npz: z3 holds no points"),
+    Case("train-out-is-a-file", ["train", "simclr", "--out", "{t}/good.npz"], names="good.npz: is a file"),
 ]
 
 
@@ -104,7 +141,7 @@ def test_bad_input_gives_one_error_line_and_touches_nothing(case: Case, tmp_path
     monkeypatch.setenv("SSLMON_CACHE_DIR", str(tmp_path / "out" / "cache"))
     monkeypatch.chdir(tmp_path / "out")
     args = [a.replace("{t}", str(tmp_path)) for a in case.args]
-    if args[0] not in ("correlate", "plot"):  # score: the good embedding file first, unless a folder is scored
+    if args[0] not in ("correlate", "plot", "train"):  # score: the good embedding file first, unless a folder is scored
         args = ["score", *([] if any(a.endswith("ckpts") for a in args) else [str(tmp_path / "good.npz")]), *args, *FAST]
     before = snapshot(tmp_path)
 

@@ -17,10 +17,12 @@ from sslmon.cli import app
 def test_cli_compare_offline_names_the_missing_file_and_scores_the_cached_model(tmp_path, tiny_data, monkeypatch, runner):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setattr(torch.hub, "_hub_dir", None)
-    cached = tmp_path / "torch" / "hub" / "checkpoints" / Path(torchvision.models.SqueezeNet1_1_Weights.DEFAULT.url).name
-    cached.parent.mkdir(parents=True)
+    folder = tmp_path / "torch" / "hub" / "checkpoints"
+    folder.mkdir(parents=True)
     torch.manual_seed(0)
-    torch.save(torchvision.models.squeezenet1_1().state_dict(), cached)
+    # a cached file whose name carries the hash prefix of its content (else it is refused as corrupt)
+    name = serve_weights(folder, "https://download.pytorch.org/models", torchvision.models.squeezenet1_1().state_dict(), monkeypatch)
+    cached = folder / name
     url = torchvision.models.MobileNet_V3_Small_Weights.DEFAULT.url
     result = runner.invoke(app, ["compare", "squeezenet1_1", "mobilenet_v3_small", "--dataset", tiny_data, "--offline",
                                  "--k", "3", *CHEAP_JSON])

@@ -4,11 +4,14 @@ without label columns and with one note line. Cheap metrics (no UMAP) in the wat
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -163,3 +166,107 @@ def test_bad_outputs_are_one_error_line_before_watching(tmp_path: Path, capsys, 
     assert garbage.read_text() == "my own notes\n"  # not appended to
     code, _, stderr = run_cli(["watch", str(tmp_path / "missing")], capsys, monkeypatch)
     assert code == 2 and stderr == f"error: {tmp_path / 'missing'}: not a directory\n"
+
+
+# --------------------------------------------------------------------------- issue 21: nothing hangs, nothing doubles
+
+
+def test_special_broken_and_unreadable_files_are_reported_once_and_idle_still_fires(tmp_path: Path) -> None:
+    folder, out, log = tmp_path / "run", tmp_path / "out.jsonl", tmp_path / "stderr.txt"
+    folder.mkdir()
+    shutil.copy(SAMPLES / NAMES[1], folder / NAMES[1])
+    os.mkfifo(folder / "epoch_0002.pt")  # hashing it waited for a writer forever
+    (folder / "epoch_0003.pt").symlink_to("/dev/zero")  # hashing it never ended
+    (folder / "epoch_0004.pt").symlink_to(tmp_path / "gone.pt")  # broken: was skipped without a word
+    (folder / "loop_a.pt").symlink_to(folder / "loop_b.pt")
+    (folder / "loop_b.pt").symlink_to(folder / "loop_a.pt")
+    (folder / "epoch_0005.pt").symlink_to("/proc/self/mem")  # unreadable even by root (EIO): kept it "ready" forever
+    bad = ["epoch_0002.pt", "epoch_0003.pt", "epoch_0004.pt", "epoch_0005.pt", "loop_a.pt", "loop_b.pt"]
+    for attempt in ("first", "restart"):
+        proc = _watcher(folder, out, tmp_path, log, "--until-idle", "2")
+        try:
+            proc.communicate(timeout=240)  # --until-idle fires: a hang fails here
+        finally:
+            proc.kill()
+        stderr = log.read_text()
+        assert proc.returncode == 0 and "Traceback" not in stderr, stderr
+        errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+        if attempt == "first":
+            assert len(errors) == len(bad), stderr
+            for name in bad:
+                (line,) = [line for line in errors if line.startswith(f"error: {folder / name}: ")]
+            assert "not a regular file" in [line for line in errors if "epoch_0002.pt" in line][0]
+            assert "broken symbolic link or link loop" in [line for line in errors if "epoch_0004.pt" in line][0]
+            assert "cannot read (input/output error)" in [line for line in errors if "epoch_0005.pt" in line][0]
+        else:  # the output holds them all: nothing reported or written again
+            assert errors == [] and sum(line.startswith("already in the output:") for line in stderr.splitlines()) == 7
+        records = _records(out)
+        assert sorted(Path(r["path"]).name for r in records if r.get("failed")) == bad
+        assert [r["name"] for r in records if not r.get("failed")] == [NAMES[1]]
+        assert records[-1]["source"]["digest"] == _digest(SAMPLES / NAMES[1])
+
+
+def test_a_second_writer_on_the_output_is_refused(tmp_path: Path, capsys, monkeypatch) -> None:
+    folder, out = tmp_path / "run", tmp_path / "out.jsonl"
+    folder.mkdir()
+    out.write_text("")
+    with open(out, "a") as holder:  # what a running watch holds: an exclusive lock on its output
+        fcntl.flock(holder.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, stdout, stderr = run_cli(["watch", str(folder), "-o", str(out), "--until-idle", "0", "-q"], capsys, monkeypatch)
+    assert code == 2 and stderr.splitlines() == [
+        f"error: {out}: another process (a second sslmon watch?) is appending to it; name another output file"]
+    assert out.read_text() == ""
+
+
+def test_correlate_counts_records_that_two_writers_doubled_once(tmp_path: Path, capsys, monkeypatch) -> None:
+    from sslmon.io.runfile import jsonl_line
+    from sslmon.results import Result
+
+    values, acc = [1.0, 3.0, 2.0, 5.0, 4.0, 7.0], [0.1, 0.4, 0.2, 0.6, 0.5, 0.7]
+    lines = [jsonl_line(Result(f"epoch_{e:04d}.pt", None, {"rankme": v, "lp_acc": a}, epoch=e, source={"digest": f"{e:064x}"}))
+             for e, (v, a) in enumerate(zip(values, acc))]
+    doubled = tmp_path / "doubled.jsonl"
+    doubled.write_text("".join(line for line in lines for _ in range(2)))  # every record twice: two watchers, no lock
+    code, stdout, stderr = run_cli(["correlate", str(doubled), "--against", "lp_acc", "-f", "json"], capsys, monkeypatch)
+    assert code == 0, stderr
+    assert stderr.splitlines() == [f"warning: {doubled}: 6 record(s) repeat the (name, digest) of an earlier one "
+                                   "(two writers on one file?); each is counted once"]
+    cell = json.loads(stdout)["runs"][0]["correlations"]["rankme"]["with_init"]
+    assert cell["n"] == 6 and cell["pearson_r"] == pytest.approx(pearsonr(values, acc).statistic)
+
+
+def test_a_checkpoint_replaced_under_its_name_replaces_its_row(tmp_path: Path) -> None:
+    folder, out, log = tmp_path / "run", tmp_path / "out.jsonl", tmp_path / "stderr.txt"
+    folder.mkdir()
+    shutil.copy(SAMPLES / NAMES[1], folder / NAMES[1])
+    shutil.copy(SAMPLES / NAMES[2], folder / NAMES[2])
+    proc = _watcher(folder, out, tmp_path, log, "--until-idle", "3")
+    try:
+        _wait_for(out, 2, proc)
+        shutil.copy(SAMPLES / NAMES[5], folder / ".tmp")  # an atomic save of new weights under the old name
+        os.replace(folder / ".tmp", folder / NAMES[1])
+        stdout, _ = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, log.read_text()
+    records = _records(out)
+    assert [(r["name"], r["source"]["digest"]) for r in records] == [
+        (NAMES[1], _digest(SAMPLES / NAMES[1])), (NAMES[2], _digest(SAMPLES / NAMES[2])), (NAMES[1], _digest(SAMPLES / NAMES[5]))]
+    rows = [line for line in stdout.splitlines() if NAMES[1] in line]
+    assert len(rows) == 1  # the final table: the new content only
+    new_l2 = records[2]["metrics"]["l2_std"]
+    assert f"{new_l2:.4g}" in rows[0] and f"{records[0]['metrics']['l2_std']:.4g}" not in stdout
+
+
+@pytest.mark.slow
+def test_soak_kills_and_restarts_lose_and_double_nothing(tmp_path: Path) -> None:
+    """bench/soak_watch.py for 30 s of writing (the long run is 30 min, figures in the README): good, slow, truncated,
+    replaced, unreadable and special files; watchers killed with SIGKILL at random; a last one with --until-idle."""
+    script = Path(__file__).resolve().parents[1] / "bench" / "soak_watch.py"
+    run = subprocess.run([sys.executable, str(script), "--duration", "30", "--seed", "3", "--work", str(tmp_path / "soak")],
+                         env=child_env(SSLMON_CACHE_DIR=str(tmp_path / "cache")), capture_output=True, text=True, timeout=600)
+    figures = json.loads(run.stdout)
+    assert run.returncode == 0, (figures, run.stderr)
+    assert figures["duplicated"] == 0 and figures["lost"] == 0 and figures["bad_unreported"] == 0
+    assert figures["hung"] == 0 and figures["crashed"] == 0 and figures["last_exit"] == 0
+    assert figures["written"] > 5 and figures["kills"] >= 1 and figures["scored"] >= figures["written"]

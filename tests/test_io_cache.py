@@ -137,3 +137,25 @@ def test_cache_entries_are_never_read_half_written(tmp_path):
         thread.join()
     assert all(r is not None and 1.0 <= r.metrics["rankme"] <= 50.0 for r in seen)
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_file_digest_refuses_fifos_and_devices_before_reading(tmp_path):
+    import hashlib
+    import threading
+
+    (tmp_path / "w.pt").write_bytes(b"weights" * 1000)
+    assert file_digest(tmp_path / "w.pt") == hashlib.sha256(b"weights" * 1000).hexdigest()
+    os.mkfifo(tmp_path / "pipe.pt")  # opened for reading, it would wait for a writer forever
+    (tmp_path / "zero.pt").symlink_to("/dev/zero")  # read, it never ends
+    outcome: dict[str, str] = {}
+
+    def digest_all() -> None:
+        for name in ("pipe.pt", "zero.pt"):
+            try:
+                file_digest(tmp_path / name)
+            except OSError as exc:
+                outcome[name] = exc.strerror
+    worker = threading.Thread(target=digest_all, daemon=True)
+    worker.start()
+    worker.join(timeout=60)  # a regression hangs here: the test then fails instead of stalling
+    assert not worker.is_alive() and outcome == {"pipe.pt": "not a regular file", "zero.pt": "not a regular file"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 import sys
 from pathlib import Path
@@ -390,15 +392,18 @@ def test_stored_normalisation_and_epoch(extra, tmp_path, state):
 # --------------------------------------------------------------------------- torchvision
 
 
-def test_torchvision_weights_come_from_the_hub_cache(torch_home, rgb_images):
+def test_torchvision_weights_come_from_the_hub_cache(torch_home, rgb_images, monkeypatch):
     weights = torchvision.models.ResNet18_Weights.DEFAULT
     torch.manual_seed(3)
     full = torchvision.models.resnet18()  # random weights standing in for the pretrained ones
-    cached = torch_home / "hub" / "checkpoints" / Path(weights.url).name
+    blob = torch_home / "blob"
+    torch.save(full.state_dict(), blob)
+    # the cached file's name carries the hash prefix of its content, as torchvision's names do
+    name = f"resnet18-{hashlib.sha256(blob.read_bytes()).hexdigest()[:8]}.pth"
+    monkeypatch.setattr(weights.value, "url", f"https://download.pytorch.org/models/{name}")
+    cached = torch_home / "hub" / "checkpoints" / name
     cached.parent.mkdir(parents=True)
-    # The name carries the real file's hash prefix (f37072fd) but the content differs: torch.hub
-    # verifies hashes only while downloading (check_hash), never for files already cached.
-    torch.save(full.state_dict(), cached)
+    blob.rename(cached)
     encoder = load_torchvision("resnet18")
     full.fc = nn.Identity()
     assert torch.equal(embed(encoder.model, rgb_images), embed(full, rgb_images))
@@ -407,14 +412,40 @@ def test_torchvision_weights_come_from_the_hub_cache(torch_home, rgb_images):
     assert encoder.input_size == 224
 
 
-def test_torchvision_cached_file_is_unpickled_weights_only(torch_home, state):
-    cached = torch_home / "hub" / "checkpoints" / Path(torchvision.models.ResNet18_Weights.DEFAULT.url).name
-    cached.parent.mkdir(parents=True)
+def test_torchvision_cached_file_is_unpickled_weights_only(torch_home, state, monkeypatch):
+    weights = torchvision.models.ResNet18_Weights.DEFAULT
+    blob = torch_home / "blob"
     marker = torch_home / "pwned"
-    torch.save({"payload": WritesMarker(marker)}, cached)
+    torch.save({"payload": WritesMarker(marker)}, blob)
+    name = f"resnet18-{hashlib.sha256(blob.read_bytes()).hexdigest()[:8]}.pth"  # the hash matches: it gets loaded
+    monkeypatch.setattr(weights.value, "url", f"https://download.pytorch.org/models/{name}")
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    blob.rename(torch_home / "hub" / "checkpoints" / name)
     with pytest.raises(CheckpointError, match="not a plain weights file"):
         load_torchvision("resnet18")
     assert not marker.exists()
+
+
+def test_cached_weights_that_do_not_match_the_hash_in_their_name_are_refused(torch_home):
+    cached = torch_home / "hub" / "checkpoints" / Path(torchvision.models.ResNet18_Weights.DEFAULT.url).name
+    cached.parent.mkdir(parents=True)
+    torch.manual_seed(3)
+    torch.save(torchvision.models.resnet18().state_dict(), cached)  # loads fine, but is not the file its name promises
+    digest = hashlib.sha256(cached.read_bytes()).hexdigest()
+    assert not digest.startswith("f37072fd")
+    with pytest.raises(CheckpointError) as info:
+        load_torchvision("resnet18", download=False)
+    message = str(info.value)
+    assert message.startswith("resnet18: cached weights ") and str(cached) in message and "\n" not in message
+    assert f"SHA-256 {digest[:8]}..., name says f37072fd" in message and info.value.param == "weights"
+
+
+def test_cached_weights_that_are_a_fifo_are_refused_without_hanging(torch_home):
+    cached = torch_home / "hub" / "checkpoints" / Path(torchvision.models.ResNet18_Weights.DEFAULT.url).name
+    cached.parent.mkdir(parents=True)
+    os.mkfifo(cached)  # reading it would wait for a writer forever
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_torchvision("resnet18", download=False)
 
 
 def test_missing_weights_are_downloaded_hash_checked_into_torch_home(torch_home, weights_server, monkeypatch, capsys):
@@ -466,7 +497,7 @@ def test_offline_weights_not_cached_fail_fast_without_network(how, torch_home, w
         load_torchvision("squeezenet1_1", download=False if how == "argument" else None)
     assert str(info.value) == (
         f"squeezenet1_1: pretrained weights not cached and downloads are off (offline or SSLMON_OFFLINE=1); "
-        f"put {name} into {torch_home / 'hub' / 'checkpoints'}/ (from {base}/{name}) or use weights none"
+        f"put {name} into {torch_home / 'hub' / 'checkpoints'}/ (from {base}/{name}) or use `weights=\"none\"`"
     )
     assert requested == []
 
@@ -496,6 +527,23 @@ def test_bad_checkpoint_is_a_one_line_checkpoint_error(case, tmp_path, monkeypat
     message = str(info.value)
     assert message.startswith(f"{path}: ") and "\n" not in message, message
     assert not (tmp_path / "pwned_by_checkpoint").exists()
+
+
+def test_a_text_file_is_not_a_pytorch_checkpoint_and_torch_messages_are_shown_whole(tmp_path):
+    path = make_file(tmp_path, *BAD_CHECKPOINTS["text_file"])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    assert str(info.value) == (f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle: it starts with "
+                               "b'root:x:0')")
+    # a torch message longer than the old 200-character cut is shown whole, on one line
+    path = make_file(tmp_path, *BAD_CHECKPOINTS["truncated"])
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(path)
+    try:
+        torch.load(path, weights_only=True)
+    except Exception as exc:  # torch's own message, independently
+        torch_message = " ".join(str(exc).split())
+    assert torch_message in str(info.value) and "\n" not in str(info.value) and not str(info.value).endswith("...)")
 
 
 def test_half_precision_and_nan_checkpoints_load(tmp_path):

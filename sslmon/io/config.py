@@ -28,6 +28,13 @@ FOLDER_KEYS = frozenset({"limit", "train_limit", "image_size", "arch", "k", "see
                          "metrics", "bin_factor", "batch_size", "device", "precision", "fail_if"})
 
 
+# The largest value an option file (--config or a folder's sslmon.yaml) may set, so that a downloaded folder cannot
+# make a run endless or exhaust memory; larger values only on the command line. "seeds": how many seeds.
+FILE_BOUNDS: dict[str, int | float] = {"umap_epochs": 5000, "seeds": 20, "limit": 10_000_000, "train_limit": 10_000_000,
+                                       "image_size": 1024, "k": 1000, "batch_size": 4096, "bin_factor": 10.0,
+                                       "lidar_views": 64}
+
+
 class ConfigError(SslmonError, ValueError):
     """An option file that is refused; the message names the file (and the key), on one line."""
 
@@ -74,6 +81,19 @@ def check_folder_key(path: Path, key: Any) -> None:
     if option_name(key) not in FOLDER_KEYS:
         raise ConfigError(f"{path}: '{key}' cannot be set by a folder's own {FOLDER_CONFIG} (it travels with the data); "
                           f"give it on the command line or in --config. A folder may set: {', '.join(sorted(FOLDER_KEYS))}")
+
+
+def check_bound(path: Path, key: Any, value: Any) -> None:
+    """ConfigError naming the file and key when an option file sets ``key`` above :data:`FILE_BOUNDS` (for
+    ``seeds``: more seeds than that, a tuple)."""
+    name = option_name(key)
+    if name not in FILE_BOUNDS or value is None:
+        return
+    size = len(value) if name == "seeds" else value
+    if size > FILE_BOUNDS[name]:
+        what = f"{len(value)} seeds" if name == "seeds" else str(value)
+        raise ConfigError(f"{path}: option '{key}': {what} is above the {FILE_BOUNDS[name]:g} an option file may set "
+                          "(a folder's file could make the run endless); give a larger value on the command line")
 
 
 _WANTED = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

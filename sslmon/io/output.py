@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 from pathlib import Path
 import stat
 import tempfile
-from typing import Callable, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from sslmon.errors import SslmonError
 
@@ -46,13 +47,24 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def read_regular(path: Path, limit: int) -> bytes:
-    """At most ``limit + 1`` bytes of a regular file (so the caller can tell it is over ``limit``), opened without
-    blocking: a FIFO or device under the expected name is an OSError ("not a regular file"), never a hang."""
+def open_regular(path: str | Path) -> BinaryIO:
+    """``path`` opened for reading in binary, only when it is a regular file: checked with ``os.stat`` before the open
+    (a device is never opened) and with ``fstat`` after it (opened without blocking, so a FIFO swapped in between
+    never hangs). A FIFO, device, socket or directory is an OSError "not a regular file"."""
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
+    f = os.fdopen(fd, "rb")
+    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+        f.close()
+        raise OSError(errno.EINVAL, "not a regular file", str(path))
+    return f
+
+
+def read_regular(path: Path, limit: int) -> bytes:
+    """At most ``limit + 1`` bytes of a regular file (so the caller can tell it is over ``limit``); see
+    :func:`open_regular`: a FIFO or device under the expected name is an OSError, never a hang."""
+    with open_regular(path) as f:
         return f.read(limit + 1)
 
 
@@ -71,9 +83,36 @@ def read_text(path: Path, limit: int, error: type[Exception], what: str) -> str:
         raise error(f"{path}: not a text file (expected {what})") from None
 
 
+NAME_MAX = 255  # bytes in one file name on Linux, macOS and Windows filesystems (os.pathconf's PC_NAME_MAX)
+TMP_PREFIX = ".sslmon-"  # temporary files: mkstemp adds 8 characters and the suffix, so they stay short
+
+
+def check_name(path: Path) -> None:
+    """OutputError when a part of ``path`` is longer than the filesystem allows (:data:`NAME_MAX` bytes)."""
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            raise OutputError(f"{printable_name(path)}: the file name is {size} bytes, longer than the {NAME_MAX} "
+                              "bytes a filesystem allows; name a shorter file")
+
+
+def printable_name(path: Path, limit: int = 120) -> str:
+    """``path`` for a message: a name over ``limit`` characters is shortened to its start and end."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
+
+
 def check_target(path: Path, inputs: Iterable[Path] = ()) -> None:
-    """Refuse ``path`` as an output before any work: a directory, one of ``inputs``, or a file that cannot be created
-    in its folder (read-only, /proc, a missing parent that cannot be made). Raises OutputError."""
+    """Refuse ``path`` as an output before any work: a name too long, a directory, one of ``inputs``, or a file that
+    cannot be created in its folder (read-only, /proc, a missing parent that cannot be made). Raises OutputError."""
+    check_name(path)
+    try:
+        _check_target(path, inputs)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be written ({_reason(exc)})") from None
+
+
+def _check_target(path: Path, inputs: Iterable[Path]) -> None:
     if path.is_dir():
         raise OutputError(f"{path}: is a directory (name a file such as {path / 'results.json'})")
     for source in inputs:
@@ -88,7 +127,7 @@ def check_target(path: Path, inputs: Iterable[Path] = ()) -> None:
         raise OutputError(f"{path}: {folder} is not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".probe")
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=TMP_PREFIX, suffix=".probe")
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
@@ -109,6 +148,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
     """Replace ``path`` by ``data`` in one step (temporary file in the same folder, fsync, ``os.replace``; a symlink
     is followed); devices and FIFOs are written in place. Raises OutputError naming the file."""
     raw = data.encode() if isinstance(data, str) else data
+    check_name(path)
     try:
         if _special(path):
             with open(path, "wb") as f:
@@ -116,7 +156,7 @@ def write_atomic(path: Path, data: str | bytes) -> None:
             return
         target = Path(os.path.realpath(path))
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=TMP_PREFIX, suffix=".tmp")
     except OSError as exc:
         raise OutputError(f"{path}: cannot write ({_reason(exc)})") from None
     try:
@@ -156,6 +196,22 @@ class ResultsFile:
         self.close()
         message = str(exc) if isinstance(exc, OutputError) else f"{self.path}: cannot write ({_reason(exc)})"
         self.report(f"error: {message}; the results are printed on stdout instead")
+
+    def lock(self) -> None:
+        """Open the file for appending (created when missing) and hold an exclusive ``flock`` on it for the run, so a
+        second writer (another ``sslmon watch`` on the same file) is refused with OutputError instead of doubling
+        every record. The lock goes with the process (also on ``kill -9``). Devices and FIFOs are not locked."""
+        if not self._streaming or self._stream is not None:
+            return
+        try:
+            self._stream = open(os.path.realpath(self.path), "a", encoding="utf-8")
+            fcntl.flock(self._stream.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            self.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise OutputError(f"{self.path}: another process (a second sslmon watch?) is appending to it; "
+                                  "name another output file") from None
+            raise OutputError(f"{self.path}: cannot write ({_reason(exc)})") from None
 
     def stream(self, line: str) -> None:
         """Append one finished record (JSON Lines only) and flush it to disk."""

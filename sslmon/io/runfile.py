@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from dataclasses import asdict
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sslmon.errors import SslmonError
 from sslmon.io.output import read_text
 from sslmon.results import Failure, Result, Run, without_rank
 
 MAX_RESULTS_BYTES = 256 * 2**20  # largest results file read (256 MiB: some 100,000 records with per-seed values)
+TOO_MANY_DIGITS = f"holds an integer of more than {sys.get_int_max_str_digits()} digits (Python's limit for reading one)"
 FAILURE_EXTRAS = ("failed", "digest")  # keys a JSON Lines failure carries beside the Failure's own
 
 
@@ -61,29 +63,33 @@ def parse_record(record: Any) -> Result | Failure:
     return Result.from_dict(without_rank(record))
 
 
-def load_run(path: str | Path) -> Run:
+def load_run(path: str | Path, log: Callable[[str], None] | None = None) -> Run:
     """The run in a results file: a JSON document (``score -f json``) or JSON Lines (one record per line; failures
-    go to ``Run.failures``; no config). ResultsFileError, one line naming the file, for anything else."""
+    go to ``Run.failures``; no config). ResultsFileError, one line naming the file, for anything else. A record that
+    repeats the (name, digest) of an earlier one (two writers on one file) is dropped, and ``log`` gets one
+    ``warning:`` line saying how many."""
     path = Path(path)
     text = read_text(path, MAX_RESULTS_BYTES, ResultsFileError, "the JSON of `sslmon score -f json`")
     if not text.strip():
         raise ResultsFileError(f"{path}: empty (no results yet?)")
     try:
-        return _parse(path, text)
+        return _parse(path, text, log)
     except RecursionError:
         raise ResultsFileError(f"{path}: nested too deeply, not an sslmon results file") from None
 
 
-def _parse(path: Path, text: str) -> Run:
+def _parse(path: Path, text: str, log: Callable[[str], None] | None = None) -> Run:
     """The run in the text of ``path``: a JSON document, else JSON Lines."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":  # more than one JSON value: JSON Lines
             raise ResultsFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        return _json_lines(path, text)
+        return _json_lines(path, text, log)
+    except ValueError:  # the one other ValueError of json.loads: an integer too long to convert
+        raise ResultsFileError(f"{path}: {TOO_MANY_DIGITS}; not an sslmon results file") from None
     if isinstance(doc, dict) and "results" not in doc and ("metrics" in doc or doc.get("failed") is True):
-        return _json_lines(path, text)  # JSON Lines with a single record
+        return _json_lines(path, text, log)  # JSON Lines with a single record
     if not isinstance(doc, dict) or "results" not in doc:
         raise ResultsFileError(f"{path}: not an sslmon results document (no 'results' list; write one with `sslmon score -f json`)")
     try:
@@ -92,9 +98,23 @@ def _parse(path: Path, text: str) -> Run:
         raise ResultsFileError(f"{path}: {exc}") from None
 
 
-def _json_lines(path: Path, text: str) -> Run:
-    """The records of a JSON Lines file as a run without config; ResultsFileError naming the file and the line."""
+def record_key(record: dict[str, Any]) -> tuple[str, str] | None:
+    """What identifies a JSON Lines record of ``sslmon watch``: (file name, SHA-256 of its bytes), None without a
+    digest (``score -f jsonl`` writes none)."""
+    source = record.get("source")
+    digest = record.get("digest") if record.get("failed") is True else source.get("digest") if isinstance(source, dict) else None
+    if not isinstance(digest, str):
+        return None
+    name = Path(str(record.get("path"))).name if record.get("failed") is True else str(record.get("name"))
+    return name, digest
+
+
+def _json_lines(path: Path, text: str, log: Callable[[str], None] | None = None) -> Run:
+    """The records of a JSON Lines file as a run without config; ResultsFileError naming the file and the line.
+    Repeated (name, digest) records are counted once (see :func:`load_run`)."""
     run = Run(config={})
+    seen: set[tuple[str, str]] = set()
+    repeated = 0
     lines = text.splitlines()
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -104,9 +124,20 @@ def _json_lines(path: Path, text: str) -> Run:
         except json.JSONDecodeError as exc:
             last = " (an unfinished last line: is a writer still at it?)" if number == len(lines) and not text.endswith("\n") else ""
             raise ResultsFileError(f"{path}: line {number} is not valid JSON ({exc.msg}){last}") from None
+        except ValueError:  # an integer too long to convert
+            raise ResultsFileError(f"{path}: line {number}: {TOO_MANY_DIGITS}") from None
         try:
             item = parse_record(record)
         except ValueError as exc:
             raise ResultsFileError(f"{path}: line {number}: {exc}") from None
+        key = record_key(record)
+        if key is not None and key in seen:
+            repeated += 1
+            continue
+        if key is not None:
+            seen.add(key)
         (run.failures if isinstance(item, Failure) else run.results).append(item)
+    if repeated and log:
+        log(f"warning: {path}: {repeated} record(s) repeat the (name, digest) of an earlier one (two writers on one "
+            "file?); each is counted once")
     return run

@@ -21,6 +21,7 @@ from sslmon.io.output import write_atomic
 
 SUFFIX = ".z3.npz"
 UNKNOWN_EPOCH = -1
+MAX_COORDINATE = 1e6  # UMAP lays points out within some tens of units; far beyond is not a layout (and cannot be drawn)
 # Per array, the numpy dtype kinds it may have and their description.
 KINDS = {"z3": ("iuf", "real numbers"), "c1": ("iu", "integers"), "c2": ("iu", "integers"),
          "labels": ("biufUS", "numbers or class names")}
@@ -84,6 +85,13 @@ def read_z3(path: str | Path) -> Z3File:
     if "z3" not in arrays:
         raise Z3FileError(f"{path}: no array 'z3' (found: {', '.join(names) or 'none'}); not a Z3 file from --save-z3")
     try:
-        return _checked(f"{path}: ", arrays.pop("z3"), arrays.pop("epoch", None), arrays)
+        saved = _checked(f"{path}: ", arrays.pop("z3"), arrays.pop("epoch", None), arrays)
     except ValueError as exc:
         raise Z3FileError(str(exc)) from None
+    if len(saved.z3) == 0:
+        raise Z3FileError(f"{path}: z3 holds no points")
+    bad = int((~np.isfinite(saved.z3) | (np.abs(saved.z3) > MAX_COORDINATE)).any(axis=1).sum())
+    if bad:
+        raise Z3FileError(f"{path}: {bad} of {len(saved.z3)} z3 rows hold NaN, Inf or coordinates beyond "
+                          f"+-{MAX_COORDINATE:g}; not a UMAP layout from --save-z3")
+    return saved

@@ -40,6 +40,7 @@ MAD_TO_STD = 1.4826  # MAD * 1.4826 estimates the std of normally distributed va
 OUTLIER_RULE = (f"black × = outlier: distance to the median of Z3 > median distance + {OUTLIER_FACTOR:g} robust std "
                 f"(robust std = {MAD_TO_STD} × median absolute deviation of the distances)")
 DPI = 120
+MAX_PLOT_VALUE = 1e100  # metric values beyond this make matplotlib's axis arithmetic overflow (sslmon's are far below)
 
 
 class PlotError(SslmonError, ValueError):
@@ -424,6 +425,10 @@ def make_plots(
             if not _SAFE_KEY.fullmatch(key):
                 raise PlotError(f"{run.path}: metric key {key!r} cannot be part of a file name "
                                 "(letters, digits, '_', '-' and '.' only)")
+            values = [v for v in run.run.values(key) if v is not None]
+            if values and max(abs(v) for v in values) > MAX_PLOT_VALUE:
+                raise PlotError(f"{run.path}: metric {key} holds {max(values, key=abs):g}, beyond the +-{MAX_PLOT_VALUE:g} "
+                                "an axis can show; not an sslmon value")
     snapshots = load_z3_dir(z3_dir) if z3_dir is not None else []
     chosen = select_snapshots(snapshots, epochs) if snapshots else []
     outlier_epochs = {s.epoch: int(n) for s in snapshots if s.epoch is not None and (n := find_outliers(s.z3).sum())}

@@ -160,13 +160,14 @@ def find_checkpoints(folder: str | os.PathLike[str]) -> list[Path]:
 # --------------------------------------------------------------------------- reading files
 
 
-def _reason(error: BaseException, limit: int = 200) -> str:
-    """One-line cause of ``error``: its type and first message line (torch's weights-only
-    explanation is replaced by the unpickler's own error), at most ``limit`` characters."""
+def _reason(error: BaseException, limit: int = 2000) -> str:
+    """One-line cause of ``error``: its type and whole message on one line (torch's weights-only explanation is
+    replaced by the unpickler's own error); only a message over ``limit`` characters is cut."""
     message = str(error).strip()
     if inner := re.search(r"WeightsUnpickler error:\s*(\S.*)", message):
         message = inner.group(1)
-    text = f"{type(error).__name__}: {message.splitlines()[0]}" if message else type(error).__name__
+    message = " ".join(message.split())
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -201,10 +202,19 @@ def _read_safetensors(path: Path) -> dict[str, Tensor]:
         raise CheckpointError(f"{path}: not a safetensors file ({_reason(e)})") from e
 
 
+PICKLE_PROTOCOL_2_PLUS = b"\x80"  # the PROTO opcode that starts every pickle of protocol 2 or later
+
+
 def _read(path: Path, trust: bool) -> Any:
-    """The object stored in a checkpoint file (weights-only unpickling unless ``trust``)."""
+    """The object stored in a checkpoint file (weights-only unpickling unless ``trust``). A file that is neither a
+    zip archive (torch.save's format) nor a pickle is refused by its first bytes, before torch parses it."""
     if path.suffix.lower() == ".safetensors":
         return _read_safetensors(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head.startswith((b"PK\x03\x04", PICKLE_PROTOCOL_2_PLUS)):
+        what = "an empty file" if not head else f"it starts with {head!r}"
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle: {what})")
     try:
         with warnings.catch_warnings():  # torch's note on pickle protocols is not the user's to act on
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
@@ -489,8 +499,28 @@ def _download_weights(name: str, weights: torchvision.models.WeightsEnum, cached
             cached.unlink(missing_ok=True)
         raise CheckpointError(
             f"{name}: download of {cached.name} from {weights.url} failed ({_reason(e)}); put the file into "
-            f"{cached.parent}/ by hand or use weights none", param="weights"
+            f"{cached.parent}/ by hand or use `weights=\"none\"`", param="weights"
         ) from e
+
+
+def _check_cached_weights(name: str, cached: Path) -> None:
+    """CheckpointError unless ``cached`` is a regular file whose SHA-256 starts with the hash prefix in its name
+    (torchvision's ``<name>-<prefix>.pth``; torch.hub checks it only while downloading, with ``check_hash``)."""
+    from sslmon.io.cache import file_digest
+
+    try:
+        check_regular_file(cached, "weights file")
+        digest = file_digest(cached)
+    except InputError as e:
+        raise CheckpointError(str(e), param="weights") from None
+    except OSError as e:
+        raise CheckpointError(f"{cached}: cannot read ({(e.strerror or type(e).__name__).lower()})", param="weights") from None
+    prefix = m.group(1) if (m := torch.hub.HASH_REGEX.search(cached.name)) else ""
+    if not digest.startswith(prefix):
+        raise CheckpointError(
+            f"{name}: cached weights {cached} do not match the hash in their name (SHA-256 {digest[:len(prefix)]}..., "
+            f"name says {prefix}): a corrupt or replaced file; delete it to download it again, or use `weights=\"none\"`",
+            param="weights")
 
 
 def load_torchvision(
@@ -530,11 +560,13 @@ def load_torchvision(
         notes.insert(0, "random init (weights none)")
     else:
         cached = _cached_weights_file(chosen)
-        if not cached.is_file():
+        if os.path.lexists(cached):
+            _check_cached_weights(name, cached)
+        else:
             if not (download if download is not None else not offline()):
                 raise CheckpointError(
                     f"{name}: pretrained weights not cached and downloads are off (offline or {OFFLINE_ENV}=1); "
-                    f"put {cached.name} into {cached.parent}/ (from {chosen.url}) or use weights none", param="weights"
+                    f"put {cached.name} into {cached.parent}/ (from {chosen.url}) or use `weights=\"none\"`", param="weights"
                 )
             _download_weights(name, chosen, cached, sys.stderr.isatty() if progress is None else progress)
             notes.append(f"downloaded from {chosen.url} (SHA-256 prefix checked)")
@@ -546,7 +578,7 @@ def load_torchvision(
         except Exception as e:  # corrupt files, state dicts that do not fit the model
             raise CheckpointError(
                 f"{name}: cannot load pretrained weights {chosen} ({_reason(e)}); put "
-                f"{cached.name} into {cached.parent}/ (from {chosen.url}) or use weights none", param="weights"
+                f"{cached.name} into {cached.parent}/ (from {chosen.url}) or use `weights=\"none\"`", param="weights"
             ) from e
         notes.insert(0, f"pretrained weights {chosen} from {cached}")
     return Encoder(
