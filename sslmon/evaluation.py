@@ -15,7 +15,6 @@ reason in ``errors``; nothing here raises for bad data.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import metadata
 import time
 from typing import Any, Callable
 
@@ -27,6 +26,7 @@ from sslmon._text import one_line
 from sslmon.engine.layout import fuzzy_graph, umap_layout
 from sslmon.engine.neighbors import KnnGraph, knn_graph
 from sslmon.metrics import INTERMEDIATES, METRICS, MetricUndefined
+from sslmon.versions import library_versions
 
 
 # Layout epochs of the named settings: ``paper`` (the default) is umap-learn's own rule (None: 500 epochs up to
@@ -43,20 +43,6 @@ NO_LABELS = "no labels given"
 NO_VIEWS = "no augmented views: only computed where sslmon embeds the images itself, with lidar_views > 0 (--lidar-views)"
 # Metrics whose value depends on the evaluation seed (through Z3 and the k-means clusters).
 SEEDED = tuple(name for name, spec in METRICS.items() if spec.seeded)
-# The libraries whose release can change the numbers (recorded in config, and so in the results cache key).
-VERSIONED = ("umap-learn", "pynndescent", "scikit-learn", "numba", "torch", "numpy", "scipy")
-
-
-def library_versions() -> dict[str, str | None]:
-    """The installed version of each of :data:`VERSIONED` (None when not installed), read from package metadata
-    (nothing is imported)."""
-    versions: dict[str, str | None] = {}
-    for name in VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 @dataclass(frozen=True)

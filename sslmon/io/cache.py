@@ -12,7 +12,7 @@ name, ``arch`` and ``trust_checkpoints``; a torchvision model's name, weights, i
 the digest of the images and labels (evaluation and train split, so ``dataset``, ``limit`` and ``seed`` enter
 through them), the evaluation settings (:meth:`EvalConfig.as_dict`, the metrics asked for, ``precision``, the
 device type) and the versions of sslmon, Python and the libraries that can change the numbers
-(:func:`sslmon.evaluation.library_versions`: umap-learn, pynndescent, scikit-learn, numba, torch, numpy, scipy). Names, output options, ``batch_size`` and the
+(:func:`sslmon.versions.library_versions`: umap-learn, pynndescent, scikit-learn, numba, torch, numpy, scipy). Names, output options, ``batch_size`` and the
 informational fields of a run's config do not split the cache.
 
 An entry holds its own key and the result; one that is unreadable, truncated,
@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from sslmon import __version__
-from sslmon.evaluation import library_versions
+from sslmon.versions import library_versions
 from sslmon.io.output import open_regular, read_regular
 from sslmon.results import Result
 
