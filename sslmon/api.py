@@ -730,6 +730,9 @@ def select(
     from sslmon.alarms import run_flags
     from sslmon.recommend import recommend
 
+    key = options.rank_by if options.rank_by in METRICS else MODELS_DEFAULT  # the rule across runs
+    if len(runs) > 1 and options.metrics is not None and key not in options.metrics:
+        options = replace(options, metrics=(*options.metrics, key))
     candidates: list[tuple[Result, dict[str, Any], Any]] = []
     excluded: list[dict[str, Any]] = []
     failures: list[str] = []
@@ -756,7 +759,6 @@ def select(
         result, entry, choice = candidates[0]
         return Choice(result.path, result.name, result.epoch, entry["run"], choice.rule, choice.reason, choice.evidence,
                       None, [entry], excluded, failures)
-    key = options.rank_by if options.rank_by in METRICS else MODELS_DEFAULT
     spec = METRICS[key]
     scored = []
     for result, entry, _ in candidates:

@@ -173,6 +173,7 @@ RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cl
 GpusPerTask = Annotated[Optional[float], typer.Option("--gpus-per-task", min=0, help="GPUs per Ray task (default 1 when the cluster has GPUs, else 0).")]
 CpusPerTask = Annotated[float, typer.Option("--cpus-per-task", min=0, help="CPUs per Ray task.")]
 ExcludeInit = Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if; it is still reported (docs/selection.md).")]
+NoReference = Annotated[bool, typer.Option("--no-reference", help="Do not score the reference: Gaussian noise of the same n x d through the same evaluation (one extra evaluation per run, cached), shown as the 'ref' row and in JSON reference_values.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when the results cache has this checkpoint, dataset and settings.")]
 FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8", or a flag (collapse, plateau, noise), holds for the judged result (repeatable). A gate that judges nothing (only the init milestone; a metric the data leaves undefined) exits 2.')]
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
@@ -204,7 +205,8 @@ IMAGES = [("dataset", Dataset, None), ("limit", Limit, None), ("train_limit", Tr
 CHECKPOINTS = [("arch", Arch, DEFAULTS.arch), ("trust_checkpoints", TrustCheckpoints, False)]
 EVALUATION = [("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, None), ("umap_epochs", UmapEpochs, None),
               ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
-              ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views)]
+              ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views),
+              ("no_reference", NoReference, False)]
 REPORT = [("fmt", Fmt, OutputFormat.table), ("output", Output, None)]
 EXECUTION = [("device", Device, DEFAULTS.device), ("precision", PrecisionOpt, PrecisionChoice.fp32),
              ("batch_size", BatchSize, None), ("no_cache", NoCache, False), ("executor", ExecutorOpt, ExecutorChoice.local),
@@ -236,6 +238,7 @@ def _options(params: dict[str, Any], **defaults: Any) -> Options:
     """The run's :class:`~sslmon.api.Options` from the parsed flags (command line, then YAML; None = default)."""
     values = dict(params)
     values["cache"] = not values.pop("no_cache", False)
+    values["reference_values"] = not values.pop("no_reference", False)
     values["metrics"] = _metric_list(values.get("metrics"))
     for key in ("precision", "executor", "z3_kmeans"):
         if isinstance(values.get(key), Enum):
