@@ -776,7 +776,7 @@ def select(
                   f"{key} = {result.metrics[key]:.4g}, the best of {len(scored)} runs' recommended checkpoints",
                   f"within a run: {candidates[0][2].evidence}; across runs: {EVIDENCE_ENTROPY}",
                   ACROSS_RUNS_NOTE if key == MODELS_DEFAULT else f"--rank-by {key} as asked; {ACROSS_RUNS_NOTE}",
-                  [e for _, _, e in candidates], excluded, failures)
+                  [entry for _, entry, _ in candidates], excluded, failures)
 
 
 # --------------------------------------------------------------------------- reference values
