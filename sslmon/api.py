@@ -141,7 +141,7 @@ class Options:
         if metrics is not None:
             ranked = DEFAULT_CONSENSUS if rank_by == CONSENSUS else () if rank_by == EPOCH else (rank_by,)
             needed = (*ranked, *ALARM_METRICS, *(("lidar",) if self.lidar_views else ()))
-            metrics = metrics + tuple(m for m in needed if m not in metrics)
+            metrics = tuple(dict.fromkeys((*metrics, *needed)))  # in order, each once
         return replace(self, rank_by=rank_by, metrics=metrics,
                        bin_factor=self.bin_factor or (0.8 if models else 0.4),
                        batch_size=self.batch_size or (64 if models else 256),

@@ -106,12 +106,13 @@ def ranked_table(run: Run, rank_by: str) -> Table:
     choice = recommend(run, rank_by, flags)
     alarms = {id(r): short(f) for r, f in zip(run.results, flags)}
     table = Table(title=title, title_justify="left")
-    table.add_column("#", justify="right", no_wrap=True)
-    table.add_column("name", no_wrap=True)
+    # the columns that say which result and why never shrink on a narrow terminal (the metric columns do)
+    table.add_column("#", justify="right", no_wrap=True, width=3)
+    table.add_column("name", no_wrap=True, min_width=min(20, max(len(printable(r.name)) for r in run.results)))
     if show_epoch:
-        table.add_column("epoch", justify="right")
+        table.add_column("epoch", justify="right", no_wrap=True, min_width=8 if excluded else 5)
     if any(alarms.values()):
-        table.add_column("alarms", style="red")
+        table.add_column("alarms", style="red", no_wrap=True, min_width=max(map(len, alarms.values())))
     if consensus:
         table.add_column("consensus\nmean rank ↓", justify="right", style="bold", no_wrap=True)
     for m in columns:

@@ -183,7 +183,7 @@ def test_compare_random_resnet18_equals_its_embeddings_by_hand(cache_dir):
     run = compare(["resnet18"], options=options)
     (result,) = run.results
     assert (result.name, result.dim, result.n_samples) == ("resnet18", 512, 100)
-    assert run.config["entropy_bin_factor"] == 0.8 and run.config["rank_by"] == "rankme"  # the models defaults
+    assert run.config["entropy_bin_factor"] == 0.8 and run.config["rank_by"] == "entropy_z3"  # the models defaults
     # by hand: the same seeded random init, head removed, ImageNet normalisation at 224 px
     torch.manual_seed(0)
     model = torchvision.models.resnet18()

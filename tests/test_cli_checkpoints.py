@@ -56,7 +56,7 @@ def test_embeddings_from_cli_match_the_model(tmp_path, tiny_data, cache_dir, run
 def test_cache_hit_is_reported_and_gives_the_same_results(tmp_path, tiny_data, cache_dir, runner):
     ckpts = tmp_path / "ckpts"
     write_milestones(ckpts, epochs=(0, 1))
-    args = ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "--metrics", "rankme,l2_std"]
+    args = ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "--metrics", "rankme,l2_std", "--no-reference"]
     first = runner.invoke(app, args)
     second = runner.invoke(app, args)
     assert first.exit_code == second.exit_code == 0
@@ -96,7 +96,7 @@ def test_folder_yaml_and_config_file(tmp_path, tiny_data, cache_dir, runner):
     result = runner.invoke(app, ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "-q"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["config"]["n_samples"] == 30 and doc["config"]["metrics"] == ["rankme"]
+    assert doc["config"]["n_samples"] == 30 and doc["config"]["metrics"] == ["rankme", "l2_std"]  # + the collapse alarm's
     # the command line wins over the folder file
     result = runner.invoke(app, ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "-q", "--limit", "45"])
     assert json.loads(result.stdout)["config"]["n_samples"] == 45
