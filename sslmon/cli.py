@@ -555,7 +555,7 @@ def watch(
     def show(run: Run) -> None:
         """The live table on a terminal, redrawn after each result (plain lines go above it)."""
         if live is not None and run.results:
-            live.update(ranked_table(run, rank_by), refresh=True)
+            live.update(ranked_table(run, rank_by, err.width), refresh=True)
 
     with scorer, live or nullcontext():
         outcome = follow(folder, scorer.score, lambda f: api.checkpoint_sources([f], arch=options.arch, trust=options.trust_checkpoints),

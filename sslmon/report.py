@@ -7,6 +7,7 @@ import io
 import re
 from typing import Literal
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -88,13 +89,29 @@ def _table_cell(result: Result, key: str) -> str:
     return f"{value:.3f} ± {se:.3f}"
 
 
-def ranked_table(run: Run, rank_by: str) -> Table:
+def _fit(columns: list[str], widths: dict[str, int], room: int) -> list[str]:
+    """The metric ``columns`` (in order) that fit in ``room`` terminal cells, each taking ``widths[m]`` + 3 (padding
+    and border), the first always kept."""
+    kept: list[str] = []
+    for m in columns:
+        if kept and widths[m] + 3 > room:
+            continue
+        kept.append(m)
+        room -= widths[m] + 3
+    return kept
+
+
+def ranked_table(run: Run, rank_by: str, width: int | None = None) -> Table:
     """The ranked table of a run with at least one result (also the live table of ``sslmon watch``): ``#`` is the
-    rank (``1✓``: the recommended result), ``alarms`` the flags of :mod:`sslmon.alarms`."""
+    rank (``1✓``: the recommended result), ``alarms`` the flags of :mod:`sslmon.alarms`, ``ref`` rows the reference
+    values. With ``width`` (the terminal's), metric columns that do not fit are left out and named in the caption
+    (the rank-by metric first kept), rather than every column squeezed to an ellipsis."""
     columns = _metric_columns(run)
     consensus = rank_by == CONSENSUS
     if rank_by not in columns and not consensus and rank_by != EPOCH:
         columns = [rank_by, *columns]
+    elif rank_by in columns:
+        columns = [rank_by, *(m for m in columns if m != rank_by)]
     show_epoch = any(r.epoch is not None for r in run.results)
     excluded = run.exclude_init and any(r.is_init for r in run.results)
     how = (f"mean rank over {', '.join(DEFAULT_CONSENSUS)}; lower is better" if consensus else
@@ -105,20 +122,30 @@ def ranked_table(run: Run, rank_by: str) -> Table:
     flags = run_flags(run.results)
     choice = recommend(run, rank_by, flags)
     alarms = {id(r): short(f) for r, f in zip(run.results, flags)}
-    table = Table(title=title, title_justify="left")
-    # the columns that say which result and why never shrink on a narrow terminal (the metric columns do)
-    table.add_column("#", justify="right", no_wrap=True, width=3)
-    table.add_column("name", no_wrap=True, min_width=min(20, max(len(printable(r.name)) for r in run.results)))
+    left_out: list[str] = []
+    if width is not None:
+        noise = [Result("", None, ref["metrics"], metrics_std=ref.get("metrics_std") or {})
+                 for ref in run.reference_values.get("noise") or []]
+        cell_width = {m: max(cell_len(line) for text in (*(_table_cell(r, m) for r in [*run.results, *noise]),
+                                                          *_header(m).splitlines()) for line in [text])
+                      for m in columns}
+        fixed = (4 + 3 + max(cell_len(printable(r.name)) for r in run.results) + 3 + (11 if show_epoch else 0)
+                 + (max(map(len, alarms.values())) + 3 if any(alarms.values()) else 0) + (14 if consensus else 0) + 1)
+        kept = _fit(columns, cell_width, width - fixed)
+        left_out, columns = [m for m in columns if m not in kept], kept
+    caption = (f"{len(left_out)} metric column(s) left out at this width: {', '.join(left_out)} (-f json has all)"
+               if left_out else None)
+    table = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("name", no_wrap=True)
     if show_epoch:
-        table.add_column("epoch", justify="right", no_wrap=True, min_width=8 if excluded else 5)
+        table.add_column("epoch", justify="right", no_wrap=True)
     if any(alarms.values()):
-        table.add_column("alarms", style="red", no_wrap=True, min_width=max(map(len, alarms.values())))
+        table.add_column("alarms", style="red", no_wrap=True)
     if consensus:
         table.add_column("consensus\nmean rank ↓", justify="right", style="bold", no_wrap=True)
     for m in columns:
-        head, _, tail = m.partition("_")
-        header = f"{head}\n{tail} {METRICS[m].arrow}"
-        table.add_column(header, justify="right", style="bold" if m == rank_by else None, no_wrap=True)
+        table.add_column(_header(m), justify="right", style="bold" if m == rank_by else None, no_wrap=True)
     for rank, (r, key) in enumerate(run.ranking(rank_by), start=1):
         mark = "✓" if r is choice.result else ""
         row: list[str | Text] = [f"{rank}{mark}" if key is not None else "—", Text(printable(r.name))]
@@ -138,6 +165,12 @@ def ranked_table(run: Run, rank_by: str) -> Table:
     return table
 
 
+def _header(key: str) -> str:
+    """A metric column's two-line header: ``ami`` / ``c1_c2 ↑``."""
+    head, _, tail = key.partition("_")
+    return f"{head}\n{tail} {METRICS[key].arrow}"
+
+
 def render_table(run: Run, rank_by: str, console: Console) -> None:
     """Print the ranked table, then one line per undefined metric (failed inputs go to stderr); label-based
     metrics asked for without labels share one line for the whole run."""
@@ -146,7 +179,7 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
     if not run.results:
         console.print("no results", style="dim")
         return
-    console.print(ranked_table(run, rank_by))
+    console.print(ranked_table(run, rank_by, console.width if console.is_terminal else None))
     console.print(printable(recommend(run, rank_by).line()), highlight=False, markup=False, soft_wrap=True)
     notes = [printable(f"{r.name}: {m} undefined: {why}") for r in run.results for m, why in r.errors.items()
              if why != NO_LABELS]
