@@ -108,6 +108,9 @@ def nothing_to_judge(run: Run, conditions: Sequence[Gate], which: str, rank_by: 
         return f"--fail-if judges nothing: {init if run.exclude_init else 'no result to judge'}"
     for cond in conditions:
         if isinstance(cond, FlagCondition):
+            seedless = not any(v for r in judged for v in r.metrics_std.values())
+            if cond.code != "collapse" and seedless:
+                return f"--fail-if '{cond}' judges nothing: {cond} needs a spread over evaluation seeds (--seeds 2 or more)"
             continue
         whys = {r.errors.get(cond.metric, "not computed") for r in judged if r.metrics.get(cond.metric) is None}
         if len(whys) == 1 and sum(r.metrics.get(cond.metric) is None for r in judged) == len(judged):
