@@ -788,15 +788,16 @@ def noise_reference(n: int, d: int, config: EvalConfig, metrics: Sequence[str] |
                     cache: bool = True, log: Log | None = None) -> Result:
     """The label-free metrics of a structureless embedding of the same shape: i.i.d. standard Gaussian noise (n, d),
     float32, drawn with ``config.seed``, through the same evaluation (``config``: k, seeds, UMAP, bin factor). Cached
-    in sslmon's results cache per (n, d, settings) (``cache``)."""
+    in the ``reference`` folder of sslmon's cache folder per (n, d, settings) (``cache``)."""
     from sslmon.metrics import LABEL_FREE
 
     wanted = [m for m in (metrics or LABEL_FREE) if m in LABEL_FREE and m != "lidar"]
     key, store = None, None
     if cache:
-        from sslmon.io.cache import ResultCache, cache_key
+        from sslmon.io.cache import ResultCache, cache_key, default_cache_dir
 
-        store = ResultCache(warn=log)
+        # apart from the encoders' entries; an unwritable cache folder was already reported by the results cache
+        store = ResultCache(default_cache_dir() / "reference", warn=None)
         key = cache_key(f"gaussian-noise float32 n={n} d={d}", "none", {**config.as_dict(), "metrics": sorted(wanted)})
         cached = store.get(key)
         if cached is not None:

@@ -493,7 +493,7 @@ def select(
 ) -> None:
     """Print the path of the checkpoint to keep: each run's last milestone not flagged collapse; among several runs,
     the one with the lowest H(Z3) (not validated yet; see README). Progress and notes go to stderr; exit 2 with one
-    line when nothing can be chosen."""
+    line when nothing can be chosen, and exit 2 after the path when some input failed (it is chosen among the rest)."""
     import json
 
     _apply_yaml(ctx, options["config"], [f for f in (folder_config(p) for p in runs if p.is_dir()) if f is not None])
@@ -509,6 +509,8 @@ def select(
         if not p["quiet"]:
             _say(f"selected: {choice.name} ({choice.reason}); {choice.note or choice.evidence}")
         typer.echo(choice.path or choice.name)
+    if choice.failures:  # chosen among what could be scored; as in score, a failed input exits 2
+        raise typer.Exit(2)
 
 
 @app.command()

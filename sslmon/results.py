@@ -126,7 +126,7 @@ class Run:
 
     With ``exclude_init`` the epoch-0 results are reported but not ranked (no rank, listed last)
     and not judged by ``--fail-if`` (:meth:`gated`). ``reference_values``: what a structureless embedding and the
-    init milestone get (:func:`sslmon.api.reference_values`; empty when not computed).
+    init milestone get (:func:`sslmon.api.add_reference_values`; empty when not computed).
     """
 
     config: dict[str, Any]

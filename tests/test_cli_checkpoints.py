@@ -56,7 +56,7 @@ def test_embeddings_from_cli_match_the_model(tmp_path, tiny_data, cache_dir, run
 def test_cache_hit_is_reported_and_gives_the_same_results(tmp_path, tiny_data, cache_dir, runner):
     ckpts = tmp_path / "ckpts"
     write_milestones(ckpts, epochs=(0, 1))
-    args = ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "--metrics", "rankme,l2_std", "--no-reference"]
+    args = ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "--metrics", "rankme,l2_std"]
     first = runner.invoke(app, args)
     second = runner.invoke(app, args)
     assert first.exit_code == second.exit_code == 0

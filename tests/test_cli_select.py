@@ -69,6 +69,9 @@ def test_select_prints_only_the_path(cache_dir, cli, run_with_collapse):
     doc = json.loads(out)
     assert doc["name"] == "epoch_0001.pt" and doc["rule"] == "last milestone"
     assert doc["excluded"][0]["name"] == "epoch_0002.pt" and doc["candidates"][0]["flags"] == []
+    (run_with_collapse / "epoch_0003.pt").write_bytes(b"not a checkpoint")  # the newest file cannot be read
+    code, out, err = cli("select", str(run_with_collapse), *FAST, "--no-reference")
+    assert code == 2 and out == f"{run_with_collapse / 'epoch_0001.pt'}\n" and "error:" in err and "epoch_0003.pt" in err
 
 
 def test_select_among_runs_takes_the_lowest_entropy_and_says_it_is_not_validated(cache_dir, cli, tmp_path):
