@@ -722,8 +722,9 @@ def select(
     on_progress: OnProgress | None = None,
 ) -> Choice:
     """The checkpoint to keep among ``runs`` (each a checkpoint folder or file, or an embedding file): each run is
-    scored as :func:`score` scores it (same options, same cache) and gives its recommendation
-    (:func:`sslmon.recommend.recommend`: the last milestone not flagged ``collapse`` by default). With several runs,
+    scored with the options and the cache of :func:`score` (a checkpoint folder ranked by epoch: only the milestones
+    the rule needs, :func:`_select_run`) and gives its recommendation (:func:`sslmon.recommend.recommend`: the last
+    milestone not flagged ``collapse`` by default). With several runs,
     the one with the best H(Z3) (or ``options.rank_by`` when it is a metric) among those recommendations is chosen,
     with :data:`ACROSS_RUNS_NOTE`. A run that cannot be scored is listed in ``failures``; NothingToSelect when no
     checkpoint can be chosen."""
@@ -738,7 +739,7 @@ def select(
     failures: list[str] = []
     for run_path in map(str, runs):
         try:
-            run = score([run_path], options=options, log=log, on_progress=on_progress)
+            run, scored = _select_run(Path(run_path), options, log, on_progress)
         except SslmonError as exc:
             failures.append(str(exc))
             continue
@@ -750,7 +751,7 @@ def select(
             excluded.append({"run": run_path, "name": None, "why": choice.reason})
             continue
         entry = {"run": run_path, "name": choice.name, "path": choice.path, "epoch": choice.epoch, "rule": choice.rule,
-                 "reason": choice.reason, "flags": flags[run.results.index(choice.result)]}
+                 "reason": choice.reason, "flags": flags[run.results.index(choice.result)], "scored": scored}
         candidates.append((choice.result, entry, choice))
     if not candidates:
         why = "; ".join(f"{e['run']}: {e['why']}" for e in excluded if e["name"] is None) or "; ".join(failures) or "no runs"
@@ -777,6 +778,43 @@ def select(
                   f"within a run: {candidates[0][2].evidence}; across runs: {EVIDENCE_ENTROPY}",
                   ACROSS_RUNS_NOTE if key == MODELS_DEFAULT else f"--rank-by {key} as asked; {ACROSS_RUNS_NOTE}",
                   [entry for _, entry, _ in candidates], excluded, failures)
+
+
+SELECT_WINDOW = 4  # select scores a run's newest milestones (and its first) in windows of this many, doubling
+
+
+def _select_run(path: Path, options: Options, log: Log | None, on_progress: OnProgress | None) -> tuple[Run, str]:
+    """The run that :func:`select` judges for one RUN argument, and what of it was scored. A checkpoint folder whose
+    file names all carry the epoch, ranked by epoch (the default): only its first (the init milestone, for the
+    exclusion rule) and its newest :data:`SELECT_WINDOW` milestones are scored, and twice as many newest ones each
+    time every trained milestone scored so far is flagged collapse (the rule needs the newest one that is not; the
+    plateau and noise flags need the last 4). Anything else is scored whole, as :func:`score` does."""
+    from sslmon.models.encoders import parse_epoch
+    from sslmon.recommend import recommend
+
+    opts = options.resolve("checkpoints")
+    sources = checkpoint_sources([path], arch=opts.arch, trust=opts.trust_checkpoints) if path.is_dir() else []
+    if opts.rank_by != EPOCH or not sources or any(parse_epoch(Path(str(s.path))) is None for s in sources):
+        run = score([path], options=options, log=log, on_progress=on_progress)
+        return run, f"all {len(run.results) + len(run.failures)} inputs"
+    done: dict[int, Result | Failure] = {}
+    width = SELECT_WINDOW
+    with Scorer(load_images(opts, log), opts, log=log, on_progress=on_progress,
+                run_config={"arch": opts.arch, "limit": opts.limit}) as scorer:
+        while True:
+            todo = [i for i in sorted({0, *range(max(0, len(sources) - width), len(sources))}) if i not in done]
+            part = scorer.score([sources[i] for i in todo])
+            by_path = {str(record.path): record for record in [*part.results, *part.failures]}
+            done.update({i: by_path[str(sources[i].path)] for i in todo if str(sources[i].path) in by_path})
+            run = Run(config=part.config, exclude_init=opts.exclude_init,
+                      results=[r for _, r in sorted(done.items()) if isinstance(r, Result)],
+                      failures=[f for _, f in sorted(done.items()) if isinstance(f, Failure)])
+            if recommend(run, EPOCH).result is not None or width >= len(sources):
+                break
+            width *= 2
+    newest = min(width, len(sources))
+    return run, (f"all {len(sources)} milestones" if newest >= len(sources) - 1 else
+                 f"{len(done)} of {len(sources)} milestones: the first and the newest {newest}")
 
 
 # --------------------------------------------------------------------------- reference values

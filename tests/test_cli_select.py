@@ -108,3 +108,24 @@ def test_watch_prints_the_alarm_and_exits_3_on_collapse(cache_dir, cli, run_with
     assert code == 3, err
     assert "alarm: epoch_0002.pt: collapse: every embedding is the same vector" in err
     assert "exit-on: alarm: epoch_0002.pt: collapse" in err
+
+
+def test_select_scores_only_the_newest_milestones_it_needs(cache_dir, cli, tmp_path):
+    code, out, err = cli("select", str(SAMPLES), *FAST, "--no-reference", "-f", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["path"] == str(SAMPLES / "epoch_0005.pt")
+    assert doc["candidates"][0]["scored"] == "5 of 6 milestones: the first and the newest 4"
+    code, out, _ = cli("select", str(SAMPLES), *FAST, "--no-reference")
+    assert code == 0 and out == f"{SAMPLES / 'epoch_0005.pt'}\n"  # the done-when of issue 19
+    run = tmp_path / "run"  # epochs 0-5 healthy, 6-9 collapsed: the first window holds no candidate
+    run.mkdir()
+    for e in range(6):
+        shutil.copy(SAMPLES / f"epoch_{e:04d}.pt", run / f"epoch_{e:04d}.pt")
+    for e in range(6, 10):
+        constant_checkpoint(SAMPLES / "epoch_0005.pt", run / f"epoch_{e:04d}.pt", e)
+    code, out, err = cli("select", str(run), *FAST, "--no-reference", "-f", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["name"] == "epoch_0005.pt" and doc["candidates"][0]["scored"] == "9 of 10 milestones: the first and the newest 8"
+    assert sorted(e["name"] for e in doc["excluded"]) == [f"epoch_{e:04d}.pt" for e in range(6, 10)]
