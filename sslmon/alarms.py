@@ -126,11 +126,12 @@ def plateau_flag(window: Sequence[Result]) -> Flag | None:
 
 def run_flags(results: Sequence[Result]) -> list[list[Flag]]:
     """The flags of each result, aligned with ``results``: collapse for every result; noise against the previous
-    milestone and plateau for the last one, among the results with an epoch."""
+    milestone (a lower epoch) and plateau for the last one, among the results with an epoch."""
     flags: list[list[Flag]] = [[f] if (f := collapse_flag(r)) else [] for r in results]
     order = sorted((i for i, r in enumerate(results) if r.epoch is not None), key=lambda i: (results[i].epoch, i))
     for before, now in zip(order, order[1:]):
-        flags[now] += noise_flags(results[now], results[before])
+        if results[now].epoch != results[before].epoch:  # models of one epoch (untrained ones) are no sequence
+            flags[now] += noise_flags(results[now], results[before])
     trained = [i for i in order if results[i].epoch != 0]
     if trained:
         plateau = plateau_flag([results[i] for i in trained[-PLATEAU_WINDOW:]])

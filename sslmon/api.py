@@ -134,7 +134,9 @@ class Options:
         ``batch_size`` 256, 64 for torchvision models (they run at 224 px and more); ``rank_by`` epoch order for a
         training run's checkpoints (the last milestone recommended; :mod:`sslmon.recommend`), H(Z3) for models and
         embedding files; ``train_limit`` = ``limit``. The metrics that ``rank_by`` needs, those of the collapse alarm
-        (:data:`~sslmon.alarms.ALARM_METRICS`), and ``lidar`` with ``lidar_views``, are added to ``metrics``."""
+        (:data:`~sslmon.alarms.ALARM_METRICS`), and ``lidar`` with ``lidar_views``, are added to ``metrics``;
+        ``exclude_init`` is off for models (randomly initialised torchvision models are different models, not the
+        init milestone of a run)."""
         models = kind == "models"
         rank_by = self.rank_by or (EPOCH if kind == "checkpoints" else MODELS_DEFAULT)
         metrics = self.metrics
@@ -142,7 +144,7 @@ class Options:
             ranked = DEFAULT_CONSENSUS if rank_by == CONSENSUS else () if rank_by == EPOCH else (rank_by,)
             needed = (*ranked, *ALARM_METRICS, *(("lidar",) if self.lidar_views else ()))
             metrics = tuple(dict.fromkeys((*metrics, *needed)))  # in order, each once
-        return replace(self, rank_by=rank_by, metrics=metrics,
+        return replace(self, rank_by=rank_by, metrics=metrics, exclude_init=self.exclude_init and not models,
                        bin_factor=self.bin_factor or (0.8 if models else 0.4),
                        batch_size=self.batch_size or (64 if models else 256),
                        train_limit=self.train_limit or self.limit)

@@ -60,8 +60,9 @@ class Recommendation:
 
 
 def has_epochs(results: Sequence[Result]) -> bool:
-    """Whether the results are milestones of a run: every one has an epoch (and there is one)."""
-    return bool(results) and all(r.epoch is not None for r in results)
+    """Whether the results are milestones of a run: every one has an epoch and one is trained (several untrained
+    networks, e.g. randomly initialised torchvision models, are different models)."""
+    return bool(results) and all(r.epoch is not None for r in results) and any(not r.is_init for r in results)
 
 
 def default_rank_by(results: Sequence[Result]) -> str:

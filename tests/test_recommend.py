@@ -69,3 +69,19 @@ def test_the_evidence_count_is_the_training_runs_in_docs_results():
             if not p.name.startswith("table1") and not reevaluations & set(p.relative_to(ROOT / "docs/results").parts)]
     assert all(len(load_run(p).results) >= 11 for p in runs)
     assert len(runs) == EVIDENCE_RUNS == 12
+
+
+def test_untrained_models_are_models_not_a_run():
+    """Randomly initialised torchvision models all have epoch 0: compare ranks them (no init exclusion) by H(Z3),
+    and they get no noise flags against each other."""
+    from sslmon.alarms import run_flags
+    from sslmon.api import Options
+
+    assert Options().resolve("models").exclude_init is False and Options().resolve("checkpoints").exclude_init is True
+    std = {"entropy_z3": 0.5}
+    run = _run([("squeezenet", 0, {**HEALTHY, "entropy_z3": 2.7}), ("resnet18", 0, {**HEALTHY, "entropy_z3": 3.1})],
+               exclude_init=False)
+    for r in run.results:
+        r.metrics_std = dict(std)
+    assert default_rank_by(run.results) == MODELS_DEFAULT
+    assert recommend(run, MODELS_DEFAULT).name == "squeezenet" and run_flags(run.results) == [[], []]
