@@ -129,3 +129,13 @@ def test_select_scores_only_the_newest_milestones_it_needs(cache_dir, cli, tmp_p
     doc = json.loads(out)
     assert doc["name"] == "epoch_0005.pt" and doc["candidates"][0]["scored"] == "9 of 10 milestones: the first and the newest 8"
     assert sorted(e["name"] for e in doc["excluded"]) == [f"epoch_{e:04d}.pt" for e in range(6, 10)]
+
+
+def test_score_on_the_sample_checkpoints_recommends_the_last_with_its_evidence(cache_dir, cli):
+    code, out, err = cli("score", str(SAMPLES), *FAST, "--no-reference")
+    assert code == 0, err
+    assert ("recommended: epoch_0005.pt, the last milestone; no label-free ranking beat it on average over the 12 "
+            "training runs of docs/results.md") in out
+    rows = [line.split("│")[1:4] for line in out.splitlines() if line.startswith("│")]
+    assert [name.strip() for _, name, _ in rows] == [f"epoch_{e:04d}.pt" for e in (5, 4, 3, 2, 1, 0)]  # newest first
+    assert rows[0][0].strip() == "1✓" and rows[-1][0].strip() == "—"  # the init milestone is not ranked
