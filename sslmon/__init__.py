@@ -14,6 +14,7 @@ __version__ = "0.4.0"
 _HOMES = {
     "evaluate": "sslmon.api", "score": "sslmon.api", "compare": "sslmon.api", "score_model": "sslmon.api",
     "score_embeddings": "sslmon.api", "embed": "sslmon.api", "Options": "sslmon.api", "Scorer": "sslmon.api",
+    "select": "sslmon.api", "Choice": "sslmon.api",
     "EvalConfig": "sslmon.evaluation", "Evaluation": "sslmon.evaluation",
     "METRICS": "sslmon.metrics", "MetricSpec": "sslmon.metrics",
     "Run": "sslmon.results", "Result": "sslmon.results", "Failure": "sslmon.results",

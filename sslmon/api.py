@@ -4,6 +4,7 @@
 - :func:`score_model` -- embed images with an ``nn.Module`` and evaluate them: a :class:`~sslmon.results.Result`.
 - :func:`score` -- checkpoint files and folders, or embedding files (``.npz``/``.npy``): a :class:`~sslmon.results.Run`.
 - :func:`compare` -- torchvision models by name: a :class:`~sslmon.results.Run`.
+- :func:`select` -- the checkpoint to keep among runs, and why: a :class:`Choice`.
 
 Every setting of a run is a field of the frozen :class:`Options` (the CLI flags and YAML keys have the same names);
 its ``None`` fields take the domain defaults in :meth:`Options.resolve`, the one place they are decided. Progress goes
@@ -27,7 +28,9 @@ from sslmon.executors import EXECUTORS
 from sslmon.evaluation import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS, PRESETS, EvalConfig, Evaluation, evaluate_embeddings, layout_note
 from sslmon.metrics import METRICS, Z3_KMEANS_VARIANTS
 from sslmon.results import Failure, OnResult, Result, Run
-from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, check_ranked
+from sslmon.alarms import ALARM_METRICS, relative_spread
+from sslmon.recommend import EVIDENCE_ENTROPY, MODELS_DEFAULT, has_epochs
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, check_ranked
 
 if TYPE_CHECKING:
     import torch
@@ -59,7 +62,8 @@ class Options:
     H(Z3) then not the paper's), ``umap_epochs`` (None: the preset's), ``z3_kmeans`` (what cosine k-means clusters: ``paper`` or ``centred``
     Z3, see :data:`sslmon.metrics.Z3_KMEANS_VARIANTS`), ``metrics`` (None: all the data allows), ``bin_factor``
     (entropy bin width in stds of Z3), ``lidar_views`` (views per image for LiDAR, on up to LIDAR_IMAGES images;
-    0: no LiDAR). Ranking: ``rank_by`` (a metric or ``consensus``), ``exclude_init``. Execution: ``device``
+    0: no LiDAR). Ranking: ``rank_by`` (a metric, ``consensus`` or ``epoch``), ``exclude_init``;
+    ``reference_values``: also score Gaussian noise of the same shape (:func:`add_reference_values`). Execution: ``device``
     (``auto``: cuda, then mps, then cpu, for every kind of input), ``precision``, ``batch_size``, ``cache``,
     ``save_z3`` (folder for ``NAME.z3.npz``), ``executor`` (``local`` or ``ray``), ``ray_address``,
     ``gpus_per_task``, ``cpus_per_task``.
@@ -85,6 +89,7 @@ class Options:
     lidar_views: int = 0
     rank_by: str | None = None
     exclude_init: bool = True
+    reference_values: bool = True
     device: str = "auto"
     precision: str = "fp32"
     batch_size: int | None = None
@@ -110,8 +115,8 @@ class Options:
         unknown = [m for m in self.metrics or () if m not in METRICS]
         _check(not unknown and self.metrics != (), "metrics",
                f"unknown metric(s) {', '.join(unknown) or 'none given'}; valid: {', '.join(METRICS)}")
-        _check(self.rank_by in (None, CONSENSUS, *METRICS), "rank_by",
-               f"'{self.rank_by}' is neither '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
+        _check(self.rank_by in (None, CONSENSUS, EPOCH, *METRICS), "rank_by",
+               f"'{self.rank_by}' is neither '{EPOCH}', '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
         try:
             check_ranked(self.rank_by or CONSENSUS)
         except ValueError as exc:
@@ -136,17 +141,20 @@ class Options:
     def resolve(self, kind: str) -> Options:
         """The domain defaults for ``kind`` (``checkpoints``, ``embeddings`` or ``models``), in one place:
         ``bin_factor`` 0.4 for SSL encoders and embeddings, 0.8 for supervised ImageNet models (as in the paper);
-        ``batch_size`` 256, 64 for torchvision models (they run at 224 px and more); ``rank_by`` the consensus of
-        label-free metrics for a training run's checkpoints (docs/selection.md), RankMe for models;
-        ``train_limit`` = ``limit``. The metrics that ``rank_by`` needs, and ``lidar`` with ``lidar_views``, are
-        added to ``metrics``."""
+        ``batch_size`` 256, 64 for torchvision models (they run at 224 px and more); ``rank_by`` epoch order for a
+        training run's checkpoints (the last milestone recommended; :mod:`sslmon.recommend`), H(Z3) for models and
+        embedding files; ``train_limit`` = ``limit``. The metrics that ``rank_by`` needs, those of the collapse alarm
+        (:data:`~sslmon.alarms.ALARM_METRICS`), and ``lidar`` with ``lidar_views``, are added to ``metrics``;
+        ``exclude_init`` is off for models (randomly initialised torchvision models are different models, not the
+        init milestone of a run)."""
         models = kind == "models"
-        rank_by = self.rank_by or ("rankme" if models else CONSENSUS)
+        rank_by = self.rank_by or (EPOCH if kind == "checkpoints" else MODELS_DEFAULT)
         metrics = self.metrics
         if metrics is not None:
-            needed = (*(DEFAULT_CONSENSUS if rank_by == CONSENSUS else (rank_by,)), *(("lidar",) if self.lidar_views else ()))
-            metrics = metrics + tuple(m for m in needed if m not in metrics)
-        return replace(self, rank_by=rank_by, metrics=metrics,
+            ranked = DEFAULT_CONSENSUS if rank_by == CONSENSUS else () if rank_by == EPOCH else (rank_by,)
+            needed = (*ranked, *ALARM_METRICS, *(("lidar",) if self.lidar_views else ()))
+            metrics = tuple(dict.fromkeys((*metrics, *needed)))  # in order, each once
+        return replace(self, rank_by=rank_by, metrics=metrics, exclude_init=self.exclude_init and not models,
                        bin_factor=self.bin_factor or (0.8 if models else 0.4),
                        batch_size=self.batch_size or (64 if models else 256),
                        train_limit=self.train_limit or self.limit)
@@ -211,7 +219,7 @@ def score_embeddings(
     return Result(name=name, path=path, metrics=ev.metrics, errors=ev.errors, timings=ev.timings, epoch=epoch,
                   n_samples=int(shape[0]) if two_d else None, dim=int(shape[1]) if two_d else None, k=ev.k,
                   reference=ev.reference, source=source or {}, metrics_std=ev.metrics_std, per_seed=ev.per_seed,
-                  notes=ev.notes)
+                  notes=ev.notes, spread=relative_spread(Z) if two_d else None)
 
 
 class EmbeddingError(SslmonError):
@@ -632,7 +640,11 @@ def score(
         raise OptionsError("paths: no checkpoint files (.pt .pth .ckpt .bin .safetensors) found", param="paths")
     with Scorer(load_images(opts, log), opts, log=log, on_progress=on_progress,
                 run_config={"arch": opts.arch, "limit": opts.limit}) as scorer:
-        return scorer.score(sources, on_result)
+        run = scorer.score(sources, on_result)
+        add_reference_values(run, scorer.config, opts, log)
+    if options.rank_by is None and run.results and not has_epochs(run.results):
+        run.config["rank_by"] = MODELS_DEFAULT  # checkpoints without epochs are different models, not a run
+    return run
 
 
 def compare(
@@ -659,7 +671,9 @@ def compare(
     sources = torchvision_sources(names, weights=opts.weights, seed=opts.seed, download=download, progress=download_progress)
     with Scorer(load_images(opts, log), opts, log=log, on_progress=on_progress,
                 run_config={"weights": opts.weights, "limit": opts.limit}) as scorer:
-        return scorer.score(sources, on_result)
+        run = scorer.score(sources, on_result)
+        add_reference_values(run, scorer.config, opts, log)
+        return run
 
 
 def score_embedding_files(
@@ -698,6 +712,7 @@ def score_embedding_files(
             train_embeddings=emb.train_embeddings, train_labels=emb.train_labels, name=emb.name, path=emb.path))
         if on_result:
             on_result(run, run.results[-1])
+    add_reference_values(run, opts.eval_config(opts.k, device), opts, log)
     return run
 
 
@@ -717,3 +732,192 @@ def _rank_config(opts: Options) -> dict[str, Any]:
     """How a run is ranked, for its config: ``rank_by``, the consensus members, ``exclude_init``."""
     members = {"consensus_metrics": list(DEFAULT_CONSENSUS)} if opts.rank_by == CONSENSUS else {}
     return {"rank_by": opts.rank_by, **members, "exclude_init": opts.exclude_init}
+
+
+# --------------------------------------------------------------------------- select: the checkpoint to keep
+
+
+class NothingToSelect(SslmonError):
+    """No run gave a checkpoint that can be chosen; the message says why, one line."""
+
+
+ACROSS_RUNS_NOTE = ("not validated: there is no label-free evidence yet for choosing among runs (issue 17); "
+                    "H(Z3) is the paper's only metric significant across architectures (Table II)")
+
+
+@dataclass
+class Choice:
+    """What :func:`select` chose: the checkpoint (``path``, ``name``, ``epoch``, the ``run`` argument it came from),
+    the ``rule`` and ``reason``, the ``evidence`` behind the rule and a ``note`` on its limits; ``candidates``: each
+    run's recommended checkpoint with the across-runs ``value`` and its ``flags``; ``excluded``: what was passed
+    over and why; ``failures``: inputs that could not be scored."""
+
+    path: str | None
+    name: str
+    epoch: int | None
+    run: str
+    rule: str
+    reason: str
+    evidence: str
+    note: str | None = None
+    candidates: list[dict[str, Any]] = field(default_factory=list)
+    excluded: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def select(
+    runs: Sequence[str | Path],
+    *,
+    options: Options = Options(),
+    log: Log | None = None,
+    on_progress: OnProgress | None = None,
+) -> Choice:
+    """The checkpoint to keep among ``runs`` (each a checkpoint folder or file, or an embedding file): each run is
+    scored with the options and the cache of :func:`score` (a checkpoint folder ranked by epoch: only the milestones
+    the rule needs, :func:`_select_run`) and gives its recommendation (:func:`sslmon.recommend.recommend`: the last
+    milestone not flagged ``collapse`` by default). With several runs,
+    the one with the best H(Z3) (or ``options.rank_by`` when it is a metric) among those recommendations is chosen,
+    with :data:`ACROSS_RUNS_NOTE`. A run that cannot be scored is listed in ``failures``; NothingToSelect when no
+    checkpoint can be chosen."""
+    from sslmon.alarms import run_flags
+    from sslmon.recommend import recommend
+
+    key = options.rank_by if options.rank_by in METRICS else MODELS_DEFAULT  # the rule across runs
+    if len(runs) > 1 and options.metrics is not None and key not in options.metrics:
+        options = replace(options, metrics=(*options.metrics, key))
+    candidates: list[tuple[Result, dict[str, Any], Any]] = []
+    excluded: list[dict[str, Any]] = []
+    failures: list[str] = []
+    for run_path in map(str, runs):
+        try:
+            run, scored = _select_run(Path(run_path), options, log, on_progress)
+        except SslmonError as exc:
+            failures.append(str(exc))
+            continue
+        failures += [f.error for f in run.failures]
+        flags = run_flags(run.results)
+        choice = recommend(run, run.config["rank_by"], flags)
+        excluded += [{"run": run_path, **e} for e in choice.excluded]
+        if choice.result is None:
+            excluded.append({"run": run_path, "name": None, "why": choice.reason})
+            continue
+        entry = {"run": run_path, "name": choice.name, "path": choice.path, "epoch": choice.epoch, "rule": choice.rule,
+                 "reason": choice.reason, "flags": flags[run.results.index(choice.result)], "scored": scored}
+        candidates.append((choice.result, entry, choice))
+    if not candidates:
+        why = "; ".join(f"{e['run']}: {e['why']}" for e in excluded if e["name"] is None) or "; ".join(failures) or "no runs"
+        raise NothingToSelect(f"nothing to select: {why}")
+    if len(candidates) == 1:
+        result, entry, choice = candidates[0]
+        return Choice(result.path, result.name, result.epoch, entry["run"], choice.rule, choice.reason, choice.evidence,
+                      None, [entry], excluded, failures)
+    spec = METRICS[key]
+    scored = []
+    for result, entry, _ in candidates:
+        value = result.metrics.get(key)
+        entry["value"] = value
+        if value is None:
+            excluded.append({"run": entry["run"], "name": result.name, "why": f"{key} undefined: {result.errors.get(key, 'not computed')}"})
+        else:
+            scored.append((spec.sort_key(value), result, entry))
+    if not scored:
+        raise NothingToSelect(f"nothing to select: {key} is undefined on every run's recommended checkpoint")
+    _, result, entry = min(scored, key=lambda t: t[0])
+    how = f"{spec.better}" if spec.target is None else f"closest to {spec.target:g}"
+    return Choice(result.path, result.name, result.epoch, entry["run"], f"each run's recommendation, then the best {key} ({how})",
+                  f"{key} = {result.metrics[key]:.4g}, the best of {len(scored)} runs' recommended checkpoints",
+                  f"within a run: {candidates[0][2].evidence}; across runs: {EVIDENCE_ENTROPY}",
+                  ACROSS_RUNS_NOTE if key == MODELS_DEFAULT else f"--rank-by {key} as asked; {ACROSS_RUNS_NOTE}",
+                  [entry for _, entry, _ in candidates], excluded, failures)
+
+
+SELECT_WINDOW = 4  # select scores a run's newest milestones (and its first) in windows of this many, doubling
+
+
+def _select_run(path: Path, options: Options, log: Log | None, on_progress: OnProgress | None) -> tuple[Run, str]:
+    """The run that :func:`select` judges for one RUN argument, and what of it was scored. A checkpoint folder whose
+    file names all carry the epoch, ranked by epoch (the default): only its first (the init milestone, for the
+    exclusion rule) and its newest :data:`SELECT_WINDOW` milestones are scored, and twice as many newest ones each
+    time every trained milestone scored so far is flagged collapse (the rule needs the newest one that is not; the
+    plateau and noise flags need the last 4). Anything else is scored whole, as :func:`score` does."""
+    from sslmon.models.encoders import parse_epoch
+    from sslmon.recommend import recommend
+
+    opts = options.resolve("checkpoints")
+    sources = checkpoint_sources([path], arch=opts.arch, trust=opts.trust_checkpoints) if path.is_dir() else []
+    if opts.rank_by != EPOCH or not sources or any(parse_epoch(Path(str(s.path))) is None for s in sources):
+        run = score([path], options=options, log=log, on_progress=on_progress)
+        return run, f"all {len(run.results) + len(run.failures)} inputs"
+    done: dict[int, Result | Failure] = {}
+    width = SELECT_WINDOW
+    with Scorer(load_images(opts, log), opts, log=log, on_progress=on_progress,
+                run_config={"arch": opts.arch, "limit": opts.limit}) as scorer:
+        while True:
+            todo = [i for i in sorted({0, *range(max(0, len(sources) - width), len(sources))}) if i not in done]
+            part = scorer.score([sources[i] for i in todo])
+            by_path = {str(record.path): record for record in [*part.results, *part.failures]}
+            done.update({i: by_path[str(sources[i].path)] for i in todo if str(sources[i].path) in by_path})
+            run = Run(config=part.config, exclude_init=opts.exclude_init,
+                      results=[r for _, r in sorted(done.items()) if isinstance(r, Result)],
+                      failures=[f for _, f in sorted(done.items()) if isinstance(f, Failure)])
+            if recommend(run, EPOCH).result is not None or width >= len(sources):
+                break
+            width *= 2
+    newest = min(width, len(sources))
+    return run, (f"all {len(sources)} milestones" if newest >= len(sources) - 1 else
+                 f"{len(done)} of {len(sources)} milestones: the first and the newest {newest}")
+
+
+# --------------------------------------------------------------------------- reference values
+
+NOISE_NAME = "noise N(0,1)"  # the structureless reference embedding, as the table names it
+
+
+def noise_reference(n: int, d: int, config: EvalConfig, metrics: Sequence[str] | None = None, *,
+                    cache: bool = True, log: Log | None = None) -> Result:
+    """The label-free metrics of a structureless embedding of the same shape: i.i.d. standard Gaussian noise (n, d),
+    float32, drawn with ``config.seed``, through the same evaluation (``config``: k, seeds, UMAP, bin factor). Cached
+    in the ``reference`` folder of sslmon's cache folder per (n, d, settings) (``cache``)."""
+    from sslmon.metrics import LABEL_FREE
+
+    wanted = [m for m in (metrics or LABEL_FREE) if m in LABEL_FREE and m != "lidar"]
+    key, store = None, None
+    if cache:
+        from sslmon.io.cache import ResultCache, cache_key, default_cache_dir
+
+        # apart from the encoders' entries; an unwritable cache folder was already reported by the results cache
+        store = ResultCache(default_cache_dir() / "reference", warn=None)
+        key = cache_key(f"gaussian-noise float32 n={n} d={d}", "none", {**config.as_dict(), "metrics": sorted(wanted)})
+        cached = store.get(key)
+        if cached is not None:
+            return cached
+    Z = np.random.default_rng(config.seed).standard_normal((n, d)).astype(np.float32)
+    if log:
+        log(f"scoring the reference: Gaussian noise {n} x {d}")
+    result = score_embeddings(Z, None, config=config, metrics=wanted, name=NOISE_NAME)
+    if store is not None and key is not None:
+        store.put(key, result)
+    return result
+
+
+def add_reference_values(run: Run, config: EvalConfig, options: Options, log: Log | None = None) -> None:
+    """Fill ``run.reference_values``: ``noise``, one entry per distinct (n, d, k) of the results (usually one:
+    one extra evaluation per result set), each ``{"n", "d", "k", "data_seed", "metrics", "metrics_std"}`` of
+    :func:`noise_reference`; and ``init``, the label-free metrics of the init (epoch 0) milestone when there is one.
+    Nothing when ``options.reference_values`` is off."""
+    from sslmon.metrics import LABEL_FREE
+
+    if not options.reference_values or not run.results:
+        return
+    noise = []
+    for n, d, k in sorted({(r.n_samples, r.dim, r.k) for r in run.results if r.n_samples and r.dim and r.k}):
+        ref = noise_reference(n, d, replace(config, k=k), options.metrics, cache=options.cache, log=log)
+        noise.append({"n": n, "d": d, "k": k, "data_seed": config.seed, "metrics": ref.metrics, "metrics_std": ref.metrics_std})
+    init = next((r for r in run.results if r.is_init), None)
+    run.reference_values = {
+        "noise": noise,
+        "init": None if init is None else {"name": init.name, "metrics": {m: v for m, v in init.metrics.items() if m in LABEL_FREE}},
+    }

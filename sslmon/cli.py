@@ -2,8 +2,9 @@
 
 Exit codes: 0 success; 1 a ``--fail-if`` condition held; 2 some input failed
 (the others are still reported and written), the ``-o`` file could not be written
-(the results go to stdout), stdout could not be written, or a usage error; 130 interrupted (Ctrl-C) after the
-finished results were written; 141 stdout closed by its reader (as for SIGPIPE).
+(the results go to stdout), stdout could not be written, a usage error, a ``--fail-if`` that judges nothing, or
+nothing to ``select``; 3 ``watch --exit-on FLAG`` saw that flag (:data:`EXIT_ALARM`); 130 interrupted (Ctrl-C)
+after the finished results were written; 141 stdout closed by its reader (as for SIGPIPE).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from rich.table import Table
 from sslmon import __version__, api
 from sslmon._text import one_line
 from sslmon.api import OnProgress, Options
-from sslmon.conditions import Condition, judge as judge_results, parse_condition
+from sslmon.conditions import Gate, judge as judge_results, nothing_to_judge, parse_condition
 from sslmon.io.config import (FOLDER_CONFIG, ConfigError, check_bound, check_folder_key, check_type, folder_config, option_name,
                               yaml_value, read_yaml)
 from sslmon.errors import OptionsError, SslmonError
@@ -39,10 +40,12 @@ from sslmon.io.output import OutputError, ResultsFile, check_target, write_atomi
 from sslmon.report import printable, ranked_table, render, render_table
 from sslmon.io.runfile import jsonl_line
 from sslmon.results import Failure, OnResult, Result, Run
-from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, check_ranked
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, check_ranked
 
 if TYPE_CHECKING:
     from sslmon.meta.correlate import NamedRun
+
+EXIT_ALARM = 3  # `watch --exit-on FLAG`: the flag appeared (not 1, a --fail-if; not 2, an error)
 
 # The command-line spelling of a parameter that a library message names (exc.param); other Options fields are
 # spelled --field-name.
@@ -211,13 +214,13 @@ def _metric_key(value: str) -> str:
 
 
 def _rank_by(value: Optional[str]) -> Optional[str]:
-    if value is None or value == CONSENSUS or value in METRICS:
+    if value is None or value in (CONSENSUS, EPOCH) or value in METRICS:
         try:
             check_ranked(value or CONSENSUS)
         except ValueError as exc:
             raise typer.BadParameter(str(exc))
         return value
-    raise typer.BadParameter(f"'{value}' is neither '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
+    raise typer.BadParameter(f"'{value}' is neither '{EPOCH}', '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
 
 
 def _device(value: str) -> str:
@@ -239,7 +242,7 @@ Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Data seed: image 
 Seeds = Annotated[Optional[str], typer.Option("--seeds", callback=lambda v: _seed_list(v), help="Evaluation seeds of UMAP and k-means: a count S (seeds 0..S-1) or a list such as 0,5,7. Metrics are the mean over the seeds (std and per-seed values in JSON). Default 3.")]
 Preset = Annotated[PresetChoice, typer.Option("--preset", help="paper (default): UMAP lays out umap-learn's own epochs (500 up to 10,000 images, 200 above), as the paper ran it; fast: 100 epochs, ~3x faster layouts, but H(Z3) is then not the paper's (docs/speed.md). Recorded in config.")]
 UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default: umap-learn's own rule, the paper's setting); any other value is not the paper's H(Z3), said once per run.")]
-RankBy = Annotated[Optional[str], typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md). Default: {CONSENSUS} (score, watch), rankme (compare).")]
+RankBy = Annotated[Optional[str], typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), '{EPOCH}' (newest first), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md). Default: {EPOCH} for a run's milestones, the last one recommended (score, watch, select); entropy_z3 for different models (compare, embedding files, checkpoints without epochs). See README: The default ranking.")]
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
 LidarViews = Annotated[int, typer.Option("--lidar-views", min=0, help="LiDAR: embed N >= 2 augmented views (SimCLR stack) of each of up to 1000 images and add the lidar metric (0: off; not for embedding files).")]
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
@@ -259,8 +262,9 @@ RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cl
 GpusPerTask = Annotated[Optional[float], typer.Option("--gpus-per-task", min=0, help="GPUs per Ray task (default 1 when the cluster has GPUs, else 0).")]
 CpusPerTask = Annotated[float, typer.Option("--cpus-per-task", min=0, help="CPUs per Ray task.")]
 ExcludeInit = Annotated[bool, typer.Option("--exclude-init/--include-init", help="Leave the epoch-0 (untrained) milestone out of the ranking and of --fail-if; it is still reported (docs/selection.md).")]
+NoReference = Annotated[bool, typer.Option("--no-reference", help="Do not score the reference: Gaussian noise of the same n x d through the same evaluation (one extra evaluation per run, cached), shown as the 'ref' row and in JSON reference_values.")]
 NoCache = Annotated[bool, typer.Option("--no-cache", help="Recompute even when the results cache has this checkpoint, dataset and settings.")]
-FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8" holds for the judged result (repeatable).')]
+FailIf = Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 when a condition such as "rankme<40" or "knn_acc<=0.8", or a flag (collapse, plateau, noise), holds for the judged result (repeatable). A gate that judges nothing (only the init milestone; a metric the data leaves undefined) exits 2.')]
 JudgeOpt = Annotated[Judge, typer.Option("--judge", help="Which result --fail-if judges: latest (highest epoch, else last input), best (rank 1), each (any result).")]
 SaveZ3 = Annotated[Optional[Path], typer.Option("--save-z3", help="Folder to save each input's Z3 (UMAP 3-d), C1/C2 and labels as NAME.z3.npz, for `sslmon plot`.")]
 Arch = Annotated[str, typer.Option("--arch", help="Architecture of the checkpoints (see `sslmon archs`); auto matches keys and shapes.")]
@@ -291,7 +295,8 @@ CHECKPOINTS = [("arch", Arch, DEFAULTS.arch), ("trust_checkpoints", TrustCheckpo
 EVALUATION = [("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, None), ("preset", Preset, PresetChoice.paper),
               ("umap_epochs", UmapEpochs, None),
               ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
-              ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views)]
+              ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views),
+              ("no_reference", NoReference, False)]
 REPORT = [("fmt", Fmt, OutputFormat.table), ("output", Output, None)]
 EXECUTION = [("device", Device, DEFAULTS.device), ("precision", PrecisionOpt, PrecisionChoice.fp32),
              ("batch_size", BatchSize, None), ("no_cache", NoCache, False), ("executor", ExecutorOpt, ExecutorChoice.local),
@@ -323,6 +328,7 @@ def _options(params: dict[str, Any], **defaults: Any) -> Options:
     """The run's :class:`~sslmon.api.Options` from the parsed flags (command line, then YAML; None = default)."""
     values = dict(params)
     values["cache"] = not values.pop("no_cache", False)
+    values["reference_values"] = not values.pop("no_reference", False)
     values["metrics"] = _metric_list(values.get("metrics"))
     for key in ("precision", "executor", "z3_kmeans", "preset"):
         if isinstance(values.get(key), Enum):
@@ -497,7 +503,7 @@ def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tu
         return (latest[0] if latest else None), True
 
 
-def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditions: list[Condition], which: Judge,
+def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditions: list[Gate], which: Judge,
             interrupted: bool = False) -> None:
     """Write the -o file and/or stdout, then exit 130 if interrupted, 2 if some input failed or -o could not be
     written (the results then go to stdout), 1 if a --fail-if condition held, else 0. The ranking is the run's
@@ -516,6 +522,10 @@ def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditi
     if interrupted:
         _say(f"interrupted: the {len(run.results)} finished result(s) were reported")
         raise typer.Exit(130)
+    empty_gate = nothing_to_judge(run.gated(), conditions, which.value, rank_by)
+    if empty_gate:
+        _say(f"error: {empty_gate}")
+        raise typer.Exit(2)
     tripped = judge_results(run.gated(), conditions, which.value, rank_by) if conditions else []
     for message in tripped:
         _say(f"fail-if: {message}")
@@ -525,7 +535,7 @@ def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditi
         raise typer.Exit(1)
 
 
-def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
+def _conditions(fail_if: Optional[list[str]]) -> list[Gate]:
     try:
         return [parse_condition(c) for c in fail_if or []]
     except ValueError as exc:
@@ -576,6 +586,41 @@ def _run(score_fn: Callable[[OnResult, OnProgress | None], Run], p: dict[str, An
     _finish(run, p["fmt"], out, conditions, p["judge"], interrupted)
 
 
+class SelectFormat(str, Enum):
+    path = "path"
+    json = "json"
+
+
+@app.command()
+@_with_options(IMAGES, CHECKPOINTS, EVALUATION, EXECUTION, INIT, FILES)
+def select(
+    ctx: typer.Context,
+    runs: Annotated[list[Path], typer.Argument(help="Training runs: checkpoint folders (or files, or embedding files), one per run.")],
+    fmt: Annotated[SelectFormat, typer.Option("--format", "-f", help="path: only the chosen checkpoint's path on stdout; json: the choice and why (rule, values, alarms, what was excluded).")] = SelectFormat.path,
+    **options: Any,
+) -> None:
+    """Print the path of the checkpoint to keep: each run's last milestone not flagged collapse; among several runs,
+    the one with the lowest H(Z3) (not validated yet; see README). Progress and notes go to stderr; exit 2 with one
+    line when nothing can be chosen, and exit 2 after the path when some input failed (it is chosen among the rest)."""
+    import json
+
+    _apply_yaml(ctx, options["config"], [f for f in (folder_config(p) for p in runs if p.is_dir()) if f is not None])
+    p = ctx.params
+    opts = _options(p)
+    with _progress(p["quiet"]) as on_progress:
+        choice = api.select(runs, options=opts, log=_logger(p["quiet"]), on_progress=on_progress)
+    for failure in choice.failures:
+        _say(f"error: {failure}")
+    if fmt == SelectFormat.json:
+        typer.echo(json.dumps(choice.to_dict(), indent=2))
+    else:
+        if not p["quiet"]:
+            _say(f"selected: {choice.name} ({choice.reason}); {choice.note or choice.evidence}")
+        typer.echo(choice.path or choice.name)
+    if choice.failures:  # chosen among what could be scored; as in score, a failed input exits 2
+        raise typer.Exit(2)
+
+
 @app.command()
 @_with_options(IMAGES, CHECKPOINTS, EVALUATION, EXECUTION, INIT, FILES)
 def watch(
@@ -585,6 +630,7 @@ def watch(
     until_idle: Annotated[Optional[float], typer.Option("--until-idle", min=0, help="Exit 0 after this many seconds with no new or changed checkpoint (default: run until Ctrl-C).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
     fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 as soon as a condition such as "l2_std<0.005" holds for the newest checkpoint (repeatable).')] = None,
+    exit_on: Annotated[Optional[list[str]], typer.Option("--exit-on", help=f"Exit {EXIT_ALARM} as soon as a new checkpoint is flagged with this alarm: collapse or plateau (repeatable). Alarm lines are printed either way.")] = None,
     **options: Any,
 ) -> None:
     """Follow a checkpoint folder while training runs: score every checkpoint in it, then each new one once it is
@@ -600,6 +646,10 @@ def watch(
     p = ctx.params
     options = _options(p).resolve("checkpoints")
     conditions = _conditions(p["fail_if"])
+    exit_on = p["exit_on"] or []
+    for code in exit_on:
+        if code not in ("collapse", "plateau"):
+            raise typer.BadParameter(f"'{code}' is not an alarm: collapse or plateau", param_hint="--exit-on")
     out_path = p["output"]
     if out_path is not None and out_path.suffix != ".jsonl":
         raise typer.BadParameter(f"{out_path}: watch appends JSON Lines: name a .jsonl file", param_hint="--output")
@@ -611,17 +661,18 @@ def watch(
     scorer = api.Scorer(api.load_images(options, log), options, run_config={"arch": options.arch, "limit": options.limit},
                         log=lambda msg: None if msg.startswith("error:") else log(msg))  # watch reports failures itself
     live = Live(console=err, transient=True, auto_refresh=False) if err.is_terminal and not p["quiet"] else None
-    rank_by = options.rank_by or CONSENSUS
+    rank_by = options.rank_by or EPOCH
     log(f"watching {folder} every {p['poll']:g} s" + (f" (until idle for {p['until_idle']:g} s)" if p["until_idle"] is not None else ""))
 
     def show(run: Run) -> None:
         """The live table on a terminal, redrawn after each result (plain lines go above it)."""
         if live is not None and run.results:
-            live.update(ranked_table(run, rank_by), refresh=True)
+            live.update(ranked_table(run, rank_by, err.width), refresh=True)
 
     with scorer, live or nullcontext():
         outcome = follow(folder, scorer.score, lambda f: api.checkpoint_sources([f], arch=options.arch, trust=options.trust_checkpoints),
-                         held, out, log, p["poll"], p["until_idle"], conditions, rank_by, options.exclude_init, on_change=show)
+                         held, out, log, p["poll"], p["until_idle"], conditions, rank_by, options.exclude_init, on_change=show,
+                         exit_on=exit_on)
     if out is not None:
         out.close()
     run = outcome.run
@@ -634,6 +685,9 @@ def watch(
         _say(f"fail-if: {message}")
     if outcome.tripped:
         raise typer.Exit(1)
+    if outcome.alarmed:
+        _say(f"exit-on: {outcome.alarmed[0]}")
+        raise typer.Exit(EXIT_ALARM)
     if out is not None and out.failed:
         raise typer.Exit(2)
 

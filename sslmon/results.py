@@ -9,11 +9,13 @@ from typing import Any, Callable, Iterator
 
 from sslmon import __version__
 from sslmon.metrics import METRICS
-from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, consensus_keys, metric_keys
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, consensus_keys, epoch_keys, metric_keys
 
 INIT_EPOCH = 0  # the untrained milestone
-# added later (metrics_std, per_seed in sslmon 0.2.0; notes after 0.3.0): absent from older documents, read as empty
-LATER_FIELDS = {"metrics_std": dict, "per_seed": list, "notes": dict}
+# added after sslmon 0.1.0 (metrics_std, per_seed: 0.2.0; notes, spread: 0.4.0): absent from older documents, read as empty
+DERIVED = ("rank", "flags", "recommended")  # what Run.to_dict adds to each record (read back, checked and dropped)
+DOCUMENT_EXTRAS = ("recommendation", "reference_values")  # what Run.to_dict adds to the document (read back as they are)
+LATER_FIELDS: dict[str, Callable[[], Any]] = {"metrics_std": dict, "per_seed": list, "notes": dict, "spread": type(None)}
 
 
 @dataclass
@@ -22,7 +24,8 @@ class Result:
 
     ``metrics`` are means over the evaluation seeds; ``metrics_std`` their sample std (None with one
     seed); ``per_seed`` one dict of every metric per seed, in the order of ``config.seeds``; ``notes`` what a
-    metric recorded beside its value, by metric key (e.g. ``lp_acc``: the probe did not converge).
+    metric recorded beside its value, by metric key (e.g. ``lp_acc``: the probe did not converge); ``spread`` the
+    relative spread of the embeddings (:func:`sslmon.alarms.relative_spread`; None when unknown), for the collapse alarm.
     """
 
     name: str
@@ -39,6 +42,7 @@ class Result:
     metrics_std: dict[str, float | None] = field(default_factory=dict)
     per_seed: list[dict[str, float | None]] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
+    spread: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +64,7 @@ class Result:
         _expect(doc["name"], str, "name")
         for key in ("path", "reference"):
             _expect(doc[key], (str, type(None)), key)
+        _expect(doc["spread"], (int, float, type(None)), "spread")
         for key in ("epoch", "n_samples", "dim", "k"):
             _expect(doc[key], (int, type(None)), key)
         _expect(doc["source"], dict, "source")
@@ -122,13 +127,15 @@ class Run:
     """Everything one ``sslmon score``/``compare`` produced.
 
     With ``exclude_init`` the epoch-0 results are reported but not ranked (no rank, listed last)
-    and not judged by ``--fail-if`` (:meth:`gated`).
+    and not judged by ``--fail-if`` (:meth:`gated`). ``reference_values``: what a structureless embedding and the
+    init milestone get (:func:`sslmon.api.add_reference_values`; empty when not computed).
     """
 
     config: dict[str, Any]
     results: list[Result] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     exclude_init: bool = False
+    reference_values: dict[str, Any] = field(default_factory=dict)
 
     def values(self, key: str) -> list[float | None]:
         """The metric ``key`` per result, in order; None where it is missing, undefined or not finite."""
@@ -140,9 +147,12 @@ class Run:
 
     def rank_keys(self, rank_by: str) -> list[float | None]:
         """Per result, a key that is smaller for a better rank; ``None`` for unranked results (no value,
-        or an excluded init milestone). ``rank_by`` is a metric key or ``"consensus"``: the mean rank
-        over the :data:`~sslmon.selection.DEFAULT_CONSENSUS` metrics (:func:`~sslmon.selection.consensus_keys`)."""
+        or an excluded init milestone). ``rank_by`` is a metric key, ``"consensus"``: the mean rank
+        over the :data:`~sslmon.selection.DEFAULT_CONSENSUS` metrics (:func:`~sslmon.selection.consensus_keys`), or
+        ``"epoch"``: newest first (a result without an epoch is not ranked)."""
         eligible = [not (self.exclude_init and r.is_init) for r in self.results]
+        if rank_by == EPOCH:
+            return epoch_keys([r.epoch if ok else None for r, ok in zip(self.results, eligible)])
 
         def column(key: str) -> list[float | None]:
             return metric_keys([r.metrics.get(key) if ok else None for r, ok in zip(self.results, eligible)], METRICS[key])
@@ -168,17 +178,28 @@ class Run:
         return Run(self.config, [r for r in self.results if not r.is_init], self.failures, exclude_init=True)
 
     def to_dict(self, rank_by: str) -> dict[str, Any]:
-        """The JSON document: version, config, results in rank order (with ``rank``), failures."""
+        """The JSON document: version, config, results in rank order (each with ``rank``, ``flags`` and
+        ``recommended``), failures, the ``recommendation`` (:mod:`sslmon.recommend`) and ``reference_values``."""
+        from sslmon.alarms import run_flags
+        from sslmon.recommend import recommend
+
+        flags = run_flags(self.results)
+        choice = recommend(self, rank_by, flags)
+        where = {id(r): i for i, r in enumerate(self.results)}
         records = []
         for rank, (result, key) in enumerate(self.ranking(rank_by), start=1):
-            record = {"rank": rank if key is not None else None}
+            record: dict[str, Any] = {"rank": rank if key is not None else None}
             record.update(result.to_dict())
+            record["flags"] = flags[where[id(result)]]
+            record["recommended"] = result is choice.result
             records.append(record)
         return {
             "sslmon_version": __version__,
             "config": self.config,
             "results": records,
             "failures": [asdict(f) for f in self.failures],
+            "recommendation": choice.to_dict(),
+            "reference_values": self.reference_values,
         }
 
     @classmethod
@@ -187,12 +208,14 @@ class Run:
         ``exclude_init`` from ``config``. ValueError naming the first bad field (``results[2]: 'metrics.rankme' ...``)."""
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
-        _expect_fields(doc, {"sslmon_version", "config", "results", "failures"})
+        _expect_fields({k: v for k, v in doc.items() if k not in DOCUMENT_EXTRAS}, {"sslmon_version", "config", "results", "failures"})
         _expect(doc["sslmon_version"], str, "sslmon_version")
         _expect(doc["config"], dict, "config")
         _expect(doc["results"], list, "results")
         _expect(doc["failures"], list, "failures")
-        run = cls(doc["config"], exclude_init=doc["config"].get("exclude_init") is True)
+        _expect(doc.get("reference_values", {}), dict, "reference_values")
+        run = cls(doc["config"], exclude_init=doc["config"].get("exclude_init") is True,
+                  reference_values=doc.get("reference_values", {}))
         for i, record in enumerate(doc["results"]):
             with _where(f"results[{i}]"):
                 run.results.append(Result.from_dict(without_rank(record)))
@@ -203,15 +226,21 @@ class Run:
 
 
 def without_rank(record: Any) -> Any:
-    """A result record without the ``rank`` that :meth:`Run.to_dict` and JSON Lines add (ValueError unless it is a
-    positive integer or null); anything but a JSON object is returned as it is, for ``from_dict`` to refuse."""
-    if not isinstance(record, dict) or "rank" not in record:
+    """A result record without the :data:`DERIVED` fields that :meth:`Run.to_dict` and JSON Lines add: ``rank``
+    (ValueError unless it is a positive integer or null), ``flags`` (a list of objects) and ``recommended`` (a
+    boolean); anything but a JSON object is returned as it is, for ``from_dict`` to refuse."""
+    if not isinstance(record, dict):
         return record
-    rank = record["rank"]
+    rank = record.get("rank")
     _expect(rank, (int, type(None)), "rank")
     if rank is not None and rank < 1:
         raise ValueError(f"'rank' is {rank}, not a positive integer")
-    return {key: value for key, value in record.items() if key != "rank"}
+    _expect(record.get("flags", []), list, "flags")
+    for i, flag in enumerate(record.get("flags", [])):
+        _expect(flag, dict, f"flags[{i}]")
+    if "recommended" in record and not isinstance(record["recommended"], bool):
+        raise ValueError(f"'recommended' has the wrong type ({type(record['recommended']).__name__})")
+    return {key: value for key, value in record.items() if key not in DERIVED}
 
 
 @contextmanager

@@ -24,7 +24,8 @@ from typing import Callable, Sequence
 from sslmon.api import Source
 from sslmon.io.cache import file_digest
 from sslmon.io.inputs import check_regular_file
-from sslmon.conditions import Condition, judge
+from sslmon.alarms import FLAG_CODES, NOISE, run_flags
+from sslmon.conditions import Gate, judge
 from sslmon.models.encoders import CheckpointError
 from sslmon.errors import SslmonError
 from sslmon.io.output import ResultsFile, read_text
@@ -107,15 +108,21 @@ def read_held(path: Path, log: Log) -> Held:
 
 @dataclass
 class Outcome:
-    """How a watch ended: the run (held and new records), the --fail-if messages that stopped it, Ctrl-C."""
+    """How a watch ended: the run (held and new records), the --fail-if messages that stopped it, the alarm lines
+    of an --exit-on flag that stopped it, Ctrl-C."""
 
     run: Run
     tripped: list[str] = field(default_factory=list)
     interrupted: bool = False
+    alarmed: list[str] = field(default_factory=list)
 
 
 class _Stop(Exception):
     """A --fail-if condition held: leave the scoring loop."""
+
+
+class _Alarm(Exception):
+    """A flag named by --exit-on appeared: leave the scoring loop."""
 
 
 @dataclass
@@ -137,11 +144,12 @@ def watch(
     log: Log = lambda msg: None,
     poll: float = 5.0,
     until_idle: float | None = None,
-    conditions: Sequence[Condition] = (),
-    rank_by: str = "consensus",
+    conditions: Sequence[Gate] = (),
+    rank_by: str = "epoch",
     exclude_init: bool = True,
     grace: float | None = None,
     on_change: Callable[[Run], None] | None = None,
+    exit_on: Sequence[str] = (),
 ) -> Outcome:
     """Score the checkpoints in ``folder`` and each new one as it appears, until idle, a condition, or Ctrl-C.
 
@@ -150,8 +158,13 @@ def watch(
     for the newest checkpoint (highest epoch; the init milestone not when ``exclude_init``) stops the watch.
     ``until_idle``: seconds with no new or changed checkpoint after which it returns. ``grace``: seconds a file
     that fails must stay unchanged before it is reported (default ``max(3 * poll, 2)``). ``on_change(run)`` is called
-    after each new result or reported failure (the live table).
+    after each new result or reported failure (the live table). Each ``collapse`` or ``plateau`` flag of a new
+    result (:mod:`sslmon.alarms`) is logged as ``alarm: NAME: CODE: MESSAGE``; a flag whose code is in ``exit_on``
+    ends the watch (``Outcome.alarmed``).
     """
+    unknown = [code for code in exit_on if code not in FLAG_CODES]
+    if unknown:
+        raise ValueError(f"exit_on: unknown flag(s) {', '.join(unknown)}; valid: {', '.join(FLAG_CODES)}")
     grace = max(3 * poll, 2.0) if grace is None else grace
     run = Run(config={}, failures=list(held.failures), exclude_init=exclude_init)
     for result in held.results:  # in file order: a checkpoint rewritten under its name shows its newest result
@@ -189,13 +202,15 @@ def watch(
                     continue
                 ready.append((source, current))
             if ready:
-                _score_ready(ready, score, run, keys, done, broken, out, log, conditions, rank_by, on_change)
+                _score_ready(ready, score, run, keys, done, broken, out, log, conditions, rank_by, on_change, exit_on)
                 last_change = time.monotonic()
             if until_idle is not None and time.monotonic() - last_change >= until_idle and not broken:
                 return Outcome(run)
             time.sleep(poll)
     except _Stop as stop:
         return Outcome(run, tripped=list(stop.args))
+    except _Alarm as alarm:
+        return Outcome(run, alarmed=list(alarm.args))
     except KeyboardInterrupt:
         return Outcome(run, interrupted=True)
 
@@ -211,8 +226,8 @@ def _listing(folder: Path, list_sources: ListSources) -> list[Source]:
 
 def _score_ready(
     ready: list[tuple[Source, Stamp]], score: Score, run: Run, keys: set[tuple[str, str]], done: dict[str, Stamp],
-    broken: dict[str, _Broken], out: ResultsFile | None, log: Log, conditions: Sequence[Condition], rank_by: str,
-    on_change: Callable[[Run], None] | None,
+    broken: dict[str, _Broken], out: ResultsFile | None, log: Log, conditions: Sequence[Gate], rank_by: str,
+    on_change: Callable[[Run], None] | None, exit_on: Sequence[str] = (),
 ) -> None:
     """Score the complete checkpoints that the output does not hold yet; a failure to load waits in ``broken``; a
     file that is not a regular file (FIFO, device, broken link) or cannot be read is reported at once, never opened
@@ -263,8 +278,14 @@ def _score_ready(
         if out is not None:
             out.stream(jsonl_line(item))
         log(summary(item))
+        alarms = [f for f in run_flags(run.results)[-1] if f["code"] != NOISE]
+        for flag in alarms:
+            log(f"alarm: {item.name}: {flag['code']}: {flag['message']}")
         if on_change:
             on_change(run)
+        stop = [f"alarm: {item.name}: {f['code']}: {f['message']}" for f in alarms if f["code"] in exit_on]
+        if stop:
+            raise _Alarm(*stop)
         tripped = judge(run.gated(), conditions, "latest", rank_by) if conditions else []
         if tripped:
             raise _Stop(*tripped)

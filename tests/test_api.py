@@ -61,11 +61,12 @@ def test_options_from_mapping_ignores_foreign_keys_and_none():
 
 
 def test_resolve_gives_the_domain_defaults():
-    for kind in ("checkpoints", "embeddings"):  # SSL encoders and their embeddings
+    # a run's milestones: epoch order (the last recommended); different models and embedding files: H(Z3)
+    for kind, rank_by in (("checkpoints", "epoch"), ("embeddings", "entropy_z3")):  # SSL encoders and their embeddings
         opts = Options().resolve(kind)
-        assert (opts.bin_factor, opts.batch_size, opts.rank_by, opts.train_limit) == (0.4, 256, "consensus", None)
+        assert (opts.bin_factor, opts.batch_size, opts.rank_by, opts.train_limit) == (0.4, 256, rank_by, None)
     models = Options().resolve("models")  # supervised ImageNet models, at 224 px and more
-    assert (models.bin_factor, models.batch_size, models.rank_by) == (0.8, 64, "rankme")
+    assert (models.bin_factor, models.batch_size, models.rank_by) == (0.8, 64, "entropy_z3")
     assert Options(limit=500).resolve("checkpoints").train_limit == 500  # train_limit follows limit
     assert Options(limit=500, train_limit=100).resolve("checkpoints").train_limit == 100
     given = Options(bin_factor=0.6, batch_size=32, rank_by="l2_std").resolve("models")  # what is given stays
@@ -75,11 +76,13 @@ def test_resolve_gives_the_domain_defaults():
 
 def test_resolve_adds_the_metrics_rank_by_needs():
     assert Options().resolve("checkpoints").metrics is None  # None: every metric the data allows
-    consensus = Options(metrics=("l2_std", "knn_acc")).resolve("checkpoints").metrics
-    assert consensus[:2] == ("l2_std", "knn_acc")  # asked for first, in the given order
-    assert set(consensus) == {"l2_std", "knn_acc", *DEFAULT_CONSENSUS} and len(consensus) == len(set(consensus))
-    assert Options(metrics=("rankme",), rank_by="alpha_req").resolve("models").metrics == ("rankme", "alpha_req")
-    assert Options(metrics=("rankme",)).resolve("models").metrics == ("rankme",)  # models rank by rankme
+    consensus = Options(metrics=("knn_acc", "l2_std"), rank_by="consensus").resolve("checkpoints").metrics
+    assert consensus[:2] == ("knn_acc", "l2_std")  # asked for first, in the given order
+    assert set(consensus) == {"l2_std", "knn_acc", "rankme", *DEFAULT_CONSENSUS} and len(consensus) == len(set(consensus))
+    # epoch order needs no metric; the collapse alarm's l2_std and rankme are always added
+    assert Options(metrics=("knn_acc",)).resolve("checkpoints").metrics == ("knn_acc", "l2_std", "rankme")
+    assert Options(metrics=("rankme",), rank_by="alpha_req").resolve("models").metrics == ("rankme", "alpha_req", "l2_std")
+    assert Options(metrics=("rankme",)).resolve("models").metrics == ("rankme", "entropy_z3", "l2_std")  # models: H(Z3)
 
 
 # --------------------------------------------------------------------------- arrays and models
@@ -158,7 +161,7 @@ def test_score_sample_checkpoints_in_epoch_order_with_a_failure_and_callbacks(tm
     lines: list[str] = []
     progress: list[tuple[str, int, int]] = []
     records: list[str] = []
-    options = Options(limit=300, seeds=(0,), umap_epochs=20, metrics=("rankme", "l2_std"))
+    options = Options(limit=300, seeds=(0,), umap_epochs=20, metrics=("rankme", "l2_std"), rank_by="consensus")
     run = score([folder], options=options, log=lines.append, on_progress=lambda *a: progress.append(a),
                 on_result=lambda run, record: records.append(getattr(record, "name", None) or record.path))
     assert [r.epoch for r in run.results] == [0, 1, 2, 3, 4, 5]
@@ -194,7 +197,7 @@ def test_compare_random_resnet18_equals_its_embeddings_by_hand(cache_dir):
     run = compare(["resnet18"], options=options)
     (result,) = run.results
     assert (result.name, result.dim, result.n_samples) == ("resnet18", 512, 100)
-    assert run.config["entropy_bin_factor"] == 0.8 and run.config["rank_by"] == "rankme"  # the models defaults
+    assert run.config["entropy_bin_factor"] == 0.8 and run.config["rank_by"] == "entropy_z3"  # the models defaults
     # by hand: the same seeded random init, head removed, ImageNet normalisation at 224 px
     torch.manual_seed(0)
     model = torchvision.models.resnet18()

@@ -96,7 +96,7 @@ def test_folder_yaml_and_config_file(tmp_path, tiny_data, cache_dir, runner):
     result = runner.invoke(app, ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "-q"])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert doc["config"]["n_samples"] == 30 and doc["config"]["metrics"] == ["rankme"]
+    assert doc["config"]["n_samples"] == 30 and doc["config"]["metrics"] == ["rankme", "l2_std"]  # + the collapse alarm's
     # the command line wins over the folder file
     result = runner.invoke(app, ["score", str(ckpts), "--dataset", tiny_data, "--format", "json", "-q", "--limit", "45"])
     assert json.loads(result.stdout)["config"]["n_samples"] == 45
@@ -161,13 +161,13 @@ def test_later_milestones_beat_init_on_label_based_references(cache_dir, runner)
     assert doc["results"][-1]["epoch"] == 0  # ranked by ami_c1_gt, init comes last
 
 
-def test_score_defaults_are_the_consensus_and_excluding_init(runner):
+def test_score_defaults_are_epoch_order_and_excluding_init(runner):
     helptext = runner.invoke(app, ["score", "--help"], env={"COLUMNS": "250", "NO_COLOR": "1"})
     text = " ".join(helptext.stdout.replace("│", " ").split())
-    assert "Default: consensus (score, watch), rankme (compare)" in text and "[default: exclude-init]" in text
+    assert "Default: epoch for a run's milestones, the last one recommended" in text and "[default: exclude-init]" in text
     from sslmon.api import Options
 
-    assert Options().resolve("checkpoints").rank_by == "consensus" and Options().resolve("models").rank_by == "rankme"
+    assert Options().resolve("checkpoints").rank_by == "epoch" and Options().resolve("models").rank_by == "entropy_z3"
 
 
 def test_exclude_init_changes_the_sample_checkpoint_ranking(cache_dir, runner):

@@ -96,7 +96,7 @@ def test_ranking_output_file_and_formats(tmp_path, runner):
     np.save(tmp_path / "spread.npy", spread)
     out = tmp_path / "res.csv"
     args = ["score", str(tmp_path / "collapsed.npy"), str(tmp_path / "spread.npy"), "--k", "2", "--metrics", "rankme,l2_std", "-q"]
-    result = runner.invoke(app, [*args, "--rank-by", "rankme", "--output", str(out)])  # score's default is the consensus
+    result = runner.invoke(app, [*args, "--rank-by", "rankme", "--output", str(out)])  # score's default for files is H(Z3)
     assert result.exit_code == 0, result.output
     assert "ranked by rankme" in result.stdout
     rows = list(csv.DictReader(out.open()))
@@ -113,7 +113,7 @@ def test_usage_errors_and_help(fmnist_npz, runner):
         return re.sub(r"[\s│]+", " ", result.output)
 
     bad_rank = runner.invoke(app, ["score", str(fmnist_npz), "--rank-by", "nonsense"])
-    assert bad_rank.exit_code == 2 and "'nonsense' is neither 'consensus' nor a metric" in message(bad_rank)
+    assert bad_rank.exit_code == 2 and "'nonsense' is neither 'epoch', 'consensus' nor a metric" in message(bad_rank)
     bad_metric = runner.invoke(app, ["score", str(fmnist_npz), "--metrics", "rankme,bogus"])
     assert bad_metric.exit_code == 2 and "unknown metric(s) bogus" in message(bad_metric)
     helptext = runner.invoke(app, ["score", "--help"])

@@ -47,7 +47,7 @@ def test_ray_reports_a_corrupt_checkpoint_and_scores_the_others(ray_session, tmp
     result = runner.invoke(app, ["score", str(folder), *BASE, "--executor", "ray", "--metrics", "rankme"])
     assert result.exit_code == 2
     doc = json.loads(result.stdout)
-    assert [r["name"] for r in doc["results"]] == ["epoch_0001.pt", "epoch_0002.pt"]
+    assert [r["name"] for r in doc["results"]] == ["epoch_0002.pt", "epoch_0001.pt"]  # a run's milestones: newest first
     assert [f["path"] for f in doc["failures"]] == [str(folder / "epoch_0003.pt")]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "epoch_0003.pt" in errors[0]

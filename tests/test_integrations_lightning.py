@@ -214,3 +214,46 @@ def test_bad_backbone_is_one_clear_error() -> None:
         SSLMonitor(limit=20)._backbone(NoBackbone())
     with pytest.raises(ValueError, match="unknown metric"):
         SSLMonitor(metrics=["rank_me"])
+
+
+class ConstantEncoder(lightning.LightningModule):
+    """A collapsed encoder: every image gets the same embedding (a learnable vector), trained towards a target."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.vector = nn.Parameter(torch.randn(16))
+        self.backbone = _Constant(self.vector)
+
+    def training_step(self, batch: tuple[torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = (self.backbone(batch[0].float()) - 1.0).pow(2).mean()
+        self.log("train_loss", loss, on_step=False, on_epoch=True)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.01)
+
+
+class _Constant(nn.Module):
+    def __init__(self, vector: nn.Parameter) -> None:
+        super().__init__()
+        self.vector = vector
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vector.expand(len(x), -1)
+
+
+def test_collapse_is_logged_and_stops_training(tmp_path: Path, trained: dict) -> None:
+    assert {float(r["sslmon/collapse"]) for r in _metrics_csv(trained["trainer"]) if r.get("sslmon/collapse")} == {0.0}
+    train = load_dataset("default", limit=128, train_limit=128)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(train.train_images), batch_size=64)
+    monitor = SSLMonitor(limit=100, metrics=["rankme", "l2_std"], seeds=1, stop_on_collapse=True)
+    trainer = lightning.Trainer(max_epochs=3, accelerator="cpu", devices=1, logger=CSVLogger(tmp_path, name="run"),
+                                default_root_dir=tmp_path, callbacks=[monitor], enable_checkpointing=False,
+                                enable_progress_bar=False, enable_model_summary=False)
+    with pytest.warns(UserWarning, match="stopping training: epoch 0 is flagged collapse"):
+        trainer.fit(ConstantEncoder(), loader)
+    assert trainer.current_epoch == 0 and [r.epoch for r in monitor.results] == [0]  # stopped before epoch 1
+    assert monitor.results[0].spread < 1e-6  # the embeddings are identical: computed here from the record
+    logged = [float(r["sslmon/collapse"]) for r in _metrics_csv(trainer) if r.get("sslmon/collapse")]
+    assert logged == [1.0]

@@ -591,7 +591,8 @@ def test_score_model_embeds_views_for_lidar(monkeypatch):
 def test_lidar_views_option_and_flag(tmp_path):
     with pytest.raises(OptionsError, match="lidar_views"):
         api.Options(lidar_views=1)
-    assert api.Options(lidar_views=5, metrics=("rankme",), rank_by="rankme").resolve("checkpoints").metrics == ("rankme", "lidar")
+    # lidar is added, after the collapse alarm's l2_std
+    assert api.Options(lidar_views=5, metrics=("rankme",), rank_by="rankme").resolve("checkpoints").metrics == ("rankme", "l2_std", "lidar")
     path = tmp_path / "emb.npz"
     rng = np.random.default_rng(9)
     np.savez(path, embeddings=rng.normal(size=(60, 4)), labels=rng.integers(0, 2, 60))

@@ -50,3 +50,22 @@ def test_printable_and_csv_cell():
     assert printable("épreuve [red]x[/red]") == "épreuve [red]x[/red]"  # markup is not a control character
     assert [csv_cell(t) for t in ("=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "ok", "a=b")] == \
         ["'=1+1", "'+1", "'-1", "'@SUM(A1)", "'\tx", "'\rx", "ok", "a=b"]
+
+
+def test_a_narrow_terminal_keeps_the_identity_columns_and_names_the_metrics_left_out():
+    metrics = {"ami_c1_c2": 0.7642, "silhouette_c1": 0.1785, "entropy_z3": 4.343, "rankme": 22.55, "alpha_req": 2.47,
+               "l2_std": 0.04184, "nesum": 2.078, "stable_rank": 1.326, "coherence": 2.757, "twonn_id": 6.839}
+    run = Run({}, [Result(f"epoch_{e:04d}.pt", None, dict(metrics), epoch=e, n_samples=500, dim=128) for e in range(4)])
+    wide = Console(record=True, width=250, force_terminal=True)
+    render_table(run, "epoch", wide)
+    assert "left out" not in wide.export_text()
+    narrow = Console(record=True, width=80, force_terminal=True)
+    render_table(run, "epoch", narrow)
+    text = narrow.export_text()
+    table = text.split("recommended:")[0]
+    assert all(len(line) <= 80 for line in table.splitlines())
+    assert "epoch_0003.pt" in table and "1✓" in table and "…" not in table  # nothing squeezed to an ellipsis
+    left_out = " ".join(table.split("left out at this width:")[1].split()).split(" (-f json")[0].split(", ")
+    shown = [m for m in metrics if m not in left_out]
+    assert left_out and shown and set(left_out) | set(shown) == set(metrics)
+    assert "recommended: epoch_0003.pt, the last milestone" in text

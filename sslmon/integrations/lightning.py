@@ -5,11 +5,14 @@ training epoch it embeds a fixed evaluation set with the module's backbone (eval
 ``torch.inference_mode``, on the module's device; the previous train/eval mode of every submodule
 is restored), evaluates it through :func:`sslmon.api.score_embeddings` and
 
-- logs each defined metric as ``sslmon/<metric>`` (plus ``sslmon/epoch``) to every Lightning logger:
+- logs each defined metric as ``sslmon/<metric>`` (plus ``sslmon/epoch``, and ``sslmon/collapse``: 1.0 when the
+  milestone is flagged ``collapse`` by :func:`sslmon.alarms.collapse_flag`, else 0.0) to every Lightning logger:
   through ``pl_module.log`` in ``on_train_epoch_end`` (so ``ModelCheckpoint``/``EarlyStopping`` can
   monitor them), and through the loggers' ``log_metrics`` at step 0 for the init milestone (Lightning
   allows ``self.log`` in ``on_train_start`` only into the first epoch's aggregate, which would mix
   the init values with those of epoch 1);
+- with ``stop_on_collapse``, stops training (``trainer.should_stop = True``, as ``EarlyStopping`` does) at the
+  first milestone flagged ``collapse``, with a warning naming it;
 - appends one JSON line per milestone to a JSONL file, the records of ``sslmon score -o x.jsonl``
   (:func:`sslmon.report.jsonl_line`), flushed and fsync'd as each is written.
 
@@ -23,11 +26,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+import warnings
 from typing import Callable, Sequence
 
 import lightning.pytorch as pl
 from torch import nn
 
+from sslmon.alarms import collapse_flag
 from sslmon.api import score_model
 from sslmon.io.datasets import ImageSet, load_dataset
 from sslmon.evaluation import DEFAULT_SEEDS, EvalConfig
@@ -55,6 +60,7 @@ class SSLMonitor(pl.Callback):
     ``mean``/``std``/``input_size``: the input normalisation and size the backbone expects
     (default: the dataset's per-channel statistics and native size). ``batch_size``: images per forward pass.
     ``lidar_views``: N >= 2 adds LiDAR, from N augmented views of up to 1000 evaluation images (0: off).
+    ``stop_on_collapse``: stop training at the first milestone flagged ``collapse`` (``sslmon/collapse`` = 1).
     """
 
     def __init__(
@@ -73,6 +79,7 @@ class SSLMonitor(pl.Callback):
         input_size: int | None = None,
         batch_size: int = 256,
         lidar_views: int = 0,
+        stop_on_collapse: bool = False,
     ) -> None:
         if lidar_views != 0 and lidar_views < 2:
             raise ValueError(f"lidar_views must be 0 (off) or >= 2, got {lidar_views}")
@@ -94,6 +101,7 @@ class SSLMonitor(pl.Callback):
         self.output = Path(output) if output is not None else None
         self.mean, self.std, self.input_size, self.batch_size = mean, std, input_size, batch_size
         self.lidar_views = lidar_views
+        self.stop_on_collapse = stop_on_collapse
         self._data: ImageSet | None = None
         self.results: list[Result] = []  # the milestones scored in this process (rank 0)
 
@@ -119,12 +127,18 @@ class SSLMonitor(pl.Callback):
         so every rank logs the same numbers; the init milestone goes to the loggers at step 0.
         """
         values = self._record(trainer, self.score(pl_module, epoch)) if trainer.is_global_zero else {}
+        values = trainer.strategy.broadcast(values, src=0)  # every rank learns of a collapse, and stops with rank 0
+        if self.stop_on_collapse and values.get("sslmon/collapse"):
+            trainer.should_stop = True
+            if trainer.is_global_zero:
+                warnings.warn(f"SSLMonitor: stopping training: epoch {epoch} is flagged collapse "
+                              f"({collapse_flag(self.results[-1])['message']})", stacklevel=2)  # type: ignore[index]
         if not in_hook:
             if trainer.is_global_zero:
                 for logger in trainer.loggers:
                     logger.log_metrics(values, step=trainer.global_step)
             return
-        for key, value in trainer.strategy.broadcast(values, src=0).items():
+        for key, value in values.items():
             # identical on every rank after the broadcast: sync_dist's mean changes nothing and silences
             # Lightning's advice to sync epoch-level values in a distributed run
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=True)
@@ -135,6 +149,7 @@ class SSLMonitor(pl.Callback):
         self._append(self._output_path(trainer), jsonl_line(result))
         values = {f"sslmon/{key}": value for key, value in result.metrics.items() if value is not None}
         values["sslmon/epoch"] = float(result.epoch or 0)
+        values["sslmon/collapse"] = float(collapse_flag(result) is not None)
         return values
 
     def score(self, pl_module: pl.LightningModule, epoch: int) -> Result:

@@ -47,9 +47,9 @@ def to_json(run: Run, rank_by: str) -> str:
 
 
 def to_jsonl(run: Run, rank_by: str) -> str:
-    """One JSON object per result in rank order, then one per failure (``"failed": true``)."""
-    lines = [jsonl_line(r, rank if key is not None else None)
-             for rank, (r, key) in enumerate(run.ranking(rank_by), start=1)]
+    """One JSON object per result in rank order (the records of :func:`to_json`: with ``rank``, ``flags`` and
+    ``recommended``), then one per failure (``"failed": true``)."""
+    lines = [json.dumps(record, allow_nan=False) + "\n" for record in run.to_dict(rank_by)["results"]]
     return "".join(lines + [jsonl_line(f) for f in run.failures])
 
 

@@ -1,0 +1,115 @@
+"""Which result to keep, by the rule the evidence supports, and the evidence behind it (README: The default ranking).
+
+- A run's milestones (every result has an epoch): rank by epoch, newest first (:data:`~sslmon.selection.EPOCH`),
+  and recommend the **last milestone**: in the repository's :data:`EVIDENCE_RUNS` training runs no label-free
+  ranking had a lower mean regret than it (docs/results.md sections 2, 9 and 11; docs/selection.md).
+- Different models (inputs without epochs: embedding files, torchvision models): rank by H(Z3), lower is better
+  (:data:`MODELS_DEFAULT`): the only metric the paper found significant across architectures (Table II).
+- ``--rank-by KEY`` (asked for): rank 1 by KEY.
+
+A result flagged ``collapse`` (:mod:`sslmon.alarms`) is never recommended: the next one by the same rule is, and
+the collapsed one is listed under ``excluded``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Sequence
+
+from sslmon.alarms import Flag, run_flags
+from sslmon.metrics import METRICS
+from sslmon.selection import EPOCH
+
+if TYPE_CHECKING:
+    from sslmon.results import Result, Run
+
+MODELS_DEFAULT = "entropy_z3"  # the default ranking of different models (compare, embedding files)
+EVIDENCE_RUNS = 12  # training runs with every milestone scored in docs/results/ (tests/test_recommend.py counts them)
+EVIDENCE_LAST = (f"no label-free ranking beat it on average over the {EVIDENCE_RUNS} training runs of docs/results.md "
+                 "(sections 2, 9, 11; docs/selection.md)")
+EVIDENCE_ENTROPY = ("the paper's only metric significant across architectures (Table II: r = -0.52 with probe accuracy "
+                    "over 17 ImageNet models on CIFAR-100, -0.34 n.s. on CIFAR-10); not validated by sslmon's own runs")
+EVIDENCE_ASKED_RUN = f"as asked (--rank-by); over the {EVIDENCE_RUNS} training runs of docs/results.md no label-free ranking beat the last milestone"
+EVIDENCE_ASKED_MODELS = "as asked (--rank-by); across architectures the paper found only H(Z3) significant (Table II)"
+
+
+@dataclass
+class Recommendation:
+    """The recommended result (``name``/``path``/``epoch``; None when nothing can be recommended), the ``rule`` that
+    chose it, the ``reason`` (why this one) and the ``evidence`` behind the rule; ``excluded``: results passed over,
+    each ``{"name", "why"}``."""
+
+    name: str | None
+    path: str | None
+    epoch: int | None
+    rule: str
+    reason: str
+    evidence: str
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    result: Result | None = field(default=None, repr=False, compare=False)  # the recommended record itself
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object (the fields above, without ``result``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "result"}
+
+    def line(self) -> str:
+        """The one line under the table: ``recommended: NAME, REASON; EVIDENCE``."""
+        if self.name is None:
+            return f"no recommendation: {self.reason}"
+        return f"recommended: {self.name}, {self.reason}; {self.evidence}"
+
+
+def has_epochs(results: Sequence[Result]) -> bool:
+    """Whether the results are milestones of a run: every one has an epoch and one is trained (several untrained
+    networks, e.g. randomly initialised torchvision models, are different models)."""
+    return bool(results) and all(r.epoch is not None for r in results) and any(not r.is_init for r in results)
+
+
+def default_rank_by(results: Sequence[Result]) -> str:
+    """The default ranking: epoch order for a run's milestones, else :data:`MODELS_DEFAULT`."""
+    return EPOCH if has_epochs(results) else MODELS_DEFAULT
+
+
+def _rule(rank_by: str, milestones: bool) -> tuple[str, str]:
+    """(rule, evidence) of a ranking."""
+    if rank_by == EPOCH:
+        return "last milestone", EVIDENCE_LAST
+    if rank_by == MODELS_DEFAULT and not milestones:
+        return f"lowest {MODELS_DEFAULT}", EVIDENCE_ENTROPY
+    spec = METRICS.get(rank_by)
+    how = "best" if spec is None else f"{spec.better}" if spec.target is None else f"closest to {spec.target:g}"
+    return f"rank 1 by {rank_by} ({how})", EVIDENCE_ASKED_RUN if milestones else EVIDENCE_ASKED_MODELS
+
+
+def recommend(run: Run, rank_by: str, flags: Sequence[list[Flag]] | None = None) -> Recommendation:
+    """The recommendation for ``run`` ranked by ``rank_by`` (``flags``: :func:`~sslmon.alarms.run_flags` of its
+    results, computed when not given): the first ranked result that is not flagged ``collapse``."""
+    flags = run_flags(run.results) if flags is None else flags
+    where = {id(r): i for i, r in enumerate(run.results)}
+    milestones = has_epochs(run.results)
+    rule, evidence = _rule(rank_by, milestones)
+    excluded: list[dict[str, str]] = []
+    for position, (result, key) in enumerate(run.ranking(rank_by)):
+        if key is None:
+            break  # unranked from here on
+        collapse = next((f for f in flags[where[id(result)]] if f["code"] == "collapse"), None)
+        if collapse is not None:
+            excluded.append({"name": result.name, "why": f"collapse: {collapse['message']}"})
+            continue
+        return Recommendation(result.name, result.path, result.epoch, rule, _reason(result, rank_by, position, excluded),
+                              evidence, excluded, result)
+    why = "every ranked result is flagged collapse" if excluded else "no result could be ranked"
+    if rank_by == EPOCH and run.exclude_init and any(r.is_init for r in run.results) and not excluded:
+        why = "the only milestone is the untrained one (epoch 0), which is not ranked (--include-init ranks it)"
+    return Recommendation(None, None, None, rule, why, evidence, excluded)
+
+
+def _reason(result: Result, rank_by: str, position: int, excluded: list[dict[str, str]]) -> str:
+    """Why ``result`` (at ``position`` in the ranking) is the one."""
+    passed = f" ({', '.join(e['name'] for e in excluded)} flagged collapse)" if excluded else ""
+    if rank_by == EPOCH:
+        return ("the last milestone" if position == 0 else "the latest milestone not flagged collapse") + passed
+    value = result.metrics.get(rank_by)
+    shown = "" if value is None else f" = {value:.4g}"
+    return (f"rank 1 by {rank_by}{shown}" if position == 0 else f"the best by {rank_by}{shown} not flagged collapse") + passed
+
