@@ -33,7 +33,7 @@ from sslmon.errors import OptionsError, SslmonError
 from sslmon.metrics import METRICS
 from sslmon.io.output import OutputError, ResultsFile, check_target, write_atomic
 from sslmon.report import printable, ranked_table, render, render_table
-from sslmon.io.runfile import jsonl_line
+from sslmon.io.runfile import jsonl_header, jsonl_line, now
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
@@ -377,13 +377,16 @@ def _entries(folder: Path) -> list[Path]:
         return []
 
 
-def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tuple[Run | None, bool]:
-    """Run ``score_fn``, streaming each finished record to the -o file; on Ctrl-C return what finished.
+def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None, started: str) -> tuple[Run | None, bool]:
+    """Run ``score_fn``, streaming each finished record to the -o file (after the JSON Lines header with the run's
+    config and ``started``); on Ctrl-C return what finished.
 
     Returns (run, interrupted); the run is None when Ctrl-C came before the first result."""
     latest: list[Run] = []
 
     def on_result(run: Run, item: Result | Failure) -> None:
+        if out is not None and not latest:
+            out.stream(jsonl_header(run.config, started))
         latest[:] = [run]
         if isinstance(item, Failure):
             _say(_error_line(item.error, item.param))
@@ -397,7 +400,7 @@ def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tu
 
 
 def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditions: list[Condition], which: Judge,
-            interrupted: bool = False) -> None:
+            interrupted: bool = False, started: str | None = None) -> None:
     """Write the -o file and/or stdout, then exit 130 if interrupted, 2 if some input failed or -o could not be
     written (the results then go to stdout), 1 if a --fail-if condition held, else 0. The ranking is the run's
     (``config.rank_by``; with ``exclude_init`` the epoch-0 milestone is reported but neither ranked nor judged)."""
@@ -405,13 +408,13 @@ def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditi
         _say("interrupted before any result finished")
         raise typer.Exit(130)
     rank_by = run.config["rank_by"]
-    written = out is not None and out.finish(render(run, rank_by, out.fmt))
+    written = out is not None and out.finish(render(run, rank_by, out.fmt, started))
     if written:
         _say(f"wrote {out.path} ({out.fmt})")
     if fmt == OutputFormat.table:
         render_table(run, rank_by, _stdout_console())
     elif not written:
-        typer.echo(render(run, rank_by, fmt.value), nl=False)
+        typer.echo(render(run, rank_by, fmt.value, started), nl=False)
     if interrupted:
         _say(f"interrupted: the {len(run.results)} finished result(s) were reported")
         raise typer.Exit(130)
@@ -470,9 +473,10 @@ def compare(
 def _run(score_fn: Callable[[OnResult, OnProgress | None], Run], p: dict[str, Any], out: ResultsFile | None) -> None:
     """Score with progress bars, streaming each record to the -o file, then report and exit (see :func:`_finish`)."""
     conditions = _conditions(p["fail_if"])
+    started = now()
     with _progress(p["quiet"]) as on_progress:
-        run, interrupted = _scoring(lambda on_result: score_fn(on_result, on_progress), out)
-    _finish(run, p["fmt"], out, conditions, p["judge"], interrupted)
+        run, interrupted = _scoring(lambda on_result: score_fn(on_result, on_progress), out, started)
+    _finish(run, p["fmt"], out, conditions, p["judge"], interrupted, started)
 
 
 @app.command()
@@ -507,6 +511,8 @@ def watch(
     held = read_held(out_path, log) if out_path is not None else Held()
     scorer = api.Scorer(api.load_images(options, log), options, run_config={"arch": options.arch, "limit": options.limit},
                         log=lambda msg: None if msg.startswith("error:") else log(msg))  # watch reports failures itself
+    if out is not None and not (out_path.is_file() and out_path.stat().st_size):  # a new output starts with its header
+        out.stream(jsonl_header(scorer.run_config))
     live = Live(console=err, transient=True, auto_refresh=False) if err.is_terminal and not p["quiet"] else None
     rank_by = options.rank_by or CONSENSUS
     log(f"watching {folder} every {p['poll']:g} s" + (f" (until idle for {p['until_idle']:g} s)" if p["until_idle"] is not None else ""))
