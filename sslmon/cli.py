@@ -38,6 +38,7 @@ from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
 if TYPE_CHECKING:
+    from sslmon.io.tensorboard import TensorBoardLog
     from sslmon.meta.correlate import NamedRun
 
 # The command-line spelling of a parameter that a library message names (exc.param); other Options fields are
@@ -162,6 +163,7 @@ LidarViews = Annotated[int, typer.Option("--lidar-views", min=0, help="LiDAR: em
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
 Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results to this file (.json, .jsonl or .csv; format from --format when given).")]
+TensorBoardDir = Annotated[Optional[Path], typer.Option("--tensorboard", help="Also write each result's metrics as TensorBoard scalars sslmon/<metric> at its milestone's epoch into this folder (pip install 'sslmon[tensorboard]').")]
 Device = Annotated[str, typer.Option(callback=_device, help="Torch device: auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
 PrecisionOpt = Annotated[PrecisionChoice, typer.Option("--precision", help="Forward passes in fp32 (default: CPU and GPU agree) or bf16 (bfloat16 autocast, faster on recent GPUs); recorded in config.")]
 Z3Kmeans = Annotated[Z3KmeansChoice, typer.Option("--z3-kmeans", help="What the cosine k-means of C1/C2 clusters: paper (Z3 as UMAP lays it out, the paper's definition) or centred (Z3 minus its mean; docs/selection.md); recorded in config.")]
@@ -209,7 +211,7 @@ EVALUATION = [("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, No
               ("umap_epochs", UmapEpochs, None),
               ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
               ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views)]
-REPORT = [("fmt", Fmt, OutputFormat.table), ("output", Output, None)]
+REPORT = [("fmt", Fmt, OutputFormat.table), ("output", Output, None), ("tensorboard", TensorBoardDir, None)]
 EXECUTION = [("device", Device, DEFAULTS.device), ("precision", PrecisionOpt, PrecisionChoice.fp32),
              ("batch_size", BatchSize, None), ("no_cache", NoCache, False), ("executor", ExecutorOpt, ExecutorChoice.local),
              ("ray_address", RayAddress, None), ("gpus_per_task", GpusPerTask, None),
@@ -377,9 +379,10 @@ def _entries(folder: Path) -> list[Path]:
         return []
 
 
-def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None, started: str) -> tuple[Run | None, bool]:
+def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None, started: str,
+             board: TensorBoardLog | None = None) -> tuple[Run | None, bool]:
     """Run ``score_fn``, streaming each finished record to the -o file (after the JSON Lines header with the run's
-    config and ``started``); on Ctrl-C return what finished.
+    config and ``started``) and each result to the TensorBoard log; on Ctrl-C return what finished.
 
     Returns (run, interrupted); the run is None when Ctrl-C came before the first result."""
     latest: list[Run] = []
@@ -392,6 +395,8 @@ def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None, start
             _say(_error_line(item.error, item.param))
         if out is not None:
             out.stream(jsonl_line(item))
+        if board is not None and isinstance(item, Result):
+            board.add_result(item)
 
     try:
         return score_fn(on_result), False
@@ -470,12 +475,22 @@ def compare(
                                                     on_progress=on_progress, download_progress=download_bar), p, out)
 
 
+def _tensorboard(folder: Optional[Path]) -> TensorBoardLog | None:
+    """The --tensorboard log (created before any work, so a missing package or bad folder is exit 2 at once)."""
+    if folder is None:
+        return None
+    from sslmon.io.tensorboard import TensorBoardLog
+
+    return TensorBoardLog(folder)
+
+
 def _run(score_fn: Callable[[OnResult, OnProgress | None], Run], p: dict[str, Any], out: ResultsFile | None) -> None:
     """Score with progress bars, streaming each record to the -o file, then report and exit (see :func:`_finish`)."""
     conditions = _conditions(p["fail_if"])
     started = now()
-    with _progress(p["quiet"]) as on_progress:
-        run, interrupted = _scoring(lambda on_result: score_fn(on_result, on_progress), out, started)
+    board = _tensorboard(p["tensorboard"])
+    with _progress(p["quiet"]) as on_progress, board or nullcontext():
+        run, interrupted = _scoring(lambda on_result: score_fn(on_result, on_progress), out, started, board)
     _finish(run, p["fmt"], out, conditions, p["judge"], interrupted, started)
 
 
@@ -488,6 +503,7 @@ def watch(
     until_idle: Annotated[Optional[float], typer.Option("--until-idle", min=0, help="Exit 0 after this many seconds with no new or changed checkpoint (default: run until Ctrl-C).")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
     fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 as soon as a condition such as "l2_std<0.005" holds for the newest checkpoint (repeatable).')] = None,
+    tensorboard: TensorBoardDir = None,
     **options: Any,
 ) -> None:
     """Follow a checkpoint folder while training runs: score every checkpoint in it, then each new one once it is
@@ -513,16 +529,24 @@ def watch(
                         log=lambda msg: None if msg.startswith("error:") else log(msg))  # watch reports failures itself
     if out is not None and not (out_path.is_file() and out_path.stat().st_size):  # a new output starts with its header
         out.stream(jsonl_header(scorer.run_config))
+    board = _tensorboard(p["tensorboard"])
     live = Live(console=err, transient=True, auto_refresh=False) if err.is_terminal and not p["quiet"] else None
     rank_by = options.rank_by or CONSENSUS
     log(f"watching {folder} every {p['poll']:g} s" + (f" (until idle for {p['until_idle']:g} s)" if p["until_idle"] is not None else ""))
 
+    logged = {id(r) for r in held.results}  # results in TensorBoard (those held from an earlier watch were, then)
+
     def show(run: Run) -> None:
-        """The live table on a terminal, redrawn after each result (plain lines go above it)."""
+        """New results to TensorBoard; the live table on a terminal, redrawn after each result (plain lines go above
+        it)."""
+        for result in run.results if board is not None else ():
+            if id(result) not in logged:
+                board.add_result(result)
+                logged.add(id(result))
         if live is not None and run.results:
             live.update(ranked_table(run, rank_by), refresh=True)
 
-    with scorer, live or nullcontext():
+    with scorer, live or nullcontext(), board or nullcontext():
         outcome = follow(folder, scorer.score, lambda f: api.checkpoint_sources([f], arch=options.arch, trust=options.trust_checkpoints),
                          held, out, log, p["poll"], p["until_idle"], conditions, rank_by, options.exclude_init, on_change=show)
     if out is not None:
@@ -570,6 +594,7 @@ def train(
     seed: Seed = 0,
     device: Device = "auto",
     half: Annotated[bool, typer.Option("--half", help="Store milestone weights in float16 (half the size).")] = False,
+    tensorboard: Annotated[Optional[Path], typer.Option("--tensorboard", help="Also write the losses of each epoch as TensorBoard scalars sslmon/train_loss (and sslmon/heldout_loss at milestones) into this folder (pip install 'sslmon[tensorboard]').")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train an encoder with SimCLR, MoCo-v2 or SimSiam and write milestones that `sslmon score` reads.
@@ -596,11 +621,13 @@ def train(
     log = _logger(quiet)
     log(f"training {method.value} {arch} on {len(images)} images of {data.name} ({dev.type})"
         + (f"; held-out SSL loss on {min(len(heldout), HELDOUT_IMAGES)} evaluation images" if heldout is not None else ""))
+    board = _tensorboard(tensorboard)
     try:
-        paths = run_training(method.value, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,
-                             lr=lr, weight_decay=weight_decay, head_width=head_width, temperature=temperature,
-                             augment_cfg=AugmentConfig(crop_scale=(crop_min, 1.0), jitter_p=jitter), half=half,
-                             heldout=heldout, log=log)
+        with board or nullcontext():
+            paths = run_training(method.value, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,
+                                 lr=lr, weight_decay=weight_decay, head_width=head_width, temperature=temperature,
+                                 augment_cfg=AugmentConfig(crop_scale=(crop_min, 1.0), jitter_p=jitter), half=half,
+                                 heldout=heldout, log=log, on_epoch=board.add if board is not None else None)
     except ValueError as exc:
         raise typer.BadParameter(str(exc))
     log(f"wrote {len(paths)} milestones to {out}")
