@@ -740,6 +740,51 @@ def plot(
     typer.echo("\n".join(printable(str(path)) for path in written))
 
 
+class FigureFormat(str, Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+@app.command()
+def report(
+    paths: ResultsFiles,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write (one self-contained page: inline CSS and figures, nothing fetched).")],
+    z3: Annotated[Optional[Path], typer.Option("--z3", help="Folder of NAME.z3.npz files (from `sslmon score --save-z3`): adds the Z3 scatters.")] = None,
+    against: Against = "lp_acc",
+    names: RunNames = None,
+    epochs: Annotated[Optional[str], typer.Option("--epochs", help="Comma-separated epochs of the Z3 scatters (default: first, middle and last in --z3).")] = None,
+    figures: Annotated[Optional[Path], typer.Option("--figures", help="Also write each figure as a file into this folder (created).")] = None,
+    figure_format: Annotated[FigureFormat, typer.Option("--figure-format", help="Format of the --figures files.")] = FigureFormat.png,
+    quiet: Quiet = False,
+) -> None:
+    """Write one HTML report of results files: the table, the recommendation and alarms (when the records carry
+    them), each metric over epochs with seed error bars, the probe with its standard-error band, the selection table
+    when the runs have labels, and the Z3 scatters with --z3.
+
+    Exit codes: 0 written; 2 a bad results file, Z3 folder or output (one error line naming it).
+    """
+    from sslmon.meta.plots import PlotError
+    from sslmon.meta.report_html import build_report
+
+    chosen_epochs = _epoch_list(epochs)
+    if chosen_epochs is not None and z3 is None:
+        raise typer.BadParameter("selects the Z3 scatters: give --z3 DIR too", param_hint="--epochs")
+    try:
+        check_target(output, paths)
+    except OutputError as exc:
+        _fail(exc)
+    runs = _load_runs(paths, names)
+    try:
+        page = build_report(runs, against, z3, chosen_epochs, figures, figure_format.value, log=_logger(quiet))
+        write_atomic(output, page)
+    except (PlotError, OutputError) as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(OutputError(f"{figures}: cannot write the figures ({(exc.strerror or type(exc).__name__).lower()})"))
+    _say(f"wrote {output}")
+
+
 @app.command("metrics")
 def list_metrics() -> None:
     """List the metric keys with their direction and definition."""
