@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
+import os
 from pathlib import Path
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
@@ -212,6 +213,28 @@ class EmbeddingError(SslmonError):
     """The forward pass failed (wrong input size for the model, out of memory, ...); the message names the model."""
 
 
+def as_images(images: Any, what: str = "images") -> torch.Tensor:
+    """``images`` as the uint8 (n, C, H, W) tensor that :func:`embed` takes, from a numpy array or a tensor:
+    (n, H, W) gets one channel, channels-last (n, H, W, C) with C = 1 or 3 is moved first. OptionsError naming
+    ``what`` for anything else (another dtype, rank or number of channels)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    if not isinstance(x, torch.Tensor):
+        raise OptionsError(f"{what}: expected a numpy array or a torch tensor, got {type(images).__name__}", param=what)
+    if x.dtype != torch.uint8:
+        raise OptionsError(f"{what}: expected uint8 pixels (0-255), got {x.dtype}; for floats in [0, 1] pass "
+                           "(x * 255).round() as uint8", param=what)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise OptionsError(f"{what}: expected shape (n, H, W), (n, C, H, W) or (n, H, W, C) with C = 1 or 3, got "
+                           f"{tuple(x.shape)}", param=what)
+    return x
+
+
 def embed(
     model: nn.Module,
     images: torch.Tensor,
@@ -225,10 +248,12 @@ def embed(
     name: str = "model",
     on_progress: OnProgress | None = None,
 ) -> np.ndarray:
-    """Embeddings (n, d) float32 of uint8 ``images`` (n, C, H, W) through ``model`` in eval mode under
-    ``torch.inference_mode``; each submodule's train/eval mode is restored afterwards. EmbeddingError naming
-    ``name`` when the forward pass fails."""
+    """Embeddings (n, d) float32 of uint8 ``images`` (n, C, H, W; also numpy, (n, H, W) or channels-last: see
+    :func:`as_images`) through ``model`` in eval mode under ``torch.inference_mode``; each submodule's train/eval
+    mode is restored afterwards. EmbeddingError naming ``name`` when the forward pass fails."""
     from sslmon.models.embed import embed_images, resolve_device
+
+    images = as_images(images)
 
     dev = device if not isinstance(device, str) else resolve_device(device)
     task, total, done = f"embedding {name}", len(images), 0
@@ -272,7 +297,8 @@ def score_model(
     on_progress: OnProgress | None = None,
     lidar_views: int = 0,
 ) -> Result:
-    """Embed ``images`` (uint8 (n, C, H, W); grayscale is repeated to 3 channels, ``(x/255 - mean) / std``, resized
+    """Embed ``images`` (uint8 (n, C, H, W), also numpy, (n, H, W) or channels-last: :func:`as_images`; grayscale
+    is repeated to 3 channels, ``(x/255 - mean) / std``, resized
     to ``input_size`` when given) with ``model`` and evaluate them. The train split is embedded only when it has
     labels and a metric fitted on it (``knn_acc``, ``lp_acc``) is wanted. ``config.device`` follows ``device``.
     ``lidar_views`` >= 2 (and ``lidar`` wanted): that many augmented views (:mod:`sslmon.models.augment`, seeded
@@ -280,6 +306,8 @@ def score_model(
     from sslmon.models.embed import resolve_device
 
     dev = device if not isinstance(device, str) else resolve_device(device)
+    images = as_images(images)
+    train_images = None if train_images is None else as_images(train_images, "train_images")
     wanted = set(metrics) if metrics is not None else set(METRICS)
     use_train = train_images is not None and train_labels is not None and bool(set(TRAIN_SPLIT_METRICS) & wanted)
     run = partial(embed, model, mean=mean, std=std, input_size=input_size, batch_size=batch_size, device=dev,
@@ -585,6 +613,9 @@ def score(
     of ``paths``). An input that fails is a :class:`Failure` in the run, the others are scored; a bad dataset or
     option raises an :class:`SslmonError`."""
     paths = [Path(p) for p in paths]
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing and len(missing) == len(paths):  # nothing to score: say so before any dataset is loaded
+        raise OptionsError(f"{', '.join(map(str, missing))}: no such file or folder", param="paths")
     embedding_files = [p for p in paths if p.suffix in EMBEDDING_SUFFIXES]
     if embedding_files and len(embedding_files) != len(paths):
         raise OptionsError("paths: give either embedding files (.npz/.npy) or checkpoints, not both", param="paths")

@@ -168,7 +168,7 @@ Device = Annotated[str, typer.Option(callback=_device, help="Torch device: auto 
 PrecisionOpt = Annotated[PrecisionChoice, typer.Option("--precision", help="Forward passes in fp32 (default: CPU and GPU agree) or bf16 (bfloat16 autocast, faster on recent GPUs); recorded in config.")]
 Z3Kmeans = Annotated[Z3KmeansChoice, typer.Option("--z3-kmeans", help="What the cosine k-means of C1/C2 clusters: paper (Z3 as UMAP lays it out, the paper's definition) or centred (Z3 minus its mean; docs/selection.md); recorded in config.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors are still printed).")]
-Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images to embed: default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:FILE.")]
+Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images to embed: default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR (or just DIR: an existing folder), npz:FILE.")]
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="Stratified subset of N evaluation images (and of N train images unless --train-limit).")]
 TrainLimit = Annotated[Optional[int], typer.Option("--train-limit", min=1, help="Stratified subset of N train images (for knn_acc and lp_acc).")]
 ImageSize = Annotated[int, typer.Option("--image-size", min=8, help="imagefolder only: images are resized and centre-cropped to this size.")]
@@ -203,22 +203,42 @@ def _seed_list(value: Optional[str]) -> Optional[tuple[int, ...]]:
     return tuple(parts)
 
 
-# The options of the scoring commands, in --help order, each defined once; `_with_options` adds a command's groups.
-IMAGES = [("dataset", Dataset, None), ("limit", Limit, None), ("train_limit", TrainLimit, None),
-          ("image_size", ImageSize, DEFAULTS.image_size), ("trust_data", TrustData, False)]
-CHECKPOINTS = [("arch", Arch, DEFAULTS.arch), ("trust_checkpoints", TrustCheckpoints, False)]
-EVALUATION = [("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, None), ("preset", Preset, PresetChoice.paper),
-              ("umap_epochs", UmapEpochs, None),
-              ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
-              ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views)]
-REPORT = [("fmt", Fmt, OutputFormat.table), ("output", Output, None), ("tensorboard", TensorBoardDir, None)]
-EXECUTION = [("device", Device, DEFAULTS.device), ("precision", PrecisionOpt, PrecisionChoice.fp32),
-             ("batch_size", BatchSize, None), ("no_cache", NoCache, False), ("executor", ExecutorOpt, ExecutorChoice.local),
-             ("ray_address", RayAddress, None), ("gpus_per_task", GpusPerTask, None),
-             ("cpus_per_task", CpusPerTask, DEFAULTS.cpus_per_task)]
-GATES = [("save_z3", SaveZ3, None), ("fail_if", FailIf, None)]
-INIT = [("exclude_init", ExcludeInit, DEFAULTS.exclude_init)]
-FILES = [("config", ConfigFile, None), ("quiet", Quiet, False)]
+Group = list[tuple[str, Any, Any]]  # (parameter name, Annotated type with its typer.Option, default)
+
+
+def _panel(title: str, group: Group) -> Group:
+    """Show every option of ``group`` under the --help panel ``title`` (typer's rich_help_panel)."""
+    for _, annotation, _ in group:
+        for info in get_args(annotation)[1:]:
+            info.rich_help_panel = title
+    return group
+
+
+# The options of the scoring commands, in --help order (a panel per group), each defined once; `_with_options` adds
+# a command's groups.
+IMAGES = _panel("Images", [("dataset", Dataset, None), ("limit", Limit, None), ("train_limit", TrainLimit, None),
+                           ("image_size", ImageSize, DEFAULTS.image_size), ("trust_data", TrustData, False)])
+CHECKPOINTS = _panel("Checkpoints", [("arch", Arch, DEFAULTS.arch), ("trust_checkpoints", TrustCheckpoints, False)])
+EVALUATION = _panel("Evaluation", [
+    ("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, None), ("preset", Preset, PresetChoice.paper),
+    ("umap_epochs", UmapEpochs, None),
+    ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
+    ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views)])
+REPORT = _panel("Output", [("fmt", Fmt, OutputFormat.table), ("output", Output, None), ("tensorboard", TensorBoardDir, None),
+                           ("save_z3", SaveZ3, None)])
+EXECUTION = _panel("Execution", [
+    ("device", Device, DEFAULTS.device), ("precision", PrecisionOpt, PrecisionChoice.fp32),
+    ("batch_size", BatchSize, None), ("no_cache", NoCache, False), ("executor", ExecutorOpt, ExecutorChoice.local),
+    ("ray_address", RayAddress, None), ("gpus_per_task", GpusPerTask, None),
+    ("cpus_per_task", CpusPerTask, DEFAULTS.cpus_per_task)])
+GATES = _panel("Gates", [("fail_if", FailIf, None)])
+INIT = _panel("Evaluation", [("exclude_init", ExcludeInit, DEFAULTS.exclude_init)])
+FILES = _panel("Execution", [("config", ConfigFile, None), ("quiet", Quiet, False)])
+
+# The exit codes, at the end of each command's --help (the module docstring has them all).
+EXIT_SCORING = ("Exit codes: 0 success; 1 a --fail-if condition held; 2 an input failed (the others are still reported), "
+                "a usage error or an -o file that cannot be written; 130 interrupted (the finished results are written).")
+EXIT_FILES = "Exit codes: 0 success; 2 a bad input file, a usage error or an output that cannot be written."
 
 
 def _with_options(*groups: list[tuple[str, Any, Any]]) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -439,9 +459,9 @@ def _conditions(fail_if: Optional[list[str]]) -> list[Condition]:
         raise typer.BadParameter(str(exc), param_hint="--fail-if")
 
 
-@app.command()
+@app.command(epilog=EXIT_SCORING)
 @_with_options(IMAGES, CHECKPOINTS, EVALUATION, REPORT, EXECUTION, GATES,
-               [("judge", JudgeOpt, Judge.latest)], INIT, FILES)
+               _panel("Gates", [("judge", JudgeOpt, Judge.latest)]), INIT, FILES)
 def score(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(help="Checkpoint folders or files (.pt .pth .ckpt .bin .safetensors, TorchScript), or embedding files (.npz, .npy).")],
@@ -456,8 +476,8 @@ def score(
                                                   on_progress=on_progress), p, out)
 
 
-@app.command()
-@_with_options(IMAGES, EVALUATION, REPORT, EXECUTION, GATES, [("judge", JudgeOpt, Judge.best)], FILES)
+@app.command(epilog=EXIT_SCORING)
+@_with_options(IMAGES, EVALUATION, REPORT, EXECUTION, GATES, _panel("Gates", [("judge", JudgeOpt, Judge.best)]), FILES)
 def compare(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="torchvision model names, e.g. resnet18 densenet121 efficientnet_b0 (see `sslmon archs`).")],
@@ -494,15 +514,15 @@ def _run(score_fn: Callable[[OnResult, OnProgress | None], Run], p: dict[str, An
     _finish(run, p["fmt"], out, conditions, p["judge"], interrupted, started)
 
 
-@app.command()
+@app.command(epilog=EXIT_SCORING.replace("; 130 interrupted (the finished results are written)", "; 130 interrupted (Ctrl-C)"))
 @_with_options(IMAGES, CHECKPOINTS, EVALUATION, EXECUTION, INIT, FILES)
 def watch(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="The training run's checkpoint folder (it may start empty).")],
-    poll: Annotated[float, typer.Option("--poll", min=0.01, help="Seconds between two looks at the folder (polling: works on network filesystems).")] = 5.0,
-    until_idle: Annotated[Optional[float], typer.Option("--until-idle", min=0, help="Exit 0 after this many seconds with no new or changed checkpoint (default: run until Ctrl-C).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
-    fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 as soon as a condition such as "l2_std<0.005" holds for the newest checkpoint (repeatable).')] = None,
+    poll: Annotated[float, typer.Option("--poll", min=0.01, rich_help_panel="Watching", help="Seconds between two looks at the folder (polling: works on network filesystems).")] = 5.0,
+    until_idle: Annotated[Optional[float], typer.Option("--until-idle", min=0, rich_help_panel="Watching", help="Exit 0 after this many seconds with no new or changed checkpoint (default: run until Ctrl-C).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", rich_help_panel="Output", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
+    fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", rich_help_panel="Gates", help='Exit 1 as soon as a condition such as "l2_std<0.005" holds for the newest checkpoint (repeatable).')] = None,
     tensorboard: TensorBoardDir = None,
     **options: Any,
 ) -> None:
@@ -573,28 +593,31 @@ class Method(str, Enum):
     simsiam_no_pred = "simsiam-no-pred"
 
 
-@app.command()
+TRAINING = "Training"
+
+
+@app.command(epilog=EXIT_FILES.replace("a bad input file", "a bad dataset"))
 def train(
     method: Annotated[Method, typer.Argument(help="SSL method: simclr, moco (MoCo-v2) or simsiam, as in the paper; simsiam-no-sg and simsiam-no-pred are ablations that collapse (known-bad runs for testing alarms).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the milestones epoch_NNNN.pt (created).")],
-    dataset: Dataset = None,
+    out: Annotated[Path, typer.Option("--out", rich_help_panel="Output", help="Folder for the milestones epoch_NNNN.pt (created).")],
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", rich_help_panel="Images", help="Images to train on (their train split; all images when there is none; the evaluation split gives the held-out loss): default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR (or just DIR), npz:FILE.")] = None,
     trust_data: TrustData = False,
-    train_limit: Annotated[Optional[int], typer.Option("--train-limit", min=1, help="Train on a stratified subset of N images of the train split.")] = None,
-    image_size: ImageSize = 224,
-    arch: Annotated[str, typer.Option("--arch", help="Backbone (see `sslmon archs`): convnet-small for CPU runs, resnet18-cifar as in the paper.")] = "convnet-small",
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 10,
-    every: Annotated[int, typer.Option("--every", min=1, help="Write a milestone every N epochs (the untrained one and the last are always written).")] = 1,
-    batch_size: BatchSize = 256,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak one-cycle learning rate (default: the paper's for the method).")] = None,
-    head_width: Annotated[int, typer.Option("--head-width", min=8, help="Projector/predictor width (paper: 2048).")] = 2048,
-    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", min=0, help="SGD weight decay (default: the paper's for the method).")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", min=1e-6, help="InfoNCE temperature of simclr/moco (default: the paper's, 0.5 / 0.1).")] = None,
-    crop_min: Annotated[float, typer.Option("--crop-min", min=0.01, max=1.0, help="Smallest area fraction of the random resized crop (SimCLR: 0.2; larger is weaker augmentation).")] = 0.2,
-    jitter: Annotated[float, typer.Option("--jitter", min=0.0, max=1.0, help="Probability of colour jitter per view (SimCLR: 0.8; 0 turns it off).")] = 0.8,
-    seed: Seed = 0,
+    train_limit: Annotated[Optional[int], typer.Option("--train-limit", min=1, rich_help_panel="Images", help="Train on a stratified subset of N images of the train split.")] = None,
+    image_size: Annotated[int, typer.Option("--image-size", min=8, rich_help_panel="Images", help="imagefolder only: training images are resized and centre-cropped to this size (the encoder then expects it: score at the same --image-size).")] = 224,
+    arch: Annotated[str, typer.Option("--arch", rich_help_panel=TRAINING, help="Backbone (see `sslmon archs`): convnet-small for CPU runs, resnet18-cifar as in the paper.")] = "convnet-small",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, rich_help_panel=TRAINING, help="Training epochs.")] = 10,
+    every: Annotated[int, typer.Option("--every", min=1, rich_help_panel="Output", help="Write a milestone every N epochs (the untrained one and the last are always written).")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, rich_help_panel=TRAINING, help="Images per SGD step (two augmented views of each); the last incomplete batch of an epoch is dropped.")] = 256,
+    lr: Annotated[Optional[float], typer.Option("--lr", rich_help_panel=TRAINING, help="Peak one-cycle learning rate (default: the paper's for the method).")] = None,
+    head_width: Annotated[int, typer.Option("--head-width", min=8, rich_help_panel=TRAINING, help="Projector/predictor width (paper: 2048).")] = 2048,
+    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", min=0, rich_help_panel=TRAINING, help="SGD weight decay (default: the paper's for the method).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=1e-6, rich_help_panel=TRAINING, help="InfoNCE temperature of simclr/moco (default: the paper's, 0.5 / 0.1).")] = None,
+    crop_min: Annotated[float, typer.Option("--crop-min", min=0.01, max=1.0, rich_help_panel=TRAINING, help="Smallest area fraction of the random resized crop (SimCLR: 0.2; larger is weaker augmentation).")] = 0.2,
+    jitter: Annotated[float, typer.Option("--jitter", min=0.0, max=1.0, rich_help_panel=TRAINING, help="Probability of colour jitter per view (SimCLR: 0.8; 0 turns it off).")] = 0.8,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, rich_help_panel=TRAINING, help="Seed of the initial weights, the batches, the augmentations and the --train-limit subset: the same seed gives the same milestones on CPU.")] = 0,
     device: Device = "auto",
-    half: Annotated[bool, typer.Option("--half", help="Store milestone weights in float16 (half the size).")] = False,
-    tensorboard: Annotated[Optional[Path], typer.Option("--tensorboard", help="Also write the losses of each epoch as TensorBoard scalars sslmon/train_loss (and sslmon/heldout_loss at milestones) into this folder (pip install 'sslmon[tensorboard]').")] = None,
+    half: Annotated[bool, typer.Option("--half", rich_help_panel="Output", help="Store milestone weights in float16 (half the size).")] = False,
+    tensorboard: Annotated[Optional[Path], typer.Option("--tensorboard", rich_help_panel="Output", help="Also write the losses of each epoch as TensorBoard scalars sslmon/train_loss (and sslmon/heldout_loss at milestones) into this folder (pip install 'sslmon[tensorboard]').")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train an encoder with SimCLR, MoCo-v2 or SimSiam and write milestones that `sslmon score` reads.
@@ -658,7 +681,7 @@ def _load_runs(paths: list[Path], names: Optional[list[str]]) -> list[NamedRun]:
         _fail(exc)
 
 
-@app.command()
+@app.command(epilog=EXIT_FILES)
 def correlate(
     paths: ResultsFiles,
     against: Against = "lp_acc",
@@ -677,7 +700,14 @@ def correlate(
     from sslmon.meta.report_correlate import render_table
 
     members = list(_metric_keys(consensus, "--consensus")) if consensus is not None else list(DEFAULT_CONSENSUS)
-    runs = [correlate_run(run, against, members) for run in _load_runs(paths, names)]
+    loaded = _load_runs(paths, names)
+    lacking = [named for named in loaded if all(v is None for v in named.run.values(against))]
+    for named in lacking:  # one line per file; the others are still correlated, then exit 2
+        _say(f"error: {named.path}: no {against} values in its results (scored without labels?); "
+             f"name a reference metric it holds with --against")
+    if len(lacking) == len(loaded):
+        raise typer.Exit(2)
+    runs = [correlate_run(named, against, members) for named in loaded if all(named is not x for x in lacking)]
     if output is not None:
         if fmt == CorrelateFormat.table and output.suffix == ".txt":
             buffer = io.StringIO()
@@ -691,12 +721,12 @@ def correlate(
         except OutputError as exc:
             _fail(exc)
         _say(f"wrote {output}")
-        if fmt == CorrelateFormat.json:
-            return
-    if fmt == CorrelateFormat.json:
+    if fmt == CorrelateFormat.json and output is None:
         typer.echo(to_json(runs, against), nl=False)
-    else:
+    elif fmt == CorrelateFormat.table:
         render_table(runs, against, _stdout_console())
+    if lacking:
+        raise typer.Exit(2)
 
 
 def _epoch_list(value: Optional[str]) -> Optional[list[int]]:
@@ -711,7 +741,7 @@ def _epoch_list(value: Optional[str]) -> Optional[list[int]]:
     return epochs
 
 
-@app.command()
+@app.command(epilog=EXIT_FILES)
 def plot(
     paths: ResultsFiles,
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNG files (created).")],
@@ -746,7 +776,7 @@ class FigureFormat(str, Enum):
     pdf = "pdf"
 
 
-@app.command()
+@app.command(epilog=EXIT_FILES)
 def report(
     paths: ResultsFiles,
     output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write (one self-contained page: inline CSS and figures, nothing fetched).")],
@@ -761,8 +791,6 @@ def report(
     """Write one HTML report of results files: the table, the recommendation and alarms (when the records carry
     them), each metric over epochs with seed error bars, the probe with its standard-error band, the selection table
     when the runs have labels, and the Z3 scatters with --z3.
-
-    Exit codes: 0 written; 2 a bad results file, Z3 folder or output (one error line naming it).
     """
     from sslmon.meta.plots import PlotError
     from sslmon.meta.report_html import build_report

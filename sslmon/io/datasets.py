@@ -90,6 +90,14 @@ _GZIP_MAGIC = b"\x1f\x8b"
 MAX_IMAGE_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold (about 0.25 GiB of 24-bit RGB)
 
 
+def folder_spec(spec: str | None) -> str | None:
+    """``spec``, or ``imagefolder:SPEC`` when it names an existing folder and is not a ``scheme:...`` spec (so
+    ``--dataset ./images`` means ``imagefolder:./images``)."""
+    if spec is None or spec.strip().partition(":")[0].lower() in SCHEMES or not Path(spec).expanduser().is_dir():
+        return spec
+    return f"imagefolder:{spec}"
+
+
 def load_dataset(
     spec: str | None = None,
     limit: int | None = None,
@@ -110,10 +118,12 @@ def load_dataset(
     for value, what in ((limit, "limit"), (train_limit, "train_limit")):
         if value is not None and value < 1:
             raise ValueError(f"{what} must be >= 1, got {value}")
+    spec = folder_spec(spec)
     scheme, _, arg = ("default" if spec is None else spec.strip()).partition(":")
     scheme = scheme.lower()
     if scheme not in SCHEMES:
-        raise DatasetError(f"unknown dataset scheme {scheme!r} in {spec!r}; valid: {', '.join(SCHEMES)}")
+        raise DatasetError(f"unknown dataset scheme {scheme!r} in {spec!r} (and not an existing folder); valid: {', '.join(SCHEMES)}, "
+                           "or a folder of images")
     if scheme == "default":
         if arg:
             raise DatasetError(f"dataset spec {spec!r}: 'default' takes no argument")
