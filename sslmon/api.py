@@ -51,7 +51,8 @@ class Options:
 
     Images: ``dataset`` (None: the embedded Fashion-MNIST; ``fashion-mnist[:DIR]``, ``cifar10:DIR``,
     ``cifar100:DIR``, ``imagefolder:DIR``, ``npz:FILE``), ``limit`` evaluation images and ``train_limit`` train
-    images (stratified; None: all, and ``train_limit`` follows ``limit``), ``image_size`` (imagefolder, pixels),
+    images (stratified; None: all, and ``train_limit`` follows ``limit``), ``image_size`` (imagefolder, pixels; None:
+    the images' native size for checkpoints, 224 for torchvision models),
     ``trust_data`` (allow dataset pickles that can run code). Encoders: ``arch`` of checkpoints (``auto`` matches
     keys and shapes), ``trust_checkpoints``, torchvision ``weights`` (``default`` or ``none``), ``offline`` (never
     download). Evaluation: ``k`` (k1 clusters; None: the number of distinct labels), ``seed`` (data seed), ``seeds``
@@ -68,7 +69,7 @@ class Options:
     dataset: str | None = None
     limit: int | None = None
     train_limit: int | None = None
-    image_size: int = 224
+    image_size: int | None = None
     trust_data: bool = False
     arch: str = "auto"
     trust_checkpoints: bool = False
@@ -145,6 +146,7 @@ class Options:
         return replace(self, rank_by=rank_by, metrics=metrics,
                        bin_factor=self.bin_factor or (0.8 if models else 0.4),
                        batch_size=self.batch_size or (64 if models else 256),
+                       image_size=self.image_size or (224 if models else None),
                        train_limit=self.train_limit or self.limit)
 
     def eval_config(self, k: int | None, device: str) -> EvalConfig:
@@ -398,7 +400,8 @@ def load_images(options: Options, log: Log | None = None) -> ImageSet:
                         image_size=options.image_size, trust_data=options.trust_data)
     if log:
         log(f"dataset {data.name}: {len(data.images)} images"
-            + (f", {len(data.train_images)} train" if data.train_images is not None else ""))
+            + (f", {len(data.train_images)} train" if data.train_images is not None else "")
+            + f", {data.images.shape[-2]}x{data.images.shape[-1]} px")
         if data.labels is None and options.metrics is None:
             log(f"note: {data.name} has no labels: the label-based metrics ({', '.join(LABEL_BASED)}) are left out")
     return data
@@ -471,10 +474,16 @@ class Scorer:
         slots: dict[int, Result | Failure] = {}
         todo: list[int] = []
         keys: dict[int, str] = {}
+        resized: set[int] = set()  # input sizes the images were resized to (said once each)
 
         def add(index: int, record: Result | Failure) -> None:
             slots[index] = record
             (run.failures if isinstance(record, Failure) else run.results).append(record)
+            size, native = (record.source.get("input_size") if isinstance(record, Result) else None), self.data.images.shape[-1]
+            if self.log and isinstance(size, int) and size != native and size not in resized:
+                resized.add(size)
+                self.log(f"note: images resized from {native} to {size} px for {record.name} (the input size it "
+                         f"expects){' and the others of that size' if len(sources) > 1 else ''}")
             if isinstance(record, Failure) and self.log:
                 self.log(f"error: {record.error}")
             if on_result:

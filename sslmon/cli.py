@@ -171,7 +171,7 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or 
 Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images to embed: default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR (or just DIR: an existing folder), npz:FILE.")]
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="Stratified subset of N evaluation images (and of N train images unless --train-limit).")]
 TrainLimit = Annotated[Optional[int], typer.Option("--train-limit", min=1, help="Stratified subset of N train images (for knn_acc and lp_acc).")]
-ImageSize = Annotated[int, typer.Option("--image-size", min=8, help="imagefolder only: images are resized and centre-cropped to this size.")]
+ImageSize = Annotated[Optional[int], typer.Option("--image-size", min=8, help="imagefolder only: images are resized and centre-cropped to this size. Default: their native size (the median shorter side; 224 for compare). Each checkpoint's embedding then resizes to the input size it was trained at when its milestone records one (a note says so).")]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per forward pass. Default 256 (score, watch), 64 (compare).")]
 ExecutorOpt = Annotated[ExecutorChoice, typer.Option("--executor", help="Where encoders are scored: local (this process, one after another) or ray (one Ray task each; pip install 'sslmon[ray]').")]
 RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto (a running cluster) or ADDRESS; default: start or join a local Ray instance.")]
@@ -603,7 +603,7 @@ def train(
     dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", rich_help_panel="Images", help="Images to train on (their train split; all images when there is none; the evaluation split gives the held-out loss): default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR (or just DIR), npz:FILE.")] = None,
     trust_data: TrustData = False,
     train_limit: Annotated[Optional[int], typer.Option("--train-limit", min=1, rich_help_panel="Images", help="Train on a stratified subset of N images of the train split.")] = None,
-    image_size: Annotated[int, typer.Option("--image-size", min=8, rich_help_panel="Images", help="imagefolder only: training images are resized and centre-cropped to this size (the encoder then expects it: score at the same --image-size).")] = 224,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", min=8, rich_help_panel="Images", help="imagefolder only: training images are resized and centre-cropped to this size (default: their native size, the median shorter side). The milestones record it; `sslmon score` resizes to it.")] = None,
     arch: Annotated[str, typer.Option("--arch", rich_help_panel=TRAINING, help="Backbone (see `sslmon archs`): convnet-small for CPU runs, resnet18-cifar as in the paper.")] = "convnet-small",
     epochs: Annotated[int, typer.Option("--epochs", min=1, rich_help_panel=TRAINING, help="Training epochs.")] = 10,
     every: Annotated[int, typer.Option("--every", min=1, rich_help_panel="Output", help="Write a milestone every N epochs (the untrained one and the last are always written).")] = 1,

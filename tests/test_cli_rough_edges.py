@@ -96,3 +96,23 @@ def test_help_in_panels_with_exit_codes_and_trains_own_texts(cli, monkeypatch):
     assert "Images per SGD step (two augmented views of each)" in train and "Images per forward pass" not in train
     assert "Images to train on" in train and "Images to embed" not in train
     assert "Images per forward pass" in score
+
+
+def test_the_trained_input_size_is_recorded_and_used(tmp_path, cli, tiny_data, cache_dir):
+    out = tmp_path / "ckpts"
+    code, _, err = cli("train", "simsiam", "--out", str(out), "--dataset", tiny_data, "--epochs", "1", "--batch-size", "16",
+                       "--head-width", "32", "--device", "cpu", "-q")
+    assert code == 0, err
+    for path in out.glob("epoch_*.pt"):  # the 16-px images of tiny_data
+        assert torch.load(path, weights_only=True)["input_size"] == 16
+    # a flat folder of 12-px images: read at their native size (not 224), then resized to the 16 px the encoder expects
+    for i in range(24):
+        (tmp_path / "imgs").mkdir(exist_ok=True)
+        Image.fromarray(np.full((12, 12), 10 * i, np.uint8)).save(tmp_path / "imgs" / f"{i:02d}.png")
+    code, out_text, err = cli("score", str(out), "--dataset", str(tmp_path / "imgs"), "--k", "2", "--metrics", "rankme",
+                              "--seeds", "1", "-f", "json")
+    assert code == 0, err
+    assert "dataset imagefolder:" in err and "24 images, 12x12 px" in err
+    notes = [line for line in err.splitlines() if line.startswith("note: images resized")]
+    assert notes == ["note: images resized from 12 to 16 px for epoch_0000.pt (the input size it expects) and the others of that size"]
+    assert {r["source"]["input_size"] for r in json.loads(out_text)["results"]} == {16}

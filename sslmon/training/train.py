@@ -252,14 +252,16 @@ def save_milestone(
     std: Sequence[float],
     half: bool = False,
     training: dict[str, float | None] | None = None,
+    input_size: int | None = None,
 ) -> None:
     """Write the backbone weights (float16 if ``half``; integer buffers unchanged) and metadata
-    (:mod:`sslmon.io.milestones`), with the losses in ``training``."""
+    (:mod:`sslmon.io.milestones`), with the losses in ``training`` and the side of the training images
+    ``input_size`` (pixels)."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
         for k, v in backbone.state_dict().items()
     }
-    torch.save(milestone(state, epoch, arch, method, mean, std, training), path)
+    torch.save(milestone(state, epoch, arch, method, mean, std, training, input_size), path)
 
 
 def heldout_loss(model: SSLMethod, images: Tensor, batch_size: int, seed: int, view: Callable[[Tensor, torch.Generator], Tensor]) -> float:
@@ -370,7 +372,7 @@ def train(
         path = out_dir / milestone_name(epoch)
         losses = {"train_loss": train_loss,
                   "heldout_loss": None if held is None else heldout_loss(model, held, batch, seed + HELDOUT_SEED_OFFSET, view)}
-        save_milestone(path, model.backbone, epoch, arch, method, mean, std, half, losses)
+        save_milestone(path, model.backbone, epoch, arch, method, mean, std, half, losses, input_size=int(images.shape[2]))
         if on_epoch is not None:
             on_epoch(epoch, {key: value for key, value in losses.items() if value is not None})
         log(f"wrote {path}" + ("" if losses["heldout_loss"] is None else f" (held-out loss {losses['heldout_loss']:.4f})"))
