@@ -54,7 +54,8 @@ class Options:
 
     Images: ``dataset`` (None: the embedded Fashion-MNIST; ``fashion-mnist[:DIR]``, ``cifar10:DIR``,
     ``cifar100:DIR``, ``imagefolder:DIR``, ``npz:FILE``), ``limit`` evaluation images and ``train_limit`` train
-    images (stratified; None: all, and ``train_limit`` follows ``limit``), ``image_size`` (imagefolder, pixels),
+    images (stratified; None: all, and ``train_limit`` follows ``limit``), ``image_size`` (imagefolder, pixels; None:
+    the images' native size for checkpoints, 224 for torchvision models),
     ``trust_data`` (allow dataset pickles that can run code). Encoders: ``arch`` of checkpoints (``auto`` matches
     keys and shapes), ``trust_checkpoints``, torchvision ``weights`` (``default`` or ``none``), ``offline`` (never
     download). Evaluation: ``k`` (k1 clusters; None: the number of distinct labels), ``seed`` (data seed), ``seeds``
@@ -72,7 +73,7 @@ class Options:
     dataset: str | None = None
     limit: int | None = None
     train_limit: int | None = None
-    image_size: int = 224
+    image_size: int | None = None
     trust_data: bool = False
     arch: str = "auto"
     trust_checkpoints: bool = False
@@ -157,6 +158,7 @@ class Options:
         return replace(self, rank_by=rank_by, metrics=metrics, exclude_init=self.exclude_init and not models,
                        bin_factor=self.bin_factor or (0.8 if models else 0.4),
                        batch_size=self.batch_size or (64 if models else 256),
+                       image_size=self.image_size or (224 if models else None),
                        train_limit=self.train_limit or self.limit)
 
     def eval_config(self, k: int | None, device: str) -> EvalConfig:
@@ -226,6 +228,28 @@ class EmbeddingError(SslmonError):
     """The forward pass failed (wrong input size for the model, out of memory, ...); the message names the model."""
 
 
+def as_images(images: Any, what: str = "images") -> torch.Tensor:
+    """``images`` as the uint8 (n, C, H, W) tensor that :func:`embed` takes, from a numpy array or a tensor:
+    (n, H, W) gets one channel, channels-last (n, H, W, C) with C = 1 or 3 is moved first. OptionsError naming
+    ``what`` for anything else (another dtype, rank or number of channels)."""
+    import torch
+
+    x = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    if not isinstance(x, torch.Tensor):
+        raise OptionsError(f"{what}: expected a numpy array or a torch tensor, got {type(images).__name__}", param=what)
+    if x.dtype != torch.uint8:
+        raise OptionsError(f"{what}: expected uint8 pixels (0-255), got {x.dtype}; for floats in [0, 1] pass "
+                           "(x * 255).round() as uint8", param=what)
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    elif x.ndim == 4 and x.shape[1] not in (1, 3) and x.shape[-1] in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise OptionsError(f"{what}: expected shape (n, H, W), (n, C, H, W) or (n, H, W, C) with C = 1 or 3, got "
+                           f"{tuple(x.shape)}", param=what)
+    return x
+
+
 def embed(
     model: nn.Module,
     images: torch.Tensor,
@@ -239,10 +263,12 @@ def embed(
     name: str = "model",
     on_progress: OnProgress | None = None,
 ) -> np.ndarray:
-    """Embeddings (n, d) float32 of uint8 ``images`` (n, C, H, W) through ``model`` in eval mode under
-    ``torch.inference_mode``; each submodule's train/eval mode is restored afterwards. EmbeddingError naming
-    ``name`` when the forward pass fails."""
+    """Embeddings (n, d) float32 of uint8 ``images`` (n, C, H, W; also numpy, (n, H, W) or channels-last: see
+    :func:`as_images`) through ``model`` in eval mode under ``torch.inference_mode``; each submodule's train/eval
+    mode is restored afterwards. EmbeddingError naming ``name`` when the forward pass fails."""
     from sslmon.models.embed import embed_images, resolve_device
+
+    images = as_images(images)
 
     dev = device if not isinstance(device, str) else resolve_device(device)
     task, total, done = f"embedding {name}", len(images), 0
@@ -286,7 +312,8 @@ def score_model(
     on_progress: OnProgress | None = None,
     lidar_views: int = 0,
 ) -> Result:
-    """Embed ``images`` (uint8 (n, C, H, W); grayscale is repeated to 3 channels, ``(x/255 - mean) / std``, resized
+    """Embed ``images`` (uint8 (n, C, H, W), also numpy, (n, H, W) or channels-last: :func:`as_images`; grayscale
+    is repeated to 3 channels, ``(x/255 - mean) / std``, resized
     to ``input_size`` when given) with ``model`` and evaluate them. The train split is embedded only when it has
     labels and a metric fitted on it (``knn_acc``, ``lp_acc``) is wanted. ``config.device`` follows ``device``.
     ``lidar_views`` >= 2 (and ``lidar`` wanted): that many augmented views (:mod:`sslmon.models.augment`, seeded
@@ -294,6 +321,8 @@ def score_model(
     from sslmon.models.embed import resolve_device
 
     dev = device if not isinstance(device, str) else resolve_device(device)
+    images = as_images(images)
+    train_images = None if train_images is None else as_images(train_images, "train_images")
     wanted = set(metrics) if metrics is not None else set(METRICS)
     use_train = train_images is not None and train_labels is not None and bool(set(TRAIN_SPLIT_METRICS) & wanted)
     run = partial(embed, model, mean=mean, std=std, input_size=input_size, batch_size=batch_size, device=dev,
@@ -384,7 +413,8 @@ def load_images(options: Options, log: Log | None = None) -> ImageSet:
                         image_size=options.image_size, trust_data=options.trust_data)
     if log:
         log(f"dataset {data.name}: {len(data.images)} images"
-            + (f", {len(data.train_images)} train" if data.train_images is not None else ""))
+            + (f", {len(data.train_images)} train" if data.train_images is not None else "")
+            + f", {data.images.shape[-2]}x{data.images.shape[-1]} px")
         if data.labels is None and options.metrics is None:
             log(f"note: {data.name} has no labels: the label-based metrics ({', '.join(LABEL_BASED)}) are left out")
     return data
@@ -457,10 +487,16 @@ class Scorer:
         slots: dict[int, Result | Failure] = {}
         todo: list[int] = []
         keys: dict[int, str] = {}
+        resized: set[int] = set()  # input sizes the images were resized to (said once each)
 
         def add(index: int, record: Result | Failure) -> None:
             slots[index] = record
             (run.failures if isinstance(record, Failure) else run.results).append(record)
+            size, native = (record.source.get("input_size") if isinstance(record, Result) else None), self.data.images.shape[-1]
+            if self.log and isinstance(size, int) and size != native and size not in resized:
+                resized.add(size)
+                self.log(f"note: images resized from {native} to {size} px for {record.name} (the input size it "
+                         f"expects){' and the others of that size' if len(sources) > 1 else ''}")
             if isinstance(record, Failure) and self.log:
                 self.log(f"error: {record.error}")
             if on_result:
@@ -629,6 +665,9 @@ def score(
     of ``paths``). An input that fails is a :class:`Failure` in the run, the others are scored; a bad dataset or
     option raises an :class:`SslmonError`."""
     paths = [Path(p) for p in paths]
+    missing = [p for p in paths if not os.path.lexists(p)]
+    if missing and len(missing) == len(paths):  # nothing to score: say so before any dataset is loaded
+        raise OptionsError(f"{', '.join(map(str, missing))}: no such file or folder", param="paths")
     embedding_files = [p for p in paths if p.suffix in EMBEDDING_SUFFIXES]
     if embedding_files and len(embedding_files) != len(paths):
         raise OptionsError("paths: give either embedding files (.npz/.npy) or checkpoints, not both", param="paths")

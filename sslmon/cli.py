@@ -38,11 +38,12 @@ from sslmon.errors import OptionsError, SslmonError
 from sslmon.metrics import METRICS
 from sslmon.io.output import OutputError, ResultsFile, check_target, write_atomic
 from sslmon.report import printable, ranked_table, render, render_table
-from sslmon.io.runfile import jsonl_line
+from sslmon.io.runfile import jsonl_header, jsonl_line, now
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, check_ranked
 
 if TYPE_CHECKING:
+    from sslmon.io.tensorboard import TensorBoardLog
     from sslmon.meta.correlate import NamedRun
 
 EXIT_ALARM = 3  # `watch --exit-on FLAG`: the flag appeared (not 1, a --fail-if; not 2, an error)
@@ -248,14 +249,15 @@ LidarViews = Annotated[int, typer.Option("--lidar-views", min=0, help="LiDAR: em
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
 Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results to this file (.json, .jsonl or .csv; format from --format when given).")]
+TensorBoardDir = Annotated[Optional[Path], typer.Option("--tensorboard", help="Also write each result's metrics as TensorBoard scalars sslmon/<metric> at its milestone's epoch into this folder (pip install 'sslmon[tensorboard]').")]
 Device = Annotated[str, typer.Option(callback=_device, help="Torch device: auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
 PrecisionOpt = Annotated[PrecisionChoice, typer.Option("--precision", help="Forward passes in fp32 (default: CPU and GPU agree) or bf16 (bfloat16 autocast, faster on recent GPUs); recorded in config.")]
 Z3Kmeans = Annotated[Z3KmeansChoice, typer.Option("--z3-kmeans", help="What the cosine k-means of C1/C2 clusters: paper (Z3 as UMAP lays it out, the paper's definition) or centred (Z3 minus its mean; docs/selection.md); recorded in config.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or messages on stderr (errors are still printed).")]
-Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images to embed: default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR, npz:FILE.")]
+Dataset = Annotated[Optional[str], typer.Option("--dataset", "-d", help="Images to embed: default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR (or just DIR: an existing folder), npz:FILE.")]
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="Stratified subset of N evaluation images (and of N train images unless --train-limit).")]
 TrainLimit = Annotated[Optional[int], typer.Option("--train-limit", min=1, help="Stratified subset of N train images (for knn_acc and lp_acc).")]
-ImageSize = Annotated[int, typer.Option("--image-size", min=8, help="imagefolder only: images are resized and centre-cropped to this size.")]
+ImageSize = Annotated[Optional[int], typer.Option("--image-size", min=8, help="imagefolder only: images are resized and centre-cropped to this size. Default: their native size (the median shorter side; 224 for compare). Each checkpoint's embedding then resizes to the input size it was trained at when its milestone records one (a note says so).")]
 BatchSize = Annotated[Optional[int], typer.Option("--batch-size", min=1, help="Images per forward pass. Default 256 (score, watch), 64 (compare).")]
 ExecutorOpt = Annotated[ExecutorChoice, typer.Option("--executor", help="Where encoders are scored: local (this process, one after another) or ray (one Ray task each; pip install 'sslmon[ray]').")]
 RayAddress = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join: auto (a running cluster) or ADDRESS; default: start or join a local Ray instance.")]
@@ -288,23 +290,44 @@ def _seed_list(value: Optional[str]) -> Optional[tuple[int, ...]]:
     return tuple(parts)
 
 
-# The options of the scoring commands, in --help order, each defined once; `_with_options` adds a command's groups.
-IMAGES = [("dataset", Dataset, None), ("limit", Limit, None), ("train_limit", TrainLimit, None),
-          ("image_size", ImageSize, DEFAULTS.image_size), ("trust_data", TrustData, False)]
-CHECKPOINTS = [("arch", Arch, DEFAULTS.arch), ("trust_checkpoints", TrustCheckpoints, False)]
-EVALUATION = [("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, None), ("preset", Preset, PresetChoice.paper),
-              ("umap_epochs", UmapEpochs, None),
-              ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
-              ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views),
-              ("no_reference", NoReference, False)]
-REPORT = [("fmt", Fmt, OutputFormat.table), ("output", Output, None)]
-EXECUTION = [("device", Device, DEFAULTS.device), ("precision", PrecisionOpt, PrecisionChoice.fp32),
-             ("batch_size", BatchSize, None), ("no_cache", NoCache, False), ("executor", ExecutorOpt, ExecutorChoice.local),
-             ("ray_address", RayAddress, None), ("gpus_per_task", GpusPerTask, None),
-             ("cpus_per_task", CpusPerTask, DEFAULTS.cpus_per_task)]
-GATES = [("save_z3", SaveZ3, None), ("fail_if", FailIf, None)]
-INIT = [("exclude_init", ExcludeInit, DEFAULTS.exclude_init)]
-FILES = [("config", ConfigFile, None), ("quiet", Quiet, False)]
+Group = list[tuple[str, Any, Any]]  # (parameter name, Annotated type with its typer.Option, default)
+
+
+def _panel(title: str, group: Group) -> Group:
+    """Show every option of ``group`` under the --help panel ``title`` (typer's rich_help_panel)."""
+    for _, annotation, _ in group:
+        for info in get_args(annotation)[1:]:
+            info.rich_help_panel = title
+    return group
+
+
+# The options of the scoring commands, in --help order (a panel per group), each defined once; `_with_options` adds
+# a command's groups.
+IMAGES = _panel("Images", [("dataset", Dataset, None), ("limit", Limit, None), ("train_limit", TrainLimit, None),
+                           ("image_size", ImageSize, DEFAULTS.image_size), ("trust_data", TrustData, False)])
+CHECKPOINTS = _panel("Checkpoints", [("arch", Arch, DEFAULTS.arch), ("trust_checkpoints", TrustCheckpoints, False)])
+EVALUATION = _panel("Evaluation", [
+    ("k", K, None), ("seed", Seed, DEFAULTS.seed), ("seeds", Seeds, None), ("preset", Preset, PresetChoice.paper),
+    ("umap_epochs", UmapEpochs, None),
+    ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
+    ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views), ("no_reference", NoReference, False)])
+REPORT = _panel("Output", [("fmt", Fmt, OutputFormat.table), ("output", Output, None), ("tensorboard", TensorBoardDir, None),
+                           ("save_z3", SaveZ3, None)])
+EXECUTION = _panel("Execution", [
+    ("device", Device, DEFAULTS.device), ("precision", PrecisionOpt, PrecisionChoice.fp32),
+    ("batch_size", BatchSize, None), ("no_cache", NoCache, False), ("executor", ExecutorOpt, ExecutorChoice.local),
+    ("ray_address", RayAddress, None), ("gpus_per_task", GpusPerTask, None),
+    ("cpus_per_task", CpusPerTask, DEFAULTS.cpus_per_task)])
+GATES = _panel("Gates", [("fail_if", FailIf, None)])
+INIT = _panel("Evaluation", [("exclude_init", ExcludeInit, DEFAULTS.exclude_init)])
+FILES = _panel("Execution", [("config", ConfigFile, None), ("quiet", Quiet, False)])
+
+# The exit codes, at the end of each command's --help (the module docstring has them all).
+EXIT_SCORING = ("Exit codes: 0 success; 1 a --fail-if condition held; 2 an input failed (the others are still reported), "
+                "a usage error, a --fail-if that judges nothing, or an -o file or stdout that cannot be written; "
+                "130 interrupted (the finished results are written); 141 stdout closed by its reader.")
+EXIT_FILES = ("Exit codes: 0 success; 2 a bad input file, a usage error or an output that cannot be written; "
+              "141 stdout closed by its reader.")
 
 
 def _with_options(*groups: list[tuple[str, Any, Any]]) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -484,18 +507,24 @@ def _entries(folder: Path) -> list[Path]:
         return []
 
 
-def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tuple[Run | None, bool]:
-    """Run ``score_fn``, streaming each finished record to the -o file; on Ctrl-C return what finished.
+def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None, started: str,
+             board: TensorBoardLog | None = None) -> tuple[Run | None, bool]:
+    """Run ``score_fn``, streaming each finished record to the -o file (after the JSON Lines header with the run's
+    config and ``started``) and each result to the TensorBoard log; on Ctrl-C return what finished.
 
     Returns (run, interrupted); the run is None when Ctrl-C came before the first result."""
     latest: list[Run] = []
 
     def on_result(run: Run, item: Result | Failure) -> None:
+        if out is not None and not latest:
+            out.stream(jsonl_header(run.config, started))
         latest[:] = [run]
         if isinstance(item, Failure):
             _say(_error_line(item.error, item.param))
         if out is not None:
             out.stream(jsonl_line(item))
+        if board is not None and isinstance(item, Result):
+            board.add_result(item)
 
     try:
         return score_fn(on_result), False
@@ -504,7 +533,7 @@ def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None) -> tu
 
 
 def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditions: list[Gate], which: Judge,
-            interrupted: bool = False) -> None:
+            interrupted: bool = False, started: str | None = None) -> None:
     """Write the -o file and/or stdout, then exit 130 if interrupted, 2 if some input failed or -o could not be
     written (the results then go to stdout), 1 if a --fail-if condition held, else 0. The ranking is the run's
     (``config.rank_by``; with ``exclude_init`` the epoch-0 milestone is reported but neither ranked nor judged)."""
@@ -512,13 +541,13 @@ def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditi
         _say("interrupted before any result finished")
         raise typer.Exit(130)
     rank_by = run.config["rank_by"]
-    written = out is not None and out.finish(render(run, rank_by, out.fmt))
+    written = out is not None and out.finish(render(run, rank_by, out.fmt, started))
     if written:
         _say(f"wrote {out.path} ({out.fmt})")
     if fmt == OutputFormat.table:
         render_table(run, rank_by, _stdout_console())
     else:  # -o writes the results "also": stdout gets them in the --format asked for
-        typer.echo(render(run, rank_by, fmt.value), nl=False)
+        typer.echo(render(run, rank_by, fmt.value, started), nl=False)
     if interrupted:
         _say(f"interrupted: the {len(run.results)} finished result(s) were reported")
         raise typer.Exit(130)
@@ -542,9 +571,9 @@ def _conditions(fail_if: Optional[list[str]]) -> list[Gate]:
         raise typer.BadParameter(str(exc), param_hint="--fail-if")
 
 
-@app.command()
+@app.command(epilog=EXIT_SCORING)
 @_with_options(IMAGES, CHECKPOINTS, EVALUATION, REPORT, EXECUTION, GATES,
-               [("judge", JudgeOpt, Judge.latest)], INIT, FILES)
+               _panel("Gates", [("judge", JudgeOpt, Judge.latest)]), INIT, FILES)
 def score(
     ctx: typer.Context,
     paths: Annotated[list[Path], typer.Argument(readable=False, help="Checkpoint folders or files (.pt .pth .ckpt .bin .safetensors, TorchScript), or embedding files (.npz, .npy).")],
@@ -559,8 +588,8 @@ def score(
                                                   on_progress=on_progress), p, out)
 
 
-@app.command()
-@_with_options(IMAGES, EVALUATION, REPORT, EXECUTION, GATES, [("judge", JudgeOpt, Judge.best)], FILES)
+@app.command(epilog=EXIT_SCORING)
+@_with_options(IMAGES, EVALUATION, REPORT, EXECUTION, GATES, _panel("Gates", [("judge", JudgeOpt, Judge.best)]), FILES)
 def compare(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="torchvision model names, e.g. resnet18 densenet121 efficientnet_b0 (see `sslmon archs`).")],
@@ -578,12 +607,23 @@ def compare(
                                                     on_progress=on_progress, download_progress=download_bar), p, out)
 
 
+def _tensorboard(folder: Optional[Path]) -> TensorBoardLog | None:
+    """The --tensorboard log (created before any work, so a missing package or bad folder is exit 2 at once)."""
+    if folder is None:
+        return None
+    from sslmon.io.tensorboard import TensorBoardLog
+
+    return TensorBoardLog(folder)
+
+
 def _run(score_fn: Callable[[OnResult, OnProgress | None], Run], p: dict[str, Any], out: ResultsFile | None) -> None:
     """Score with progress bars, streaming each record to the -o file, then report and exit (see :func:`_finish`)."""
     conditions = _conditions(p["fail_if"])
-    with _progress(p["quiet"]) as on_progress:
-        run, interrupted = _scoring(lambda on_result: score_fn(on_result, on_progress), out)
-    _finish(run, p["fmt"], out, conditions, p["judge"], interrupted)
+    started = now()
+    board = _tensorboard(p["tensorboard"])
+    with _progress(p["quiet"]) as on_progress, board or nullcontext():
+        run, interrupted = _scoring(lambda on_result: score_fn(on_result, on_progress), out, started, board)
+    _finish(run, p["fmt"], out, conditions, p["judge"], interrupted, started)
 
 
 class SelectFormat(str, Enum):
@@ -591,7 +631,7 @@ class SelectFormat(str, Enum):
     json = "json"
 
 
-@app.command()
+@app.command(epilog=EXIT_SCORING.replace("1 a --fail-if condition held; ", "").replace("a --fail-if that judges nothing", "nothing to choose"))
 @_with_options(IMAGES, CHECKPOINTS, EVALUATION, EXECUTION, INIT, FILES)
 def select(
     ctx: typer.Context,
@@ -621,16 +661,18 @@ def select(
         raise typer.Exit(2)
 
 
-@app.command()
+@app.command(epilog=EXIT_SCORING.replace("; 130 interrupted (the finished results are written)",
+                                         f"; {EXIT_ALARM} --exit-on saw its alarm; 130 interrupted (Ctrl-C)"))
 @_with_options(IMAGES, CHECKPOINTS, EVALUATION, EXECUTION, INIT, FILES)
 def watch(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="The training run's checkpoint folder (it may start empty).")],
-    poll: Annotated[float, typer.Option("--poll", min=0.01, help="Seconds between two looks at the folder (polling: works on network filesystems).")] = 5.0,
-    until_idle: Annotated[Optional[float], typer.Option("--until-idle", min=0, help="Exit 0 after this many seconds with no new or changed checkpoint (default: run until Ctrl-C).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
-    fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", help='Exit 1 as soon as a condition such as "l2_std<0.005" holds for the newest checkpoint (repeatable).')] = None,
-    exit_on: Annotated[Optional[list[str]], typer.Option("--exit-on", help=f"Exit {EXIT_ALARM} as soon as a new checkpoint is flagged with this alarm: collapse or plateau (repeatable). Alarm lines are printed either way.")] = None,
+    poll: Annotated[float, typer.Option("--poll", min=0.01, rich_help_panel="Watching", help="Seconds between two looks at the folder (polling: works on network filesystems).")] = 5.0,
+    until_idle: Annotated[Optional[float], typer.Option("--until-idle", min=0, rich_help_panel="Watching", help="Exit 0 after this many seconds with no new or changed checkpoint (default: run until Ctrl-C).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", rich_help_panel="Output", help="Append one JSON line per checkpoint to this file as it is scored (fsync); a restart skips the checkpoints it holds.")] = None,
+    fail_if: Annotated[Optional[list[str]], typer.Option("--fail-if", rich_help_panel="Gates", help='Exit 1 as soon as a condition such as "l2_std<0.005" holds for the newest checkpoint (repeatable).')] = None,
+    tensorboard: TensorBoardDir = None,
+    exit_on: Annotated[Optional[list[str]], typer.Option("--exit-on", rich_help_panel="Gates", help=f"Exit {EXIT_ALARM} as soon as a new checkpoint is flagged with this alarm: collapse or plateau (repeatable). Alarm lines are printed either way.")] = None,
     **options: Any,
 ) -> None:
     """Follow a checkpoint folder while training runs: score every checkpoint in it, then each new one once it is
@@ -660,16 +702,26 @@ def watch(
     held = read_held(out_path, log) if out_path is not None else Held()
     scorer = api.Scorer(api.load_images(options, log), options, run_config={"arch": options.arch, "limit": options.limit},
                         log=lambda msg: None if msg.startswith("error:") else log(msg))  # watch reports failures itself
+    if out is not None and not (out_path.is_file() and out_path.stat().st_size):  # a new output starts with its header
+        out.stream(jsonl_header(scorer.run_config))
+    board = _tensorboard(p["tensorboard"])
     live = Live(console=err, transient=True, auto_refresh=False) if err.is_terminal and not p["quiet"] else None
     rank_by = options.rank_by or EPOCH
     log(f"watching {folder} every {p['poll']:g} s" + (f" (until idle for {p['until_idle']:g} s)" if p["until_idle"] is not None else ""))
 
+    logged = {id(r) for r in held.results}  # results in TensorBoard (those held from an earlier watch were, then)
+
     def show(run: Run) -> None:
-        """The live table on a terminal, redrawn after each result (plain lines go above it)."""
+        """New results to TensorBoard; the live table on a terminal, redrawn after each result (plain lines go above
+        it)."""
+        for result in run.results if board is not None else ():
+            if id(result) not in logged:
+                board.add_result(result)
+                logged.add(id(result))
         if live is not None and run.results:
             live.update(ranked_table(run, rank_by, err.width), refresh=True)
 
-    with scorer, live or nullcontext():
+    with scorer, live or nullcontext(), board or nullcontext():
         outcome = follow(folder, scorer.score, lambda f: api.checkpoint_sources([f], arch=options.arch, trust=options.trust_checkpoints),
                          held, out, log, p["poll"], p["until_idle"], conditions, rank_by, options.exclude_init, on_change=show,
                          exit_on=exit_on)
@@ -700,27 +752,31 @@ class Method(str, Enum):
     simsiam_no_pred = "simsiam-no-pred"
 
 
-@app.command()
+TRAINING = "Training"
+
+
+@app.command(epilog=EXIT_FILES.replace("a bad input file", "a bad dataset"))
 def train(
     method: Annotated[Method, typer.Argument(help="SSL method: simclr, moco (MoCo-v2) or simsiam, as in the paper; simsiam-no-sg and simsiam-no-pred are ablations that collapse (known-bad runs for testing alarms).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the milestones epoch_NNNN.pt (created).")],
-    dataset: Dataset = None,
+    out: Annotated[Path, typer.Option("--out", rich_help_panel="Output", help="Folder for the milestones epoch_NNNN.pt (created).")],
+    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", rich_help_panel="Images", help="Images to train on (their train split; all images when there is none; the evaluation split gives the held-out loss): default (embedded Fashion-MNIST), fashion-mnist[:DIR], cifar10:DIR, cifar100:DIR, imagefolder:DIR (or just DIR), npz:FILE.")] = None,
     trust_data: TrustData = False,
-    train_limit: Annotated[Optional[int], typer.Option("--train-limit", min=1, help="Train on a stratified subset of N images of the train split.")] = None,
-    image_size: ImageSize = 224,
-    arch: Annotated[str, typer.Option("--arch", help="Backbone (see `sslmon archs`): convnet-small for CPU runs, resnet18-cifar as in the paper.")] = "convnet-small",
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help="Training epochs.")] = 10,
-    every: Annotated[int, typer.Option("--every", min=1, help="Write a milestone every N epochs (the untrained one and the last are always written).")] = 1,
-    batch_size: BatchSize = 256,
-    lr: Annotated[Optional[float], typer.Option("--lr", help="Peak one-cycle learning rate (default: the paper's for the method).")] = None,
-    head_width: Annotated[int, typer.Option("--head-width", min=8, help="Projector/predictor width (paper: 2048).")] = 2048,
-    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", min=0, help="SGD weight decay (default: the paper's for the method).")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", min=1e-6, help="InfoNCE temperature of simclr/moco (default: the paper's, 0.5 / 0.1).")] = None,
-    crop_min: Annotated[float, typer.Option("--crop-min", min=0.01, max=1.0, help="Smallest area fraction of the random resized crop (SimCLR: 0.2; larger is weaker augmentation).")] = 0.2,
-    jitter: Annotated[float, typer.Option("--jitter", min=0.0, max=1.0, help="Probability of colour jitter per view (SimCLR: 0.8; 0 turns it off).")] = 0.8,
-    seed: Seed = 0,
+    train_limit: Annotated[Optional[int], typer.Option("--train-limit", min=1, rich_help_panel="Images", help="Train on a stratified subset of N images of the train split.")] = None,
+    image_size: Annotated[Optional[int], typer.Option("--image-size", min=8, rich_help_panel="Images", help="imagefolder only: training images are resized and centre-cropped to this size (default: their native size, the median shorter side). The milestones record it; `sslmon score` resizes to it.")] = None,
+    arch: Annotated[str, typer.Option("--arch", rich_help_panel=TRAINING, help="Backbone (see `sslmon archs`): convnet-small for CPU runs, resnet18-cifar as in the paper.")] = "convnet-small",
+    epochs: Annotated[int, typer.Option("--epochs", min=1, rich_help_panel=TRAINING, help="Training epochs.")] = 10,
+    every: Annotated[int, typer.Option("--every", min=1, rich_help_panel="Output", help="Write a milestone every N epochs (the untrained one and the last are always written).")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, rich_help_panel=TRAINING, help="Images per SGD step (two augmented views of each); the last incomplete batch of an epoch is dropped.")] = 256,
+    lr: Annotated[Optional[float], typer.Option("--lr", rich_help_panel=TRAINING, help="Peak one-cycle learning rate (default: the paper's for the method).")] = None,
+    head_width: Annotated[int, typer.Option("--head-width", min=8, rich_help_panel=TRAINING, help="Projector/predictor width (paper: 2048).")] = 2048,
+    weight_decay: Annotated[Optional[float], typer.Option("--weight-decay", min=0, rich_help_panel=TRAINING, help="SGD weight decay (default: the paper's for the method).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=1e-6, rich_help_panel=TRAINING, help="InfoNCE temperature of simclr/moco (default: the paper's, 0.5 / 0.1).")] = None,
+    crop_min: Annotated[float, typer.Option("--crop-min", min=0.01, max=1.0, rich_help_panel=TRAINING, help="Smallest area fraction of the random resized crop (SimCLR: 0.2; larger is weaker augmentation).")] = 0.2,
+    jitter: Annotated[float, typer.Option("--jitter", min=0.0, max=1.0, rich_help_panel=TRAINING, help="Probability of colour jitter per view (SimCLR: 0.8; 0 turns it off).")] = 0.8,
+    seed: Annotated[int, typer.Option("--seed", min=0, max=2**32 - 1, rich_help_panel=TRAINING, help="Seed of the initial weights, the batches, the augmentations and the --train-limit subset: the same seed gives the same milestones on CPU.")] = 0,
     device: Device = "auto",
-    half: Annotated[bool, typer.Option("--half", help="Store milestone weights in float16 (half the size).")] = False,
+    half: Annotated[bool, typer.Option("--half", rich_help_panel="Output", help="Store milestone weights in float16 (half the size).")] = False,
+    tensorboard: Annotated[Optional[Path], typer.Option("--tensorboard", rich_help_panel="Output", help="Also write the losses of each epoch as TensorBoard scalars sslmon/train_loss (and sslmon/heldout_loss at milestones) into this folder (pip install 'sslmon[tensorboard]').")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Train an encoder with SimCLR, MoCo-v2 or SimSiam and write milestones that `sslmon score` reads.
@@ -749,11 +805,13 @@ def train(
     log = _logger(quiet)
     log(f"training {method.value} {arch} on {len(images)} images of {data.name} ({dev.type})"
         + (f"; held-out SSL loss on {min(len(heldout), HELDOUT_IMAGES)} evaluation images" if heldout is not None else ""))
+    board = _tensorboard(tensorboard)
     try:
-        paths = run_training(method.value, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,
-                             lr=lr, weight_decay=weight_decay, head_width=head_width, temperature=temperature,
-                             augment_cfg=AugmentConfig(crop_scale=(crop_min, 1.0), jitter_p=jitter), half=half,
-                             heldout=heldout, log=log)
+        with board or nullcontext():
+            paths = run_training(method.value, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,
+                                 lr=lr, weight_decay=weight_decay, head_width=head_width, temperature=temperature,
+                                 augment_cfg=AugmentConfig(crop_scale=(crop_min, 1.0), jitter_p=jitter), half=half,
+                                 heldout=heldout, log=log, on_epoch=board.add if board is not None else None)
     except ValueError as exc:
         raise typer.BadParameter(str(exc))
     log(f"wrote {len(paths)} milestones to {out}")
@@ -793,7 +851,7 @@ def _warn_sample_sizes(runs: list[NamedRun]) -> None:
         _say(line)
 
 
-@app.command()
+@app.command(epilog=EXIT_FILES)
 def correlate(
     paths: ResultsFiles,
     against: Against = "lp_acc",
@@ -814,7 +872,13 @@ def correlate(
     members = list(_consensus_keys(consensus)) if consensus is not None else list(DEFAULT_CONSENSUS)
     loaded = _load_runs(paths, names)
     _warn_sample_sizes(loaded)
-    runs = [correlate_run(run, against, members) for run in loaded]
+    lacking = [named for named in loaded if all(v is None for v in named.run.values(against))]
+    for named in lacking:  # one line per file; the others are still correlated, then exit 2
+        _say(f"error: {named.path}: no {against} values in its results (scored without labels?); "
+             f"name a reference metric it holds with --against")
+    if len(lacking) == len(loaded):
+        raise typer.Exit(2)
+    runs = [correlate_run(named, against, members) for named in loaded if all(named is not x for x in lacking)]
     if output is not None:
         if fmt == CorrelateFormat.table and output.suffix == ".txt":
             buffer = io.StringIO()
@@ -830,8 +894,10 @@ def correlate(
         _say(f"wrote {output}")
     if fmt == CorrelateFormat.json:
         typer.echo(to_json(runs, against), nl=False)
-    else:
+    elif fmt == CorrelateFormat.table:
         render_table(runs, against, _stdout_console())
+    if lacking:
+        raise typer.Exit(2)
 
 
 def _epoch_list(value: Optional[str]) -> Optional[list[int]]:
@@ -846,7 +912,7 @@ def _epoch_list(value: Optional[str]) -> Optional[list[int]]:
     return epochs
 
 
-@app.command()
+@app.command(epilog=EXIT_FILES)
 def plot(
     paths: ResultsFiles,
     out: Annotated[Path, typer.Option("--out", help="Folder for the PNG files (created).")],
@@ -874,6 +940,49 @@ def plot(
     except OSError as exc:
         _fail(OutputError(f"{out}: cannot write the figures ({(exc.strerror or type(exc).__name__).lower()})"))
     typer.echo("\n".join(printable(str(path)) for path in written))
+
+
+class FigureFormat(str, Enum):
+    png = "png"
+    svg = "svg"
+    pdf = "pdf"
+
+
+@app.command(epilog=EXIT_FILES)
+def report(
+    paths: ResultsFiles,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The HTML file to write (one self-contained page: inline CSS and figures, nothing fetched).")],
+    z3: Annotated[Optional[Path], typer.Option("--z3", help="Folder of NAME.z3.npz files (from `sslmon score --save-z3`): adds the Z3 scatters.")] = None,
+    against: Against = "lp_acc",
+    names: RunNames = None,
+    epochs: Annotated[Optional[str], typer.Option("--epochs", help="Comma-separated epochs of the Z3 scatters (default: first, middle and last in --z3).")] = None,
+    figures: Annotated[Optional[Path], typer.Option("--figures", help="Also write each figure as a file into this folder (created).")] = None,
+    figure_format: Annotated[FigureFormat, typer.Option("--figure-format", help="Format of the --figures files.")] = FigureFormat.png,
+    quiet: Quiet = False,
+) -> None:
+    """Write one HTML report of results files: the table, the recommendation and alarms (when the records carry
+    them), each metric over epochs with seed error bars, the probe with its standard-error band, the selection table
+    when the runs have labels, and the Z3 scatters with --z3.
+    """
+    from sslmon.meta.plots import PlotError
+    from sslmon.meta.report_html import build_report
+
+    chosen_epochs = _epoch_list(epochs)
+    if chosen_epochs is not None and z3 is None:
+        raise typer.BadParameter("selects the Z3 scatters: give --z3 DIR too", param_hint="--epochs")
+    try:
+        check_target(output, paths)
+    except OutputError as exc:
+        _fail(exc)
+    runs = _load_runs(paths, names)
+    try:
+        page = build_report(runs, against, z3, chosen_epochs, figures, figure_format.value, log=_logger(quiet))
+        write_atomic(output, page)
+    except (PlotError, OutputError) as exc:
+        _fail(exc)
+    except OSError as exc:
+        _fail(OutputError(f"{figures}: cannot write the figures ({(exc.strerror or type(exc).__name__).lower()})"))
+    _say(f"wrote {output}")
 
 
 @app.command("metrics")

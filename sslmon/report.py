@@ -15,7 +15,7 @@ from rich.text import Text
 from sslmon.alarms import run_flags, short
 from sslmon.metrics import METRICS, UNCERTAINTIES
 from sslmon.recommend import recommend
-from sslmon.results import Result, Run
+from sslmon.results import SCHEMA_VERSION, Result, Run
 from sslmon.io.runfile import to_json, to_jsonl
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH
 
@@ -46,22 +46,24 @@ def _metric_columns(run: Run) -> list[str]:
 
 
 def to_csv(run: Run, rank_by: str) -> str:
-    """One row per result in rank order: rank, name, path, epoch, n, d, k, metrics (means over the
-    seeds), their std over the seeds (``<key>_std``, empty with one seed), errors, recommended (1 or empty),
-    alarms (the table's compact cell).
+    """One row per result in rank order: schema_version, rank, name, path, epoch, n_samples, dim, k, the metrics
+    (means over the seeds, ``metrics.<key>``), their std over the seeds (``metrics_std.<key>``, empty with one seed),
+    errors (``key: reason; ...``), recommended (1 or empty), alarms (the table's compact cell). A column named as a
+    JSON path holds that field of the JSON record; empty is null.
 
     Text cells are escaped against formula injection (:func:`csv_cell`)."""
     doc = run.to_dict(rank_by)
     metric_keys = list(METRICS)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["rank", "name", "path", "epoch", "n_samples", "dim", "k", *metric_keys,
-                     *(f"{m}_std" for m in metric_keys), "errors", "recommended", "alarms"])
+    writer.writerow(["schema_version", "rank", "name", "path", "epoch", "n_samples", "dim", "k",
+                     *(f"metrics.{m}" for m in metric_keys), *(f"metrics_std.{m}" for m in metric_keys), "errors",
+                     "recommended", "alarms"])
     for r in doc["results"]:
         errors = "; ".join(f"{m}: {why}" for m, why in r["errors"].items())
         values = [_csv_number(r["metrics"].get(m)) for m in metric_keys]
         stds = [_csv_number(r["metrics_std"].get(m)) for m in metric_keys]
-        writer.writerow([r["rank"] or "", csv_cell(r["name"]), csv_cell(r["path"] or ""),
+        writer.writerow([SCHEMA_VERSION, r["rank"] or "", csv_cell(r["name"]), csv_cell(r["path"] or ""),
                          r["epoch"] if r["epoch"] is not None else "", r["n_samples"], r["dim"], r["k"] or "", *values,
                          *stds, csv_cell(errors), "1" if r["recommended"] else "", short(r["flags"])])
     return buf.getvalue()
@@ -196,6 +198,8 @@ def render_table(run: Run, rank_by: str, console: Console) -> None:
         console.print(note, style="dim", highlight=False, markup=False, soft_wrap=True)
 
 
-def render(run: Run, rank_by: str, fmt: Format) -> str:
-    """The run in a machine format (``json``, ``jsonl`` or ``csv``)."""
-    return {"json": to_json, "jsonl": to_jsonl, "csv": to_csv}[fmt](run, rank_by)
+def render(run: Run, rank_by: str, fmt: Format, started: str | None = None) -> str:
+    """The run in a machine format (``json``, ``jsonl`` or ``csv``); ``started``: the JSON Lines header's start time."""
+    if fmt == "jsonl":
+        return to_jsonl(run, rank_by, started)
+    return {"json": to_json, "csv": to_csv}[fmt](run, rank_by)

@@ -12,6 +12,9 @@ from sslmon.metrics import METRICS
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, consensus_keys, epoch_keys, metric_keys
 
 INIT_EPOCH = 0  # the untrained milestone
+# Version of the results contract (sslmon/schema/results.schema.json, docs/results-format.md): JSON, JSON Lines and CSV.
+# 2: schema_version, the JSON Lines header and `time`, CSV columns named as the JSON paths. Documents without it are 1.
+SCHEMA_VERSION = 2
 # added after sslmon 0.1.0 (metrics_std, per_seed: 0.2.0; notes, spread: 0.4.0): absent from older documents, read as empty
 DERIVED = ("rank", "flags", "recommended")  # what Run.to_dict adds to each record (read back, checked and dropped)
 DOCUMENT_EXTRAS = ("recommendation", "reference_values")  # what Run.to_dict adds to the document (read back as they are)
@@ -195,6 +198,7 @@ class Run:
             records.append(record)
         return {
             "sslmon_version": __version__,
+            "schema_version": SCHEMA_VERSION,
             "config": self.config,
             "results": records,
             "failures": [asdict(f) for f in self.failures],
@@ -208,8 +212,11 @@ class Run:
         ``exclude_init`` from ``config``. ValueError naming the first bad field (``results[2]: 'metrics.rankme' ...``)."""
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
-        _expect_fields({k: v for k, v in doc.items() if k not in DOCUMENT_EXTRAS}, {"sslmon_version", "config", "results", "failures"})
+        doc = {"schema_version": 1, **doc}  # documents before the contract's version 2 have none
+        _expect_fields({k: v for k, v in doc.items() if k not in DOCUMENT_EXTRAS},
+                       {"sslmon_version", "schema_version", "config", "results", "failures"})
         _expect(doc["sslmon_version"], str, "sslmon_version")
+        check_schema_version(doc["schema_version"])
         _expect(doc["config"], dict, "config")
         _expect(doc["results"], list, "results")
         _expect(doc["failures"], list, "failures")
@@ -223,6 +230,13 @@ class Run:
             with _where(f"failures[{i}]"):
                 run.failures.append(Failure.from_dict(record))
         return run
+
+
+def check_schema_version(value: Any) -> None:
+    """ValueError unless ``value`` is a schema version this sslmon reads (an integer from 1 to :data:`SCHEMA_VERSION`)."""
+    _expect(value, int, "schema_version")
+    if not 1 <= value <= SCHEMA_VERSION:
+        raise ValueError(f"'schema_version' is {value}: written by a newer sslmon (this one reads 1 to {SCHEMA_VERSION}; upgrade sslmon)")
 
 
 def without_rank(record: Any) -> Any:

@@ -29,7 +29,7 @@ from sslmon.conditions import Gate, judge
 from sslmon.models.encoders import CheckpointError
 from sslmon.errors import SslmonError
 from sslmon.io.output import ResultsFile, read_text
-from sslmon.io.runfile import MAX_RESULTS_BYTES, jsonl_line, parse_record
+from sslmon.io.runfile import MAX_RESULTS_BYTES, is_header, jsonl_line, parse_record
 from sslmon.results import Failure, OnResult, Result, Run
 
 Log = Callable[[str], None]
@@ -94,6 +94,8 @@ def read_held(path: Path, log: Log) -> Held:
             continue
         try:
             record = json.loads(line)
+            if is_header(record):
+                continue
             item = parse_record(record)
         except (ValueError, RecursionError) as exc:
             raise WatchError(f"{path}: line {number} is not an sslmon record ({exc}); name a new output file") from None

@@ -65,7 +65,9 @@ def snapshot(root: Path) -> dict[str, str]:
 
 
 def without_timings(text: str) -> str:
-    """A JSON document or JSON Lines text with every ``timings`` block emptied (the only part that varies)."""
+    """A JSON document or JSON Lines text with every ``timings`` block emptied and every ``time``/``started``
+    (JSON Lines) blanked: the only parts that vary."""
+    text = re.sub(r'"(time|started)": "[^"]*"', r'"\1": ""', text)
     return re.sub(r'"timings": \{[^}]*\}', '"timings": {}', text)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import re
 import subprocess
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from helpers import sslmon_command, without_timings
+from schema_check import check_csv, check_jsonl
 from sslmon.cli import app
 from sslmon.metrics import METRICS, VIEW_BASED
 
@@ -84,8 +84,8 @@ def test_k_is_required_without_labels(tmp_path, runner):
     assert "give k" in result.output
     ok = runner.invoke(app, ["score", str(path), "--metrics", "rankme", "--k", "3", "--format", "csv", "-q"])
     assert ok.exit_code == 0, ok.output
-    (row,) = list(csv.DictReader(io.StringIO(ok.stdout)))
-    assert float(row["rankme"]) > 1 and row["name"] == "z"
+    (row,) = check_csv(ok.stdout)
+    assert row["metrics.rankme"] > 1 and row["name"] == "z"
 
 
 def test_ranking_output_file_and_formats(tmp_path, runner):
@@ -103,7 +103,7 @@ def test_ranking_output_file_and_formats(tmp_path, runner):
     assert [r["name"] for r in rows] == ["spread", "collapsed"]  # higher RankMe first
     assert [r["rank"] for r in rows] == ["1", "2"]
     jsonl = runner.invoke(app, [*args, "--format", "jsonl", "--rank-by", "l2_std"])
-    lines = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    lines = check_jsonl(jsonl.stdout)[1:]
     assert [r["name"] for r in lines] == ["spread", "collapsed"]
 
 

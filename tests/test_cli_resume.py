@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from helpers import SAMPLE_NAMES, SAMPLES, child_env, default_sigint, sslmon_command, without_timings
+from schema_check import check_jsonl
+from sslmon.io.runfile import load_run
 from sslmon.io.cache import ResultCache
 
 NAMES = SAMPLE_NAMES
@@ -36,14 +38,15 @@ def test_sigkill_after_the_first_result_then_rerun_gives_the_uninterrupted_file(
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache"
     proc = subprocess.Popen(_command(out), env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
-    while not _complete_lines(out) and proc.poll() is None and time.monotonic() < deadline:
+    while len(_complete_lines(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     still_running = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert still_running, "the run ended before it could be killed"
     assert proc.returncode == -signal.SIGKILL
-    kept = [json.loads(line) for line in _complete_lines(out)]  # every line left behind is a whole record
+    header, *kept = [json.loads(line) for line in _complete_lines(out)]  # every line left behind is a whole record
+    assert header["header"] is True
     assert 1 <= len(kept) < len(NAMES)
     assert [r["name"] for r in kept] == NAMES[: len(kept)]  # streamed in the order they finished
 
@@ -56,7 +59,8 @@ def test_sigkill_after_the_first_result_then_rerun_gives_the_uninterrupted_file(
     assert fresh.returncode == 0, fresh.stderr
     assert "cached:" not in fresh.stderr
     assert without_timings(out.read_text()) == without_timings(fresh_out.read_text())
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    header, *records = check_jsonl(out.read_text())
+    assert load_run(out).config == header["config"] and header["config"]["rank_by"]
     assert sorted(r["name"] for r in records) == NAMES
     assert [r["rank"] for r in records] == [1, 2, 3, 4, 5, None]  # the init milestone is reported, not ranked
     assert records[-1]["epoch"] == 0
@@ -104,4 +108,4 @@ def test_full_disk_mid_stream_prints_the_results_instead(tmp_path, target):
     assert run.returncode == 2
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and target in errors[0]
-    assert sorted(json.loads(line)["name"] for line in run.stdout.splitlines()) == NAMES
+    assert sorted(r["name"] for r in check_jsonl(run.stdout)[1:]) == NAMES

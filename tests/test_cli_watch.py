@@ -19,6 +19,7 @@ import pytest
 from scipy.stats import pearsonr
 
 from helpers import SAMPLE_NAMES, SAMPLES, child_env, default_sigint, run_cli, sslmon_command
+from schema_check import check_jsonl
 from sslmon.io.runfile import load_run
 from sslmon.meta.correlate import NamedRun, correlate_run
 
@@ -33,9 +34,12 @@ def _watcher(folder: Path, out: Path, tmp: Path, log: Path, *extra: str) -> subp
 
 
 def _records(out: Path) -> list[dict]:
-    """The complete lines of the JSON Lines output."""
+    """The records of the complete lines of the JSON Lines output, each valid against the results schema, without
+    the header (the first line)."""
     text = out.read_text() if out.exists() else ""
-    return [json.loads(line) for line in text.splitlines()[: text.count("\n")]]
+    records = check_jsonl("\n".join(text.splitlines()[: text.count("\n")]), header=False)
+    assert all(r.get("header") is (i == 0 or None) for i, r in enumerate(records))
+    return records[1:]
 
 
 def _wait_for(out: Path, n: int, proc: subprocess.Popen, timeout: float = 180) -> None:

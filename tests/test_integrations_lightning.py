@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint  # noqa: E402
 from lightning.pytorch.loggers import CSVLogger  # noqa: E402
 
 from helpers import rankme_by_hand, sslmon_command  # noqa: E402
+from schema_check import check_jsonl  # noqa: E402
 from sslmon.io.datasets import load_dataset  # noqa: E402
 from sslmon.lightning import SSLMonitor  # noqa: E402
 
@@ -93,7 +94,8 @@ def _metrics_csv(trainer: lightning.Trainer) -> list[dict[str, str]]:
 
 
 def _jsonl(trainer: lightning.Trainer) -> list[dict]:
-    return [json.loads(line) for line in (Path(trainer.log_dir) / "sslmon.jsonl").read_text().splitlines()]
+    """The records of the callback's JSON Lines (each valid against the results schema), without the header."""
+    return check_jsonl((Path(trainer.log_dir) / "sslmon.jsonl").read_text())[1:]
 
 
 def test_jsonl_has_init_and_each_epoch(trained: dict) -> None:
@@ -198,7 +200,7 @@ def test_two_processes_score_on_rank_zero_and_log_on_both(tmp_path: Path) -> Non
     proc = subprocess.run([sys.executable, "-c", DDP_SCRIPT, str(out), str(tmp_path / "seen.txt")],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records = check_jsonl(out.read_text())[1:]
     assert [r["epoch"] for r in records] == [0, 1, 2]
     seen = re.findall(r"rank (\d) epoch (\d) rankme (\S+)", (tmp_path / "seen.txt").read_text())
     assert sorted((int(rank), int(epoch)) for rank, epoch, _ in seen) == [(0, 1), (0, 2), (1, 1), (1, 2)]

@@ -1,5 +1,5 @@
 """Milestone checkpoints (sslmon.io.milestones): what `sslmon train` writes is what the checkpoint reader takes its
-weights, epoch, architecture and normalisation from."""
+weights, epoch, architecture, normalisation and input size from."""
 
 from __future__ import annotations
 
@@ -16,11 +16,12 @@ def test_the_reader_takes_every_field_the_trainer_writes(tmp_path):
     backbone = build_arch("convnet-small")
     mean, std = [0.1, 0.2, 0.3], [0.4, 0.5, 0.6]
     path = tmp_path / "renamed.pt"  # no epoch in the name: it must come from the file's own key
-    save_milestone(path, backbone, 7, "convnet-small", "simclr", mean, std)
+    save_milestone(path, backbone, 7, "convnet-small", "simclr", mean, std, input_size=32)
     stored = torch.load(path, weights_only=True)
-    assert set(stored) == {milestones.WEIGHTS, milestones.EPOCH, milestones.ARCH, milestones.METHOD, milestones.NORMALIZATION}
+    assert set(stored) == {milestones.WEIGHTS, milestones.EPOCH, milestones.ARCH, milestones.METHOD, milestones.NORMALIZATION,
+                           milestones.TRAINING, milestones.INPUT_SIZE}
     enc = load_checkpoint(path)
-    assert (enc.epoch, enc.arch) == (7, "convnet-small")
+    assert (enc.epoch, enc.arch, enc.input_size) == (7, "convnet-small", 32)
     assert "arch from checkpoint: convnet-small" in enc.notes
     assert enc.mean == tuple(mean) and enc.std == tuple(std)
     for key, value in backbone.state_dict().items():

@@ -9,6 +9,7 @@ import json
 from rich.console import Console
 
 from helpers import init_run
+from schema_check import check_jsonl
 from sslmon.report import csv_cell, printable, render, render_table
 from sslmon.results import Failure, Result, Run
 
@@ -21,14 +22,15 @@ def test_csv_defuses_formula_names_and_keeps_the_numbers():
     assert [r["name"] for r in rows] == ["plain", "'=HYPERLINK(\"http://x\")", "'+plus"]  # ranked by rankme
     assert [r["path"] for r in rows] == ["/run/plain.pt", "'@evil/=a.pt", ""]
     assert [r["rank"] for r in rows] == ["1", "2", "3"]
-    assert [float(r["rankme"]) for r in rows] == [7.0, 2.5, 1.0 / 3.0]  # full precision (repr)
-    assert rows[2]["l2_std"] == "" and rows[1]["l2_std"] == "0.125"
+    assert [float(r["metrics.rankme"]) for r in rows] == [7.0, 2.5, 1.0 / 3.0]  # full precision (repr)
+    assert rows[2]["metrics.l2_std"] == "" and rows[1]["metrics.l2_std"] == "0.125"
 
 
 def test_jsonl_has_the_results_in_rank_order_then_each_failure_marked_failed():
     failures = [Failure("/run/bad.pt", "/run/bad.pt: truncated"), Failure("/run/x.pt", "/run/x.pt: not a checkpoint")]
     run = Run({}, [Result("a", None, {"rankme": 1.0}, epoch=1), Result("b", None, {"rankme": 3.0}, epoch=2)], failures)
-    records = [json.loads(line) for line in render(run, "rankme", "jsonl").splitlines()]
+    header, *records = check_jsonl(render(run, "rankme", "jsonl"))
+    assert header["config"] == {}
     assert [(r.get("name"), r.get("rank")) for r in records[:2]] == [("b", 1), ("a", 2)]
     assert [(r["failed"], r["path"], r["error"]) for r in records[2:]] == [(True, f.path, f.error) for f in failures]
     assert not any("failed" in r for r in records[:2])

@@ -14,7 +14,8 @@ is restored), evaluates it through :func:`sslmon.api.score_embeddings` and
 - with ``stop_on_collapse``, stops training (``trainer.should_stop = True``, as ``EarlyStopping`` does) at the
   first milestone flagged ``collapse``, with a warning naming it;
 - appends one JSON line per milestone to a JSONL file, the records of ``sslmon score -o x.jsonl``
-  (:func:`sslmon.report.jsonl_line`), flushed and fsync'd as each is written.
+  (:func:`sslmon.io.runfile.jsonl_line`) after a header with the evaluation config, flushed and fsync'd as each is
+  written.
 
 A record's ``epoch`` counts the finished training epochs (0 = init) and its name is ``epoch_0003``.
 With several processes only global rank 0 embeds and scores; the values are broadcast so every rank
@@ -37,7 +38,7 @@ from sslmon.api import score_model
 from sslmon.io.datasets import ImageSet, load_dataset
 from sslmon.evaluation import DEFAULT_SEEDS, EvalConfig
 from sslmon.metrics import METRICS
-from sslmon.io.runfile import jsonl_line
+from sslmon.io.runfile import jsonl_header, jsonl_line
 from sslmon.results import Result
 
 BackboneSpec = str | nn.Module | Callable[[pl.LightningModule], nn.Module] | None
@@ -146,7 +147,10 @@ class SSLMonitor(pl.Callback):
     def _record(self, trainer: pl.Trainer, result: Result) -> dict[str, float]:
         """Keep ``result``, append its JSONL record; ``{"sslmon/<metric>": value}`` of its defined metrics."""
         self.results.append(result)
-        self._append(self._output_path(trainer), jsonl_line(result))
+        path = self._output_path(trainer)
+        if not (path.is_file() and path.stat().st_size):  # a new file starts with its header
+            self._append(path, jsonl_header({**self.config.as_dict(), "metrics": None if self.metrics is None else list(self.metrics)}))
+        self._append(path, jsonl_line(result))
         values = {f"sslmon/{key}": value for key, value in result.metrics.items() if value is not None}
         values["sslmon/epoch"] = float(result.epoch or 0)
         values["sslmon/collapse"] = float(collapse_flag(result) is not None)

@@ -90,12 +90,20 @@ _GZIP_MAGIC = b"\x1f\x8b"
 MAX_IMAGE_PIXELS = 89_478_485  # PIL's own decompression-bomb threshold (about 0.25 GiB of 24-bit RGB)
 
 
+def folder_spec(spec: str | None) -> str | None:
+    """``spec``, or ``imagefolder:SPEC`` when it names an existing folder and is not a ``scheme:...`` spec (so
+    ``--dataset ./images`` means ``imagefolder:./images``)."""
+    if spec is None or spec.strip().partition(":")[0].lower() in SCHEMES or not Path(spec).expanduser().is_dir():
+        return spec
+    return f"imagefolder:{spec}"
+
+
 def load_dataset(
     spec: str | None = None,
     limit: int | None = None,
     train_limit: int | None = None,
     seed: int = 0,
-    image_size: int = 224,
+    image_size: int | None = None,
     trust_data: bool = False,
 ) -> ImageSet:
     """Load the dataset named by `spec` (see the module docstring).
@@ -103,17 +111,20 @@ def load_dataset(
     `limit`/`train_limit`: keep a seeded subset of that many evaluation/train items, stratified by label
     when labelled (see `subset_indices`); None or >= the split size keeps everything.
     `image_size`: side in pixels of the square images decoded from an image folder (shorter side resized
-    to it, then center-cropped); other sources keep their native size.
+    to it, then center-cropped; None: the images' native size, :func:`native_size`); other sources keep their
+    native size.
     `trust_data`: read CIFAR pickles with full unpickling (can run code stored in them).
     Raises DatasetError for unreadable or malformed data, ValueError for a limit < 1.
     """
     for value, what in ((limit, "limit"), (train_limit, "train_limit")):
         if value is not None and value < 1:
             raise ValueError(f"{what} must be >= 1, got {value}")
+    spec = folder_spec(spec)
     scheme, _, arg = ("default" if spec is None else spec.strip()).partition(":")
     scheme = scheme.lower()
     if scheme not in SCHEMES:
-        raise DatasetError(f"unknown dataset scheme {scheme!r} in {spec!r}; valid: {', '.join(SCHEMES)}")
+        raise DatasetError(f"unknown dataset scheme {scheme!r} in {spec!r} (and not an existing folder); valid: {', '.join(SCHEMES)}, "
+                           "or a folder of images")
     if scheme == "default":
         if arg:
             raise DatasetError(f"dataset spec {spec!r}: 'default' takes no argument")
@@ -479,9 +490,23 @@ def _check_labels(y: np.ndarray, path: Path) -> np.ndarray:
     return y.astype(np.int64)
 
 
-def _load_imagefolder(folder: Path, name: str, limit: int | None, seed: int, image_size: int) -> ImageSet:
+def native_size(files: list[Path]) -> int:
+    """The images' native size: the median of their shorter sides (pixels), read from the file headers (a file
+    whose header cannot be read is left out here and reported when it is decoded); 224 when none can be read."""
+    sides = []
+    for path in files:
+        try:
+            with Image.open(path) as im:
+                sides.append(min(im.size))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            continue
+    return int(np.median(sides)) if sides else 224
+
+
+def _load_imagefolder(folder: Path, name: str, limit: int | None, seed: int, image_size: int | None) -> ImageSet:
     """Images of DIR/<class>/**/<image> (labels: sorted class folders) or, without class folders,
-    DIR/<image> (unlabelled), as RGB image_size x image_size (shorter side resized, center-cropped).
+    DIR/<image> (unlabelled), as RGB image_size x image_size (shorter side resized, center-cropped); ``image_size``
+    None: their native size (:func:`native_size`), so 28-px images stay 28 px.
 
     The subset for `limit` is drawn from the file list before decoding, so only kept images are read.
     """
@@ -506,6 +531,7 @@ def _load_imagefolder(folder: Path, name: str, limit: int | None, seed: int, ima
     # torchvision's import costs seconds; only image folders need it.
     import torchvision.transforms.v2.functional as F
 
+    image_size = image_size or native_size(files)
     images = torch.empty((len(files), 3, image_size, image_size), dtype=torch.uint8)
     for i, path in enumerate(files):
         rgb = _decode_image(path)

@@ -6,8 +6,10 @@ finished training epochs under :data:`EPOCH` (0 = untrained), the :func:`sslmon.
 :data:`ARCH`, the SSL method under :data:`METHOD`, and under :data:`NORMALIZATION` the per-channel ``mean`` and
 ``std`` (3 floats each, [0, 1] pixel units) that the images were normalised by, and under :data:`TRAINING` the
 label-free losses of the run at that milestone (``train_loss``: mean training loss of the last epoch;
-``heldout_loss``: the SSL loss on images not trained on; each a float or None). The encoder reader also takes
-these keys from checkpoints written elsewhere (``arch`` and ``normalization`` are optional there).
+``heldout_loss``: the SSL loss on images not trained on; each a float or None), and under :data:`INPUT_SIZE` the
+side in pixels of the images it was trained on (``sslmon score`` resizes to it; absent in milestones of sslmon <= 0.4).
+The encoder reader also takes these keys from checkpoints written elsewhere (``arch`` and ``normalization`` are
+optional there).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ MEAN = "mean"
 STD = "std"
 TRAINING = "training"
 TRAINING_KEYS = ("train_loss", "heldout_loss")
+INPUT_SIZE = "input_size"
 
 
 def milestone_name(epoch: int) -> str:
@@ -32,9 +35,11 @@ def milestone_name(epoch: int) -> str:
 
 
 def milestone(state: Mapping[str, Any], epoch: int, arch: str, method: str, mean: Sequence[float],
-              std: Sequence[float], training: Mapping[str, float | None] | None = None) -> dict[str, Any]:
+              std: Sequence[float], training: Mapping[str, float | None] | None = None,
+              input_size: int | None = None) -> dict[str, Any]:
     """The dict that a milestone file holds (see the module docstring)."""
     return {
+        **({INPUT_SIZE: int(input_size)} if input_size is not None else {}),
         TRAINING: {key: (training or {}).get(key) for key in TRAINING_KEYS},
         WEIGHTS: dict(state),
         EPOCH: epoch,
@@ -51,3 +56,9 @@ def stored_training(obj: Any) -> dict[str, float]:
         return {}
     return {key: float(block[key]) for key in TRAINING_KEYS
             if isinstance(block.get(key), (int, float)) and not isinstance(block.get(key), bool) and math.isfinite(block[key])}
+
+
+def stored_input_size(obj: Any) -> int | None:
+    """The input size (pixels) a checkpoint stores under :data:`INPUT_SIZE`; None when absent or not a positive int."""
+    size = obj.get(INPUT_SIZE) if isinstance(obj, Mapping) else None
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else None

@@ -452,7 +452,7 @@ def load_checkpoint(
         notes.append(f"normalisation from checkpoint: mean {mean}, std {std}")
     return Encoder(
         name=path.name, model=model.to(device).eval(), arch=arch, path=str(path),
-        epoch=parse_epoch(path, obj), mean=mean, std=std, input_size=None, notes=notes,
+        epoch=parse_epoch(path, obj), mean=mean, std=std, input_size=milestones.stored_input_size(obj), notes=notes,
         training=milestones.stored_training(obj),
     )
 

@@ -252,14 +252,16 @@ def save_milestone(
     std: Sequence[float],
     half: bool = False,
     training: dict[str, float | None] | None = None,
+    input_size: int | None = None,
 ) -> None:
     """Write the backbone weights (float16 if ``half``; integer buffers unchanged) and metadata
-    (:mod:`sslmon.io.milestones`), with the losses in ``training``."""
+    (:mod:`sslmon.io.milestones`), with the losses in ``training`` and the side of the training images
+    ``input_size`` (pixels)."""
     state = {
         k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
         for k, v in backbone.state_dict().items()
     }
-    torch.save(milestone(state, epoch, arch, method, mean, std, training), path)
+    torch.save(milestone(state, epoch, arch, method, mean, std, training, input_size), path)
 
 
 def heldout_loss(model: SSLMethod, images: Tensor, batch_size: int, seed: int, view: Callable[[Tensor, torch.Generator], Tensor]) -> float:
@@ -302,6 +304,7 @@ def train(
     half: bool = False,
     heldout: Tensor | None = None,
     log: Callable[[str], None] = print,
+    on_epoch: Callable[[int, dict[str, float]], None] | None = None,
 ) -> list[Path]:
     """Train backbone ``arch`` (a :func:`sslmon.models.archs.build_arch` name) with ``method``
     ("simclr", "moco" for MoCo-v2, "simsiam") on uint8 ``images`` (n, C, H, W), C in {1, 3}.
@@ -318,7 +321,9 @@ def train(
     loss of the epoch's steps; None before training) and, with ``heldout``
     (uint8 images not trained on, e.g. the evaluation split), ``heldout_loss``
     (:func:`heldout_loss`, the same views at every milestone). Seeded: the
-    same arguments give the same milestones on CPU.
+    same arguments give the same milestones on CPU. ``on_epoch(epoch, losses)``
+    is called after every epoch with its ``train_loss`` (and ``heldout_loss``
+    at milestones), e.g. to write them to TensorBoard.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {sorted(METHODS)}")
@@ -367,7 +372,9 @@ def train(
         path = out_dir / milestone_name(epoch)
         losses = {"train_loss": train_loss,
                   "heldout_loss": None if held is None else heldout_loss(model, held, batch, seed + HELDOUT_SEED_OFFSET, view)}
-        save_milestone(path, model.backbone, epoch, arch, method, mean, std, half, losses)
+        save_milestone(path, model.backbone, epoch, arch, method, mean, std, half, losses, input_size=int(images.shape[2]))
+        if on_epoch is not None:
+            on_epoch(epoch, {key: value for key, value in losses.items() if value is not None})
         log(f"wrote {path}" + ("" if losses["heldout_loss"] is None else f" (held-out loss {losses['heldout_loss']:.4f})"))
         return path
 
@@ -388,4 +395,6 @@ def train(
             f"lr {scheduler.get_last_lr()[0]:.4g}, {time.perf_counter() - start:.1f}s")
         if epoch % every == 0 or epoch == epochs:
             paths.append(write(epoch, total / steps_per_epoch))
+        elif on_epoch is not None:
+            on_epoch(epoch, {"train_loss": total / steps_per_epoch})
     return paths
