@@ -58,10 +58,11 @@ D2: dict[str, tuple[str, list[str]]] = {
     "simsiam_nosg": ("simsiam-no-sg", []), "simclr_lr5": ("simclr", ["--lr", "5.0"]),
     "moco_e60": ("moco", ["--epochs", "60", "--every", "6"]),
 }
-# Per data set: the grid, the data spec (None: made by make_digits.py), `train` settings, `score` image limits.
+# Per data set: the grid, the data spec (None: made by make_digits.py; "": sslmon's embedded Fashion-MNIST), `train`
+# settings, `score` image limits.
 DATASETS = {
     "d1": (D1, None, {"--epochs": "30", "--every": "3", "--batch-size": "64", "--arch": "convnet-small"}, []),
-    "d2": (D2, "fashion-mnist", {"--epochs": "20", "--every": "2", "--batch-size": "64", "--arch": "convnet-small",
+    "d2": (D2, "", {"--epochs": "20", "--every": "2", "--batch-size": "64", "--arch": "convnet-small",
                                  "--train-limit": "3000"}, ["--limit", "2000", "--train-limit", "3000"]),
 }
 # The order runs are trained in: the ones most questions need first (defaults, deliberate failures), then sweeps.
@@ -93,7 +94,7 @@ def probes(folder: Path, spec: str, limits: list[str]) -> dict:
     from sslmon.models.encoders import find_checkpoints, load_checkpoint
 
     opts = dict(zip(limits[::2], limits[1::2]))
-    data = load_dataset(spec, limit=int(opts.get("--limit", 0)) or None, train_limit=int(opts.get("--train-limit", 0)) or None)
+    data = load_dataset(spec or None, limit=int(opts.get("--limit", 0)) or None, train_limit=int(opts.get("--train-limit", 0)) or None)
     y, y_train = data.labels, data.train_labels
     rng = np.random.default_rng(0)
     half_a = np.zeros(len(y), dtype=bool)
@@ -135,8 +136,10 @@ def main() -> None:
         spec = f"npz:{data}"
         if not data.exists():
             subprocess.check_call([sys.executable, str(ROOT / "scripts" / "make_digits.py"), str(data), "--size", "16", "--test", "600", "--seed", "0"])
+    data_args = ["--dataset", spec] if spec else []
+
     def score_args(folder: Path) -> list[str]:
-        return [SSLMON, "score", str(folder), "--dataset", spec, *limits, "--no-cache", "-f", "json", "-o", str(out / f"{folder.name}.json"), "-q"]
+        return [SSLMON, "score", str(folder), *data_args, *limits, "--no-cache", "-f", "json", "-o", str(out / f"{folder.name}.json"), "-q"]
 
     for name in names:
         method, extra = grid[name]
@@ -152,7 +155,7 @@ def main() -> None:
         folder = runs / name
         if not (folder / "done").exists():
             settings = {k: v for k, v in settings_default.items() if k not in extra}
-            sh([SSLMON, "train", method, "--dataset", spec, "--half", "--out", str(folder), "-q",
+            sh([SSLMON, "train", method, *data_args, "--half", "--out", str(folder), "-q",
                 *[x for kv in settings.items() for x in kv], *extra], log)
             (folder / "done").write_text("")
         t1 = time.time()
