@@ -19,7 +19,6 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from sslmon import metrics as M
 from sslmon._text import one_line
@@ -146,6 +145,8 @@ class _Runner:
 
 def reference_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic stratified half split of indices 0..n-1: (fit half, score half)."""
+    from sklearn.model_selection import train_test_split
+
     idx = np.arange(len(labels))
     counts = np.unique(labels, return_counts=True)[1]
     stratify = labels if counts.min() >= 2 else None
