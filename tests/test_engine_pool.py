@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -86,3 +88,48 @@ def test_evaluation_with_workers_equals_the_serial_evaluation(float_blobs):
     assert (serial.as_dict()["layout_workers"], parallel.as_dict()["layout_workers"]) == (0, 2)
     # same results, same cache key
     assert cache_settings(serial, Options(), "cpu") == cache_settings(parallel, Options(), "cpu")
+
+
+def _pool_children(pid: int) -> list[int]:
+    """Pids of the layout workers among ``pid``'s child processes (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline")
+            if cmdline.exists() and b"sslmon.engine.pool" in cmdline.read_bytes():
+                found.append(int(child))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="reads /proc")
+def test_ctrl_c_during_the_layouts_exits_130_and_leaves_no_worker(tmp_path):
+    """SIGINT to sslmon alone (not its process group) while its worker lays out a seed: exit 130, worker gone."""
+    import signal
+    import subprocess
+    import time
+
+    from sklearn.datasets import make_blobs
+
+    from helpers import child_env, default_sigint, sslmon_command
+
+    X, y = make_blobs(n_samples=4000, n_features=32, centers=8, random_state=0)
+    np.savez(tmp_path / "emb.npz", embeddings=X.astype(np.float32), labels=y)
+    proc = subprocess.Popen(sslmon_command("score", str(tmp_path / "emb.npz"), "--umap-epochs", "2000", "--no-cache",
+                                           "-o", str(tmp_path / "out.json")),
+                            env=child_env(NUMBA_NUM_THREADS="2"), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=default_sigint)
+    deadline = time.monotonic() + 300
+    workers: list[int] = []
+    while not workers and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        workers = _pool_children(proc.pid)
+    assert workers, "no layout worker was started"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    time.sleep(0.5)
+    for pid in workers:
+        state = Path(f"/proc/{pid}/stat")
+        assert not state.exists() or state.read_text().split()[2] == "Z"  # gone (or a zombie awaiting its reaper)
