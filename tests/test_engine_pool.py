@@ -133,3 +133,17 @@ def test_ctrl_c_during_the_layouts_exits_130_and_leaves_no_worker(tmp_path):
     for pid in workers:
         state = Path(f"/proc/{pid}/stat")
         assert not state.exists() or state.read_text().split()[2] == "Z"  # gone (or a zombie awaiting its reaper)
+
+
+def test_workers_that_never_start_fall_back_to_the_serial_path(float_blobs, monkeypatch):
+    """An interpreter that exits at once (/bin/false): the seeds are laid out here; after two such starts, no more."""
+    _, fuzzy = _graph(float_blobs)
+    serial = pool.layouts(float_blobs, fuzzy, (0, 1), EPOCHS, workers=0, jit_folder=cache_dir())
+    pool.shutdown()
+    monkeypatch.setattr(pool, "_failed_starts", 0)
+    monkeypatch.setattr(pool.sys, "executable", "/bin/false")
+    for expected_failures in (1, 2, 2):  # the third call starts no worker
+        out = pool.layouts(float_blobs, fuzzy, (0, 1), EPOCHS, workers=1, jit_folder=cache_dir())
+        assert all(np.array_equal(out[s].get(), serial[s].get()) for s in (0, 1))
+        assert pool._failed_starts == expected_failures
+    pool.shutdown()

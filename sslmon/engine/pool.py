@@ -9,7 +9,7 @@ sslmon's on-disk cache). A worker gets the embeddings, the fuzzy graph, its seed
 one pickled message on its stdin and answers one message per seed on its stdout; it runs
 :func:`sslmon.engine.layout.umap_layout`, the function this process runs for its own seeds, so every Z3
 is bit-identical to the serial path (tested). A worker that dies or cannot start costs nothing but time:
-its seeds are laid out here.
+its seeds are laid out here (and after :data:`MAX_FAILED_STARTS` workers that never answered, every seed).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from sslmon.engine.layout import FuzzyGraph, umap_layout
 LAYOUT = "umap-learn"
 # Seconds a worker gets to exit after its stdin closes, before it is killed.
 EXIT_GRACE_S = 2.0
+# Workers that died before their first answer (or could not start) after which this process stops trying.
+MAX_FAILED_STARTS = 2
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class _Worker:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self.sender: threading.Thread | None = None
         self.send_error: BaseException | None = None
+        self.answered = False
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -101,7 +104,9 @@ class _Worker:
             self.sender = None
             if self.send_error is not None:
                 raise EOFError(f"layout worker unreachable: {self.send_error!r}")
-        return pickle.load(self.proc.stdout)
+        answer = pickle.load(self.proc.stdout)
+        self.answered = True
+        return answer
 
     def stop(self) -> None:
         """Close its stdin (it exits), kill it if it has not after :data:`EXIT_GRACE_S`."""
@@ -127,6 +132,7 @@ class _Worker:
 
 _workers: list[_Worker] = []
 _lock = threading.Lock()
+_failed_starts = 0  # see MAX_FAILED_STARTS
 
 
 def start(n: int, jit_folder: Path | None = None) -> None:
@@ -167,12 +173,13 @@ def _here(Z: np.ndarray, fuzzy: FuzzyGraph, seed: int, n_epochs: int | None, jit
 
 def _layouts(Z: np.ndarray, fuzzy: FuzzyGraph, seeds: list[int], n_epochs: int | None, workers: int,
              jit_folder: Path | None) -> dict[int, Layout]:
-    workers = max(0, min(workers, len(seeds) - 1))
+    global _failed_starts
+    workers = max(0, min(workers, len(seeds) - 1)) if _failed_starts < MAX_FAILED_STARTS else 0
     if workers:
         try:
             start(workers, jit_folder)
-        except OSError:  # no interpreter to start, no processes left: the serial path
-            workers = 0
+        except OSError:  # no interpreter to start, no processes left: the serial path from now on
+            _failed_starts, workers = MAX_FAILED_STARTS, 0
     hands = [seeds[i :: workers + 1] for i in range(workers + 1)]
     busy = list(zip(_workers[:workers], hands[1:]))
     out: dict[int, Layout] = {}
@@ -187,6 +194,7 @@ def _layouts(Z: np.ndarray, fuzzy: FuzzyGraph, seeds: list[int], n_epochs: int |
                     seed, value, seconds = worker.receive()
                     out[seed] = Layout(value, seconds)
             except Exception:  # died or garbled: lay its remaining seeds out here, start a new one next time
+                _failed_starts += not worker.answered
                 worker.kill()
             for seed in hand:
                 if seed not in out:
