@@ -433,8 +433,9 @@ def cluster_count(k: int | None, labels: Any, what: str) -> int:
 def cache_settings(config: EvalConfig, options: Options, device: str) -> dict[str, Any]:
     """What besides the input and the images can change a result, and so goes into the cache key: the evaluation
     settings, the metrics asked for, the precision and the device type. Names, paths, ``batch_size``, output
-    options and informational fields of the run's config are not part of it."""
-    return {**config.as_dict(), "metrics": None if options.metrics is None else sorted(options.metrics),
+    options and informational fields of the run's config (``layout_workers``: bit-identical results) are not part of it."""
+    settings = {key: value for key, value in config.as_dict().items() if key != "layout_workers"}
+    return {**settings, "metrics": None if options.metrics is None else sorted(options.metrics),
             "precision": options.precision, "device": device, **_lidar_config(options)}
 
 

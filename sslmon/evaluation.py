@@ -19,11 +19,12 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from sslmon import metrics as M
 from sslmon._text import one_line
-from sslmon.engine.layout import fuzzy_graph, umap_layout
+from sslmon.engine import pool
+from sslmon.engine.jit import cache_dir
+from sslmon.engine.layout import fuzzy_graph
 from sslmon.engine.neighbors import KnnGraph, knn_graph
 from sslmon.metrics import INTERMEDIATES, METRICS, MetricUndefined
 from sslmon.versions import library_versions
@@ -63,6 +64,7 @@ class EvalConfig:
     knn_temperature: float = 0.07
     device: str = "cpu"  # for the kNN graph, silhouettes and kNN accuracy
     z3_kmeans: str = "paper"  # what cosine k-means clusters: Z3 ("paper") or Z3 minus its mean ("centred"); M.kmeans_points
+    layout_workers: int | None = None  # processes besides this one laying out seeds; None = one per further CPU (pool)
 
     def __post_init__(self) -> None:
         if not self.seeds:
@@ -85,6 +87,8 @@ class EvalConfig:
             "umap_epochs": self.umap_epochs,
             "preset": layout_preset(self.umap_epochs),
             "umap_knn": "exact",
+            "layout": pool.LAYOUT,
+            "layout_workers": pool.worker_count(len(self.seeds), self.layout_workers),
             "z3_kmeans": self.z3_kmeans,
             "kmeans_n_init": M.KMEANS_N_INIT,
             "entropy_bin_factor": self.bin_factor,
@@ -180,6 +184,8 @@ class _Runner:
 
 def reference_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic stratified half split of indices 0..n-1: (fit half, score half)."""
+    from sklearn.model_selection import train_test_split
+
     idx = np.arange(len(labels))
     counts = np.unique(labels, return_counts=True)[1]
     stratify = labels if counts.min() >= 2 else None
@@ -315,13 +321,19 @@ def evaluate_embeddings(
     if "fuzzy" in required:
         r.run("fuzzy", lambda: fuzzy_graph(V["knn"]), "knn", timing="umap_graph")
 
-    # ---- per evaluation seed: layout, k-means, and the metrics of those
+    # ---- per evaluation seed: layout (the seeds' layouts side by side in worker processes), k-means, their metrics
+    layouts = {}
+    if "Z3" in required and "fuzzy" in V:
+        workers = pool.worker_count(len(cfg.seeds), cfg.layout_workers)
+        layouts = pool.layouts(V["Z"], V["fuzzy"], cfg.seeds, cfg.umap_epochs, workers, cache_dir())
     seed_runs = []
     for seed in cfg.seeds:
         s = r.fork()
         W = s.values
         if "Z3" in required:
-            s.run("Z3", lambda: umap_layout(V["Z"], V["fuzzy"], seed, cfg.umap_epochs), "fuzzy", timing="umap_layout")
+            s.run("Z3", lambda: layouts[seed].get(), "fuzzy", timing="umap_layout")
+            if seed in layouts:
+                s._add_time("umap_layout", layouts[seed].seconds)  # computed above, here or in a worker
         if "C1" in required:
             s.run("C1", lambda: M.spherical_kmeans(M.kmeans_points(W["Z3"], cfg.z3_kmeans), k, seed), "Z3", "k", timing="kmeans")
         if "C2" in required:

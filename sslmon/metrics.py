@@ -23,20 +23,19 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Uni
 import warnings
 
 import numpy as np
-import torch
-from sklearn.cluster import KMeans
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import adjusted_mutual_info_score
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+from sslmon._lazy import LazyModule
 from sslmon.engine.neighbors import distance_blocks
 
 if TYPE_CHECKING:
-    from sslmon.evaluation import EvalConfig
+    import torch
 
-ArrayLike = Union[np.ndarray, torch.Tensor, list]
+    from sslmon.evaluation import EvalConfig
+else:
+    torch = LazyModule("torch")  # imported where first used: `sslmon --help` and `sslmon metrics` start without it
+
+ArrayLike = Union[np.ndarray, "torch.Tensor", list]
 
 
 class MetricUndefined(ValueError):
@@ -275,6 +274,8 @@ def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int | s
     distinct = len(np.unique(np.round(X, 12), axis=0))
     if distinct < k:
         raise MetricUndefined(f"only {distinct} distinct points for k={k} clusters")
+    from sklearn.cluster import KMeans
+
     with threadpool_limits(limits=1):
         labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(X)
     if len(np.unique(labels)) < 2:
@@ -378,6 +379,8 @@ def _ami(a: ArrayLike, b: ArrayLike, name_a: str, name_b: str) -> float:
     """Adjusted mutual information, arithmetic normalisation (scikit-learn)."""
     a = check_labels(a, len(a), name_a)
     b = check_labels(b, len(a), name_b)
+    from sklearn.metrics import adjusted_mutual_info_score
+
     return float(adjusted_mutual_info_score(a, b, average_method="arithmetic"))
 
 
@@ -591,6 +594,10 @@ def lp_acc(
     Z_test = check_embeddings(Z_test, "test embeddings", min_samples=1).astype(np.float64)
     y_train = check_labels(y_train, Z_train.shape[0], "train labels")
     y_test = check_labels(y_test, Z_test.shape[0], "test labels", min_classes=1)
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=max_iter, random_state=seed))
     # One BLAS thread: lbfgs then gives the same probe whatever the machine's thread count, and on
     # probe-sized problems it is faster than several threads competing for a small CPU.

@@ -36,7 +36,6 @@ from typing import Sequence
 import warnings
 
 import numpy as np
-from scipy import stats
 
 from sslmon.metrics import METRICS, MetricSpec
 
@@ -126,6 +125,8 @@ def consensus_keys(columns: Sequence[Keys]) -> list[float | None]:
     Each column is ranked over the milestones where it is defined; a milestone's consensus is the
     mean of its defined ranks, ``None`` where no metric is defined.
     """
+    from scipy import stats
+
     n = len(columns[0]) if columns else 0
     sums, counts = np.zeros(n), np.zeros(n)
     for column in columns:
@@ -155,6 +156,8 @@ def _kendall(keys: Keys, ref_keys: Keys) -> tuple[float | None, float | None]:
     pairs = [(-k, -r) for k, r in zip(keys, ref_keys) if _valid(k) and _valid(r)]
     if len(pairs) < MIN_CANDIDATES:
         return None, None
+    from scipy import stats
+
     x, y = np.array(pairs).T
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # constant input: NaN, reported as None

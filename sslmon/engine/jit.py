@@ -59,10 +59,11 @@ def enable_numba_cache(folder: Path | None = None) -> Path | None:
     return folder
 
 
-def run_with_jit_cache(fn: Callable[[], T]) -> T:
-    """Call ``fn`` with the kernel cache on; if reading a cache entry fails, clear the cache and retry once."""
+def run_with_jit_cache(fn: Callable[[], T], folder: Path | None = None) -> T:
+    """Call ``fn`` with the kernel cache in ``folder`` (default :func:`cache_dir`) on; if reading a cache entry
+    fails, clear the cache and retry once."""
     global _enabled
-    folder = cache_dir()
+    folder = folder or cache_dir()
     try:
         enable_numba_cache(folder)
         return fn()

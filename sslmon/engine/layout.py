@@ -9,6 +9,7 @@ n_epochs=E, precomputed_knn=(indices, distances, None)).fit_transform(Z)`` (test
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 import warnings
 
@@ -49,12 +50,14 @@ def fuzzy_graph(knn: KnnGraph) -> FuzzyGraph:
     return run_with_jit_cache(build)
 
 
-def umap_layout(Z: np.ndarray, fuzzy: FuzzyGraph, seed: int, n_epochs: int | None = None) -> np.ndarray:
+def umap_layout(Z: np.ndarray, fuzzy: FuzzyGraph, seed: int, n_epochs: int | None = None,
+                jit_folder: Path | None = None) -> np.ndarray:
     """Z3 (n, 3) float64: umap-learn's spectral initialisation and SGD layout of ``fuzzy`` for ``seed``.
 
     ``n_epochs`` None is umap-learn's default (500 up to 10,000 points, 200 above). Single-threaded
     and reproducible for a given seed. ``Z`` is only used if the spectral initialisation falls back
-    to umap-learn's handling of disconnected graphs.
+    to umap-learn's handling of disconnected graphs. ``jit_folder``: numba's kernel cache (default
+    :func:`sslmon.engine.jit.cache_dir`; a layout worker process is given its parent's).
     """
     from sklearn.utils import check_random_state
 
@@ -69,4 +72,4 @@ def umap_layout(Z: np.ndarray, fuzzy: FuzzyGraph, seed: int, n_epochs: int | Non
             )
         return np.asarray(Z3, dtype=np.float64)
 
-    return run_with_jit_cache(layout)
+    return run_with_jit_cache(layout, jit_folder)

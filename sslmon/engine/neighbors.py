@@ -10,9 +10,16 @@ memory is ``block x n`` and never ``n x n`` unless the caller asks to keep the d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+from sslmon._lazy import LazyModule
+
+if TYPE_CHECKING:
+    import torch
+else:
+    torch = LazyModule("torch")  # imported at the first kNN graph, not with sslmon.metrics
 
 
 @dataclass(frozen=True)
