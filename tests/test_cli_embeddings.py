@@ -25,7 +25,7 @@ def test_json_on_real_data_has_every_key_and_is_reproducible(fmnist_npz):
     first = _sslmon("score", str(fmnist_npz), "--format", "json", "--seed", "0", "--seeds", "0,2", "--umap-epochs", "60")
     assert first.returncode == 0, first.stderr
     doc = json.loads(first.stdout)
-    assert set(doc) == {"sslmon_version", "config", "results", "failures"}
+    assert set(doc) == {"sslmon_version", "schema_version", "config", "results", "failures", "recommendation", "reference_values"}
     (record,) = doc["results"]
     assert {"name", "path", "metrics", "errors", "timings"} <= set(record)
     computed = [m for m in METRICS if m not in VIEW_BASED]  # LiDAR needs augmented views: files have none
