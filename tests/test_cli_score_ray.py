@@ -38,6 +38,7 @@ def test_ray_gives_the_local_json(ray_session, tmp_path, runner):
     assert _comparable(remote_doc) == _comparable(local_doc)
 
 
+@pytest.mark.slow
 def test_ray_reports_a_corrupt_checkpoint_and_scores_the_others(ray_session, tmp_path, runner):
     folder = tmp_path / "ckpts"
     folder.mkdir()

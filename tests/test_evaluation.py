@@ -141,7 +141,8 @@ def test_degenerate_inputs_give_null_and_reason_never_a_crash(case):
     if case == "one_class":
         assert ev.metrics["silhouette_gt"] is None and ev.metrics["rankme"] is not None
         assert all(ev.metrics[m] is None for m in ["knn_acc", "lp_acc"])
-    assert set(LABEL_BASED) <= set(ev.metrics)
+    # every label-based metric has a value, or None with its reason: never silently missing
+    assert all(m in ev.metrics and (ev.metrics[m] is None) == (m in ev.errors) for m in LABEL_BASED)
 
 
 def test_without_labels_label_metrics_are_left_out() -> None:

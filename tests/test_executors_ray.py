@@ -15,6 +15,8 @@ import pytest
 from sslmon.executors import ExecutorError, make_executor
 from test_executors_local import _affine
 
+pytestmark = pytest.mark.slow  # every test here starts (or joins) a Ray instance: `make test-fast` leaves them out
+
 # ---------------------------------------------------------------- Ray
 
 
