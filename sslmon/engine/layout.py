@@ -67,8 +67,10 @@ def umap_layout(Z: np.ndarray, fuzzy: FuzzyGraph, seed: int, n_epochs: int | Non
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "graph is not fully connected" notes from the spectral init
             Z3, _ = U.simplicial_set_embedding(
-                Z, fuzzy.graph.copy(), 3, LEARNING_RATE, fuzzy.a, fuzzy.b, REPULSION, NEGATIVE_SAMPLE_RATE,
-                n_epochs, "spectral", check_random_state(seed), "euclidean", {}, False, {}, False,
+                data=Z, graph=fuzzy.graph.copy(), n_components=3, initial_alpha=LEARNING_RATE, a=fuzzy.a, b=fuzzy.b,
+                gamma=REPULSION, negative_sample_rate=NEGATIVE_SAMPLE_RATE, n_epochs=n_epochs, init="spectral",
+                random_state=check_random_state(seed), metric="euclidean", metric_kwds={}, densmap=False,
+                densmap_kwds={}, output_dens=False, parallel=False,
             )
         return np.asarray(Z3, dtype=np.float64)
 
