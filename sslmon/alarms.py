@@ -1,4 +1,4 @@
-"""Alarms on a run's results: ``collapse``, ``plateau`` and ``noise`` flags (README: Alarms).
+"""Alarms on a run's results: ``collapse``, ``plateau`` and ``noise`` flags (docs/metrics.md#alarms-collapse-plateau-noise).
 
 Each flag is a dict ``{"code": ..., "message": ...}`` (``noise`` adds ``"metric"``). Definitions:
 

@@ -243,7 +243,7 @@ Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Data seed: image 
 Seeds = Annotated[Optional[str], typer.Option("--seeds", callback=lambda v: _seed_list(v), help="Evaluation seeds of UMAP and k-means: a count S (seeds 0..S-1) or a list such as 0,5,7. Metrics are the mean over the seeds (std and per-seed values in JSON). Default 3.")]
 Preset = Annotated[PresetChoice, typer.Option("--preset", help="paper (default): UMAP lays out umap-learn's own epochs (500 up to 10,000 images, 200 above), as the paper ran it; fast: 100 epochs, ~3x faster layouts, but H(Z3) is then not the paper's (docs/speed.md). Recorded in config.")]
 UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default: umap-learn's own rule, the paper's setting); any other value is not the paper's H(Z3), said once per run.")]
-RankBy = Annotated[Optional[str], typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), '{EPOCH}' (newest first), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md). Default: {EPOCH} for a run's milestones, the last one recommended (score, watch, select); entropy_z3 for different models (compare, embedding files, checkpoints without epochs). See README: The default ranking.")]
+RankBy = Annotated[Optional[str], typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), '{EPOCH}' (newest first), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md). Default: {EPOCH} for a run's milestones, the last one recommended (score, watch, select); entropy_z3 for different models (compare, embedding files, checkpoints without epochs). See docs/metrics.md#the-default-ranking.")]
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
 LidarViews = Annotated[int, typer.Option("--lidar-views", min=0, help="LiDAR: embed N >= 2 augmented views (SimCLR stack) of each of up to 1000 images and add the lidar metric (0: off; not for embedding files).")]
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
@@ -640,8 +640,9 @@ def select(
     **options: Any,
 ) -> None:
     """Print the path of the checkpoint to keep: each run's last milestone not flagged collapse; among several runs,
-    the one with the lowest H(Z3) (not validated yet; see README). Progress and notes go to stderr; exit 2 with one
-    line when nothing can be chosen, and exit 2 after the path when some input failed (it is chosen among the rest)."""
+    the one with the lowest H(Z3) (not validated yet; see docs/commands.md#choosing-the-checkpoint-to-keep-sslmon-select).
+    Progress and notes go to stderr; exit 2 with one line when nothing can be chosen, and exit 2 after the path when
+    some input failed (it is chosen among the rest)."""
     import json
 
     _apply_yaml(ctx, options["config"], [f for f in (folder_config(p) for p in runs if p.is_dir()) if f is not None])

@@ -806,7 +806,7 @@ def cluster_learnability(
     :func:`dse`), the classifier's k, weighting and distance (here knn_acc's) and the stream (here
     every row once, in one seeded order) are sslmon's choices. CLID, the paper's combination of CL
     with the intrinsic dimension, z-scores both over a set of models; sslmon has no counterpart: ``twonn_id``
-    has no direction, so it never enters a consensus (README).
+    has no direction, so it never enters a consensus (docs/metrics.md#later-label-free-metrics).
     """
     Z = check_embeddings(Z)
     y = check_labels(pseudo_labels, Z.shape[0], "pseudo-labels")
@@ -919,7 +919,7 @@ def lidar(views: ArrayLike, delta: float = 1e-4, eps: float = 1e-7) -> float:
 
 # --------------------------------------------------------------------------- the registry
 # One entry per metric key, in display order (table columns, correlate rows, plots). Adding a metric
-# is one entry here (see the README, "Contributing: adding a metric").
+# is one entry here (see docs/layout.md#contributing-adding-a-metric).
 
 ACCURACY = "fraction of test images correct"
 AGREEMENT = "0 = chance, 1 = same partition"

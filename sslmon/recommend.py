@@ -1,4 +1,4 @@
-"""Which result to keep, by the rule the evidence supports, and the evidence behind it (README: The default ranking).
+"""Which result to keep, by the rule the evidence supports, and the evidence behind it (docs/metrics.md#the-default-ranking).
 
 - A run's milestones (every result has an epoch): rank by epoch, newest first (:data:`~sslmon.selection.EPOCH`),
   and recommend the **last milestone**: in the repository's :data:`EVIDENCE_RUNS` training runs no label-free

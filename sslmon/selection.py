@@ -97,7 +97,7 @@ def check_ranked(key: str) -> None:
     spec = METRICS.get(key)
     if spec is not None and not spec.ranked:
         raise ValueError(f"'{key}' has no direction (neither higher nor lower is supported as better), so it is shown "
-                         "but never ranked by nor part of a consensus (README: The metrics)")
+                         "but never ranked by nor part of a consensus (docs/metrics.md#later-label-free-metrics)")
 
 
 def unavailable(status: str, n: int = 0, n_undefined: int = 0) -> Selection:

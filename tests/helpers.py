@@ -72,7 +72,7 @@ def without_timings(text: str) -> str:
 
 
 def rankme_by_hand(Z: np.ndarray) -> float:
-    """RankMe by its definition (README): p_k = s_k / sum(s) + 1e-7 over the singular values, exp(entropy), in float64."""
+    """RankMe by its definition (docs/metrics.md): p_k = s_k / sum(s) + 1e-7 over the singular values, exp(entropy), in float64."""
     s = np.linalg.svd(np.asarray(Z, dtype=np.float64), compute_uv=False)
     p = s / s.sum() + 1e-7
     return float(np.exp(-(p * np.log(p)).sum()))

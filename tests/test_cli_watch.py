@@ -264,7 +264,7 @@ def test_a_checkpoint_replaced_under_its_name_replaces_its_row(tmp_path: Path) -
 
 @pytest.mark.slow
 def test_soak_kills_and_restarts_lose_and_double_nothing(tmp_path: Path) -> None:
-    """bench/soak_watch.py for 30 s of writing (the long run is 30 min, figures in the README): good, slow, truncated,
+    """bench/soak_watch.py for 30 s of writing (the long run is 30 min, figures in docs/commands.md): good, slow, truncated,
     replaced, unreadable and special files; watchers killed with SIGKILL at random; a last one with --until-idle."""
     script = Path(__file__).resolve().parents[1] / "bench" / "soak_watch.py"
     run = subprocess.run([sys.executable, str(script), "--duration", "30", "--seed", "3", "--work", str(tmp_path / "soak")],

@@ -20,7 +20,7 @@ is restored), evaluates it through :func:`sslmon.api.score_embeddings` and
 A record's ``epoch`` counts the finished training epochs (0 = init) and its name is ``epoch_0003``.
 With several processes only global rank 0 embeds and scores; the values are broadcast so every rank
 logs the same numbers (a metric can be monitored on every rank). Scoring runs in the training
-thread: a background thread did not pay on a 2-core CPU (bench/bench_callback_thread.py, README).
+thread: a background thread did not pay on a 2-core CPU (bench/bench_callback_thread.py, docs/api.md).
 """
 
 from __future__ import annotations
