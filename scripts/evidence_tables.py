@@ -355,7 +355,7 @@ def overview(runs: list[RunData]) -> str:
 
 
 def main() -> None:
-    folder = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "evidence" / "runs" / "d1"
+    folder = (Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "evidence" / "runs" / "d1").resolve()
     runs = load(folder)
     if not runs:
         sys.exit(f"no finished runs in {folder}")
