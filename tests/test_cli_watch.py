@@ -256,7 +256,7 @@ def test_a_checkpoint_replaced_under_its_name_replaces_its_row(tmp_path: Path) -
     records = _records(out)
     assert [(r["name"], r["source"]["digest"]) for r in records] == [
         (NAMES[1], _digest(SAMPLES / NAMES[1])), (NAMES[2], _digest(SAMPLES / NAMES[2])), (NAMES[1], _digest(SAMPLES / NAMES[5]))]
-    rows = [line for line in stdout.splitlines() if NAMES[1] in line]
+    rows = [line for line in stdout.splitlines() if NAMES[1] in line and line.startswith("│")]  # table rows, not the recommendation line
     assert len(rows) == 1  # the final table: the new content only
     new_l2 = records[2]["metrics"]["l2_std"]
     assert f"{new_l2:.4g}" in rows[0] and f"{records[0]['metrics']['l2_std']:.4g}" not in stdout
