@@ -363,13 +363,14 @@ def _lidar_views(run: Callable[..., np.ndarray], images: torch.Tensor, n_views: 
 
 @dataclass
 class Source:
-    """One encoder to score: how to load it (picklable, so a Ray worker can) and what identifies its content for
-    the cache."""
+    """One encoder to score: how to load it (picklable, so a Ray worker can), what identifies its content for
+    the cache, and the training run it belongs to (:attr:`Result.run`; None: a model of no run)."""
 
     name: str
     path: str | None
     load: Callable[[], Encoder]
     content: Callable[[], str]
+    run: str | None = None
 
 
 @dataclass
@@ -400,6 +401,7 @@ def _score_task(item: tuple[Source, Path | None], job: _Job) -> Result:
         z3_path=z3_path, on_progress=job.on_progress, lidar_views=opts.lidar_views,
     )
     result.timings = {"load": round(t_load, 4), **result.timings}
+    result.run = source.run
     return result
 
 
@@ -556,7 +558,7 @@ class Scorer:
             return None
         if self.log:
             self.log(f"cached: {source.name} (same content, images and settings; `cache=False` recomputes)")
-        return replace(result, name=source.name, path=source.path)
+        return replace(result, name=source.name, path=source.path, run=source.run)
 
 
 def _names(names: Sequence[str], shown: int = 3) -> str:
@@ -611,14 +613,16 @@ def _z3_paths(sources: Sequence[Source], folder: Path | None) -> list[Path | Non
 
 def checkpoint_sources(paths: Iterable[str | Path], *, arch: str = "auto", trust: bool = False) -> list[Source]:
     """Sources for checkpoint files and folders (a folder expands to its checkpoints in epoch order);
-    CheckpointError for a folder that cannot be listed."""
+    CheckpointError for a folder that cannot be listed. Each source's ``run`` is the folder given, or a checkpoint
+    file's parent folder (as written, normalised: ``runs/a/`` and ``runs/a/epoch_1.pt`` are both run ``runs/a``)."""
     from sslmon.models.encoders import find_checkpoints, load_checkpoint
 
     sources = []
     for path in map(Path, paths):
+        folder = path if path.is_dir() else path.parent
         for f in find_checkpoints(path) if path.is_dir() else [path]:
             sources.append(Source(f.name, str(f), partial(load_checkpoint, f, arch=arch, trust=trust),
-                                  partial(_checkpoint_identity, f, arch, trust)))
+                                  partial(_checkpoint_identity, f, arch, trust), run=str(folder)))
     return sources
 
 
