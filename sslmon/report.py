@@ -92,6 +92,12 @@ def _table_cell(result: Result, key: str) -> str:
     return f"{value:.3f} ± {se:.3f}"
 
 
+# Which metric columns a narrow table keeps first (after the rank-by metric): the paper's headline H(Z3), RankMe and
+# clustering agreement, the probe accuracies when labels exist, the rest of the paper's metrics, then registry order.
+TABLE_PRIORITY = ("entropy_z3", "rankme", "ami_c1_c2", "lp_acc", "knn_acc", "silhouette_c1", "alpha_req", "l2_std",
+                  "ami_c1_gt", "silhouette_gt")
+
+
 def metric_order(keys: Sequence[str]) -> list[str]:
     """``keys`` in the table's order: the label-free metrics first, then the label-based ones (registry order within each)."""
     return sorted(keys, key=lambda m: (METRICS[m].needs_labels, list(METRICS).index(m)))
@@ -103,12 +109,13 @@ def ranked_table(run: Run, rank_by: str, width: int | None = None, columns: Sequ
     the table holds several, each its own section), ``alarms`` the flags of :mod:`sslmon.alarms`, ``ref`` rows the
     reference values. Metric columns: ``columns`` when given, else every metric with a value; label-free ones first,
     then the label-based ones, each group headed by its name. With ``width`` (terminal cells) metric columns that
-    would make the table wider are left out and named in the caption (the rank-by metric kept, then registry order),
-    rather than squeezed to an ellipsis."""
+    would make the table wider are left out and named in the caption (the rank-by metric kept first, then
+    :data:`TABLE_PRIORITY`, then registry order), rather than squeezed to an ellipsis."""
     candidates = list(columns) if columns is not None else _metric_columns(run)
     if columns is None and rank_by in METRICS and rank_by not in candidates:
         candidates.append(rank_by)
-    priority = sorted(candidates, key=lambda m: m != rank_by)  # the rank-by metric is kept first
+    first = [rank_by, *TABLE_PRIORITY]
+    priority = sorted(candidates, key=lambda m: first.index(m) if m in first else len(first))
     if width is None:
         return _build_table(run, rank_by, metric_order(candidates), [])
     kept: list[str] = []
