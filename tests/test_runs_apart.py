@@ -67,6 +67,8 @@ def test_adding_a_run_leaves_the_other_runs_ranks_as_they_were():
     assert [(r["run"], r["name"]) for r in both["results"] if r["recommended"]] == [
         (c["run"], c["name"]) for c in both["recommendations"]]
     assert "recommendations" not in alone and alone["recommendation"]["run"] == "runs/a"
+    again = Run.from_dict(json.loads(json.dumps(both))).to_dict(CONSENSUS)  # read back: the runs stay apart
+    assert [(r["run"], r["name"], r["rank"]) for r in again["results"]] == [(r["run"], r["name"], r["rank"]) for r in both["results"]]
     assert [r["run"] for r in check_csv(render(Run({}, _results(RUN_A, "a") + _results(RUN_B, "b")), CONSENSUS, "csv"))] \
         == ["a"] * 4 + ["b"] * 3
 
