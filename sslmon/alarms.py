@@ -126,7 +126,15 @@ def plateau_flag(window: Sequence[Result]) -> Flag | None:
 
 def run_flags(results: Sequence[Result]) -> list[list[Flag]]:
     """The flags of each result, aligned with ``results``: collapse for every result; noise against the previous
-    milestone (a lower epoch) and plateau for the last one, among the results with an epoch."""
+    milestone (a lower epoch) and plateau for the last one, among the results with an epoch of the same training
+    run (:attr:`~sslmon.results.Result.run`; each run's sequence is its own)."""
+    runs = list(dict.fromkeys(r.run for r in results))
+    if len(runs) > 1:
+        flags_of: dict[int, list[Flag]] = {}
+        for label in runs:
+            part = [r for r in results if r.run == label]
+            flags_of.update(zip(map(id, part), run_flags(part)))
+        return [flags_of[id(r)] for r in results]
     flags: list[list[Flag]] = [[f] if (f := collapse_flag(r)) else [] for r in results]
     order = sorted((i for i, r in enumerate(results) if r.epoch is not None), key=lambda i: (results[i].epoch, i))
     for before, now in zip(order, order[1:]):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from functools import partial
+import math
 import os
 from pathlib import Path
 import time
@@ -289,6 +290,41 @@ def embed(
             module.training = training
 
 
+LONG_EMBEDDING_S = 60.0  # a CPU embedding estimated to take longer (seconds) is announced before it goes on
+QUICK_LIMIT = 2000  # the --limit that the announcement suggests for a quick look
+
+
+def embedding_estimate(n_images: int, size: int, images_per_s: float) -> str | None:
+    """The line said before a long CPU embedding of ``n_images`` images at ``size`` px, at ``images_per_s`` (images
+    per second, measured on the first batch); None when it would take under :data:`LONG_EMBEDDING_S` seconds."""
+    seconds = n_images / images_per_s
+    if seconds < LONG_EMBEDDING_S:
+        return None
+    hint = f"; --limit {QUICK_LIMIT} for a quick look" if n_images > QUICK_LIMIT else ""
+    minutes = math.ceil(seconds / 60)
+    return f"note: embedding {n_images:,} images at {size} px on the CPU: about {minutes} minute{'s' * (minutes > 1)}{hint}"
+
+
+class FirstBatchClock:
+    """An :data:`OnProgress` that times the first embedding batch (from its creation to the first ``embedding``
+    progress call) and logs :func:`embedding_estimate` for all ``n_images`` once; every call goes on to ``inner``.
+    ``clock``: seconds (``time.perf_counter``; a test gives its own)."""
+
+    def __init__(self, n_images: int, size: int, log: Log, inner: OnProgress | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.n_images, self.size, self.log, self.inner, self.clock = n_images, size, log, inner, clock
+        self.start: float | None = clock()
+
+    def __call__(self, task: str, done: int, total: int) -> None:
+        if self.start is not None and task.startswith("embedding") and done > 0:
+            elapsed, self.start = self.clock() - self.start, None
+            line = embedding_estimate(self.n_images, self.size, done / elapsed) if elapsed > 0 else None
+            if line:
+                self.log(line)
+        if self.inner is not None:
+            self.inner(task, done, total)
+
+
 def score_model(
     model: nn.Module,
     images: torch.Tensor,
@@ -311,13 +347,15 @@ def score_model(
     z3_path: Path | None = None,
     on_progress: OnProgress | None = None,
     lidar_views: int = 0,
+    log: Log | None = None,
 ) -> Result:
     """Embed ``images`` (uint8 (n, C, H, W), also numpy, (n, H, W) or channels-last: :func:`as_images`; grayscale
     is repeated to 3 channels, ``(x/255 - mean) / std``, resized
     to ``input_size`` when given) with ``model`` and evaluate them. The train split is embedded only when it has
     labels and a metric fitted on it (``knn_acc``, ``lp_acc``) is wanted. ``config.device`` follows ``device``.
     ``lidar_views`` >= 2 (and ``lidar`` wanted): that many augmented views (:mod:`sslmon.models.augment`, seeded
-    with ``config.seed``) of each of up to :data:`LIDAR_IMAGES` images are embedded too, for LiDAR."""
+    with ``config.seed``) of each of up to :data:`LIDAR_IMAGES` images are embedded too, for LiDAR. ``log``: on the
+    CPU, a long embedding is announced with its estimated time (:class:`FirstBatchClock`)."""
     from sslmon.models.embed import resolve_device
 
     dev = device if not isinstance(device, str) else resolve_device(device)
@@ -325,6 +363,9 @@ def score_model(
     train_images = None if train_images is None else as_images(train_images, "train_images")
     wanted = set(metrics) if metrics is not None else set(METRICS)
     use_train = train_images is not None and train_labels is not None and bool(set(TRAIN_SPLIT_METRICS) & wanted)
+    if log is not None and dev.type == "cpu":
+        n_images = len(images) + (len(train_images) if use_train and train_images is not None else 0)
+        on_progress = FirstBatchClock(n_images, input_size or images.shape[-1], log, on_progress)
     run = partial(embed, model, mean=mean, std=std, input_size=input_size, batch_size=batch_size, device=dev,
                   precision=precision, name=name, on_progress=on_progress)
     t0 = time.perf_counter()
@@ -363,13 +404,14 @@ def _lidar_views(run: Callable[..., np.ndarray], images: torch.Tensor, n_views: 
 
 @dataclass
 class Source:
-    """One encoder to score: how to load it (picklable, so a Ray worker can) and what identifies its content for
-    the cache."""
+    """One encoder to score: how to load it (picklable, so a Ray worker can), what identifies its content for
+    the cache, and the training run it belongs to (:attr:`Result.run`; None: a model of no run)."""
 
     name: str
     path: str | None
     load: Callable[[], Encoder]
     content: Callable[[], str]
+    run: str | None = None
 
 
 @dataclass
@@ -380,6 +422,7 @@ class _Job:
     options: Options
     config: EvalConfig
     on_progress: OnProgress | None = field(default=None, repr=False)
+    log: Log | None = field(default=None, repr=False)  # local executor only, as on_progress
 
 
 def _score_task(item: tuple[Source, Path | None], job: _Job) -> Result:
@@ -397,9 +440,10 @@ def _score_task(item: tuple[Source, Path | None], job: _Job) -> Result:
         device=opts.device, precision=opts.precision, name=source.name, path=source.path, epoch=enc.epoch,
         source={"arch": enc.arch, "notes": enc.notes, "normalization": {"mean": list(mean), "std": list(std)},
                 "input_size": enc.input_size, **({"training": enc.training} if enc.training else {})},
-        z3_path=z3_path, on_progress=job.on_progress, lidar_views=opts.lidar_views,
+        z3_path=z3_path, on_progress=job.on_progress, lidar_views=opts.lidar_views, log=job.log,
     )
     result.timings = {"load": round(t_load, 4), **result.timings}
+    result.run = source.run
     return result
 
 
@@ -518,7 +562,8 @@ class Scorer:
         check_paths = getattr(self.executor, "check_paths", None)  # workers elsewhere must see the checkpoints
         if check_paths is not None and todo:
             check_paths([p for p in (sources[i].path for i in todo) if p is not None])
-        job = _Job(self.data, opts, self.config, self.on_progress if self.executor.name == "local" else None)
+        local = self.executor.name == "local"
+        job = _Job(self.data, opts, self.config, self.on_progress if local else None, self.log if local else None)
         if self.log and todo:
             for i in todo[:1] if self.executor.name == "local" else todo:
                 self.log(f"scoring {sources[i].name}")
@@ -556,7 +601,7 @@ class Scorer:
             return None
         if self.log:
             self.log(f"cached: {source.name} (same content, images and settings; `cache=False` recomputes)")
-        return replace(result, name=source.name, path=source.path)
+        return replace(result, name=source.name, path=source.path, run=source.run)
 
 
 def _names(names: Sequence[str], shown: int = 3) -> str:
@@ -611,14 +656,16 @@ def _z3_paths(sources: Sequence[Source], folder: Path | None) -> list[Path | Non
 
 def checkpoint_sources(paths: Iterable[str | Path], *, arch: str = "auto", trust: bool = False) -> list[Source]:
     """Sources for checkpoint files and folders (a folder expands to its checkpoints in epoch order);
-    CheckpointError for a folder that cannot be listed."""
+    CheckpointError for a folder that cannot be listed. Each source's ``run`` is the folder given, or a checkpoint
+    file's parent folder (as written, normalised: ``runs/a/`` and ``runs/a/epoch_1.pt`` are both run ``runs/a``)."""
     from sslmon.models.encoders import find_checkpoints, load_checkpoint
 
     sources = []
     for path in map(Path, paths):
+        folder = path if path.is_dir() else path.parent
         for f in find_checkpoints(path) if path.is_dir() else [path]:
             sources.append(Source(f.name, str(f), partial(load_checkpoint, f, arch=arch, trust=trust),
-                                  partial(_checkpoint_identity, f, arch, trust)))
+                                  partial(_checkpoint_identity, f, arch, trust), run=str(folder)))
     return sources
 
 

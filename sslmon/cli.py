@@ -248,6 +248,8 @@ Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separat
 LidarViews = Annotated[int, typer.Option("--lidar-views", min=0, help="LiDAR: embed N >= 2 augmented views (SimCLR stack) of each of up to 1000 images and add the lidar metric (0: off; not for embedding files).")]
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]
 Fmt = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format on stdout.")]
+TableColumns = Annotated[Optional[str], typer.Option("--columns", callback=lambda v: None if v is None else _metric_keys(v, "--columns"), help="The table's metric columns: exactly these comma-separated metric keys, e.g. rankme,entropy_z3,knn_acc (default: the metrics that fit the width).")]
+Wide = Annotated[bool, typer.Option("--wide", help="The table with every metric column and no width limit (default: fit the terminal's width, or COLUMNS when stdout is piped).")]
 Output = Annotated[Optional[Path], typer.Option("--output", "-o", help="Also write the results to this file (.json, .jsonl or .csv; format from --format when given).")]
 TensorBoardDir = Annotated[Optional[Path], typer.Option("--tensorboard", help="Also write each result's metrics as TensorBoard scalars sslmon/<metric> at its milestone's epoch into this folder (pip install 'sslmon[tensorboard]').")]
 Device = Annotated[str, typer.Option(callback=_device, help="Torch device: auto (cuda, then mps, then cpu), cpu, cuda, mps.")]
@@ -311,8 +313,8 @@ EVALUATION = _panel("Evaluation", [
     ("umap_epochs", UmapEpochs, None),
     ("z3_kmeans", Z3Kmeans, Z3KmeansChoice.paper), ("rank_by", RankBy, None), ("metrics", Metrics, None),
     ("bin_factor", BinFactor, None), ("lidar_views", LidarViews, DEFAULTS.lidar_views), ("no_reference", NoReference, False)])
-REPORT = _panel("Output", [("fmt", Fmt, OutputFormat.table), ("output", Output, None), ("tensorboard", TensorBoardDir, None),
-                           ("save_z3", SaveZ3, None)])
+REPORT = _panel("Output", [("fmt", Fmt, OutputFormat.table), ("columns", TableColumns, None), ("wide", Wide, False),
+                           ("output", Output, None), ("tensorboard", TensorBoardDir, None), ("save_z3", SaveZ3, None)])
 EXECUTION = _panel("Execution", [
     ("device", Device, DEFAULTS.device), ("precision", PrecisionOpt, PrecisionChoice.fp32),
     ("batch_size", BatchSize, None), ("no_cache", NoCache, False), ("executor", ExecutorOpt, ExecutorChoice.local),
@@ -480,6 +482,15 @@ def _stdout_console() -> Console:
     return out if out.is_terminal else Console(width=1000)
 
 
+def _table_console(wide: bool = False) -> tuple[Console, bool]:
+    """stdout console for the ranked table and whether the table must fit its width: the terminal's width, or
+    ``COLUMNS`` when stdout is piped (Rich reads it); piped without ``COLUMNS``, or ``--wide``: no width limit."""
+    out = Console()
+    if wide or not (out.is_terminal or os.environ.get("COLUMNS", "").isdigit()):
+        return Console(width=1000, force_terminal=out.is_terminal or None), False
+    return out, True
+
+
 def _results_file(output: Optional[Path], fmt: OutputFormat, inputs: list[Path], append: bool = False) -> ResultsFile | None:
     """The -o file (format from --format, else from the suffix), checked before any scoring: exit 2 when refused.
     ``append``: stream after what the file holds (see :class:`ResultsFile`)."""
@@ -533,10 +544,12 @@ def _scoring(score_fn: Callable[[OnResult], Run], out: ResultsFile | None, start
 
 
 def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditions: list[Gate], which: Judge,
-            interrupted: bool = False, started: str | None = None) -> None:
+            interrupted: bool = False, started: str | None = None, columns: Sequence[str] | None = None,
+            wide: bool = False) -> None:
     """Write the -o file and/or stdout, then exit 130 if interrupted, 2 if some input failed or -o could not be
     written (the results then go to stdout), 1 if a --fail-if condition held, else 0. The ranking is the run's
-    (``config.rank_by``; with ``exclude_init`` the epoch-0 milestone is reported but neither ranked nor judged)."""
+    (``config.rank_by``; with ``exclude_init`` the epoch-0 milestone is reported but neither ranked nor judged).
+    ``columns``/``wide``: the table's metric columns and width (``--columns``, ``--wide``)."""
     if run is None:
         _say("interrupted before any result finished")
         raise typer.Exit(130)
@@ -545,7 +558,8 @@ def _finish(run: Run | None, fmt: OutputFormat, out: ResultsFile | None, conditi
     if written:
         _say(f"wrote {out.path} ({out.fmt})")
     if fmt == OutputFormat.table:
-        render_table(run, rank_by, _stdout_console())
+        console, fit = _table_console(wide)
+        render_table(run, rank_by, console, fit=fit, columns=columns)
     else:  # -o writes the results "also": stdout gets them in the --format asked for
         typer.echo(render(run, rank_by, fmt.value, started), nl=False)
     if interrupted:
@@ -623,7 +637,7 @@ def _run(score_fn: Callable[[OnResult, OnProgress | None], Run], p: dict[str, An
     board = _tensorboard(p["tensorboard"])
     with _progress(p["quiet"]) as on_progress, board or nullcontext():
         run, interrupted = _scoring(lambda on_result: score_fn(on_result, on_progress), out, started, board)
-    _finish(run, p["fmt"], out, conditions, p["judge"], interrupted, started)
+    _finish(run, p["fmt"], out, conditions, p["judge"], interrupted, started, p["columns"], p["wide"])
 
 
 class SelectFormat(str, Enum):
@@ -730,7 +744,8 @@ def watch(
         out.close()
     run = outcome.run
     run.config.update(rank_by=rank_by, exclude_init=options.exclude_init)
-    render_table(run, rank_by, _stdout_console())
+    console, fit = _table_console()
+    render_table(run, rank_by, console, fit=fit)
     if outcome.interrupted:
         _say(f"interrupted: {len(run.results)} result(s) reported")
         raise typer.Exit(130)

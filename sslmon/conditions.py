@@ -60,13 +60,16 @@ def parse_condition(text: str) -> Gate:
 
 def judged_results(run: Run, which: str, rank_by: str) -> list[Result]:
     """The results a condition is checked on: ``latest`` (highest epoch, else the last input),
-    ``best`` (the recommended result by ``rank_by``, :mod:`sslmon.recommend`; else rank 1), or ``each`` (all)."""
+    ``best`` (the recommended result by ``rank_by``, :mod:`sslmon.recommend`; else rank 1), or ``each`` (all);
+    ``latest`` and ``best`` once per training run (:meth:`~sslmon.results.Run.parts`)."""
     from sslmon.recommend import recommend
 
     if not run.results:
         return []
     if which == "each":
         return list(run.results)
+    if len(run.parts()) > 1:
+        return [r for part in run.parts() for r in judged_results(part, which, rank_by)]
     if which == "best":
         chosen = recommend(run, rank_by).result
         return [chosen] if chosen is not None else run.ranked(rank_by)[:1]

@@ -37,7 +37,7 @@ EVIDENCE_ASKED_MODELS = "as asked (--rank-by); across architectures the paper fo
 class Recommendation:
     """The recommended result (``name``/``path``/``epoch``; None when nothing can be recommended), the ``rule`` that
     chose it, the ``reason`` (why this one) and the ``evidence`` behind the rule; ``excluded``: results passed over,
-    each ``{"name", "why"}``."""
+    each ``{"name", "why"}``; ``run``: the training run (:attr:`~sslmon.results.Result.run`) it is for."""
 
     name: str | None
     path: str | None
@@ -46,17 +46,20 @@ class Recommendation:
     reason: str
     evidence: str
     excluded: list[dict[str, str]] = field(default_factory=list)
+    run: str | None = None  # the training run it was chosen in (Result.run)
     result: Result | None = field(default=None, repr=False, compare=False)  # the recommended record itself
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object (the fields above, without ``result``)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "result"}
 
-    def line(self) -> str:
-        """The one line under the table: ``recommended: NAME, REASON; EVIDENCE``."""
+    def line(self, named: bool = False) -> str:
+        """The one line under the table: ``recommended: NAME, REASON; EVIDENCE`` (``recommended in RUN: ...`` with
+        ``named``, when the table holds several runs)."""
+        where = f" in {self.run}" if named and self.run is not None else ""
         if self.name is None:
-            return f"no recommendation: {self.reason}"
-        return f"recommended: {self.name}, {self.reason}; {self.evidence}"
+            return f"no recommendation{where}: {self.reason}"
+        return f"recommended{where}: {self.name}, {self.reason}; {self.evidence}"
 
 
 def has_epochs(results: Sequence[Result]) -> bool:
@@ -81,10 +84,20 @@ def _rule(rank_by: str, milestones: bool) -> tuple[str, str]:
     return f"rank 1 by {rank_by} ({how})", EVIDENCE_ASKED_RUN if milestones else EVIDENCE_ASKED_MODELS
 
 
+def recommend_each(run: Run, rank_by: str, flags: Sequence[list[Flag]] | None = None) -> list[Recommendation]:
+    """One :func:`recommend` per training run of ``run`` (:meth:`~sslmon.results.Run.parts`), in their order;
+    ``flags``: :func:`~sslmon.alarms.run_flags` of all its results, computed when not given."""
+    flags = run_flags(run.results) if flags is None else flags
+    of = dict(zip(map(id, run.results), flags))
+    return [recommend(part, rank_by, [of[id(r)] for r in part.results]) for part in run.parts()]
+
+
 def recommend(run: Run, rank_by: str, flags: Sequence[list[Flag]] | None = None) -> Recommendation:
     """The recommendation for ``run`` ranked by ``rank_by`` (``flags``: :func:`~sslmon.alarms.run_flags` of its
-    results, computed when not given): the first ranked result that is not flagged ``collapse``."""
+    results, computed when not given): the first ranked result that is not flagged ``collapse``. ``run`` is one
+    training run; :func:`recommend_each` gives one per run of a run holding several."""
     flags = run_flags(run.results) if flags is None else flags
+    label = run.results[0].run if run.results else None
     where = {id(r): i for i, r in enumerate(run.results)}
     milestones = has_epochs(run.results)
     rule, evidence = _rule(rank_by, milestones)
@@ -97,11 +110,11 @@ def recommend(run: Run, rank_by: str, flags: Sequence[list[Flag]] | None = None)
             excluded.append({"name": result.name, "why": f"collapse: {collapse['message']}"})
             continue
         return Recommendation(result.name, result.path, result.epoch, rule, _reason(result, rank_by, position, excluded),
-                              evidence, excluded, result)
+                              evidence, excluded, label, result)
     why = "every ranked result is flagged collapse" if excluded else "no result could be ranked"
     if rank_by == EPOCH and run.exclude_init and any(r.is_init for r in run.results) and not excluded:
         why = "the only milestone is the untrained one (epoch 0), which is not ranked (--include-init ranks it)"
-    return Recommendation(None, None, None, rule, why, evidence, excluded)
+    return Recommendation(None, None, None, rule, why, evidence, excluded, label)
 
 
 def _reason(result: Result, rank_by: str, position: int, excluded: list[dict[str, str]]) -> str:

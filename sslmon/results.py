@@ -17,8 +17,10 @@ INIT_EPOCH = 0  # the untrained milestone
 SCHEMA_VERSION = 2
 # added after sslmon 0.1.0 (metrics_std, per_seed: 0.2.0; notes, spread: 0.4.0): absent from older documents, read as empty
 DERIVED = ("rank", "flags", "recommended")  # what Run.to_dict adds to each record (read back, checked and dropped)
-DOCUMENT_EXTRAS = ("recommendation", "reference_values")  # what Run.to_dict adds to the document (read back as they are)
-LATER_FIELDS: dict[str, Callable[[], Any]] = {"metrics_std": dict, "per_seed": list, "notes": dict, "spread": type(None)}
+DOCUMENT_EXTRAS = ("recommendation", "recommendations", "reference_values")  # what Run.to_dict adds to the document (read back as they are)
+# run: after 0.4.0
+LATER_FIELDS: dict[str, Callable[[], Any]] = {"metrics_std": dict, "per_seed": list, "notes": dict, "spread": type(None),
+                                              "run": type(None)}
 
 
 @dataclass
@@ -28,7 +30,10 @@ class Result:
     ``metrics`` are means over the evaluation seeds; ``metrics_std`` their sample std (None with one
     seed); ``per_seed`` one dict of every metric per seed, in the order of ``config.seeds``; ``notes`` what a
     metric recorded beside its value, by metric key (e.g. ``lp_acc``: the probe did not converge); ``spread`` the
-    relative spread of the embeddings (:func:`sslmon.alarms.relative_spread`; None when unknown), for the collapse alarm.
+    relative spread of the embeddings (:func:`sslmon.alarms.relative_spread`; None when unknown), for the collapse alarm;
+    ``run`` the training run it belongs to: the folder a checkpoint came from (the folder given, or a checkpoint
+    file's parent folder); None for embedding files and torchvision models, which are ranked together as models.
+    Results of different runs are ranked and recommended apart (:meth:`Run.parts`).
     """
 
     name: str
@@ -46,6 +51,7 @@ class Result:
     per_seed: list[dict[str, float | None]] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)
     spread: float | None = None
+    run: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,7 +71,7 @@ class Result:
         doc = {**{key: kind() for key, kind in LATER_FIELDS.items()}, **doc}
         _expect_fields(doc, {f.name for f in fields(cls)})
         _expect(doc["name"], str, "name")
-        for key in ("path", "reference"):
+        for key in ("path", "reference", "run"):
             _expect(doc[key], (str, type(None)), key)
         _expect(doc["spread"], (int, float, type(None)), "spread")
         for key in ("epoch", "n_samples", "dim", "k"):
@@ -149,7 +155,8 @@ class Run:
         return [r.epoch for r in self.results]
 
     def rank_keys(self, rank_by: str) -> list[float | None]:
-        """Per result, a key that is smaller for a better rank; ``None`` for unranked results (no value,
+        """Per result of a single training run (see :meth:`ranking` for several), a key that is smaller for a better
+        rank; ``None`` for unranked results (no value,
         or an excluded init milestone). ``rank_by`` is a metric key, ``"consensus"``: the mean rank
         over the :data:`~sslmon.selection.DEFAULT_CONSENSUS` metrics (:func:`~sslmon.selection.consensus_keys`), or
         ``"epoch"``: newest first (a result without an epoch is not ranked)."""
@@ -164,11 +171,29 @@ class Run:
             return consensus_keys([column(k) for k in DEFAULT_CONSENSUS]) if self.results else []
         return column(rank_by)
 
+    def parts(self) -> list[Run]:
+        """One run per training run (:attr:`Result.run`), in the order each first appears; ``[self]`` when all results
+        belong to one. Each part has this run's config, ``exclude_init`` and reference values, and no failures."""
+        labels = list(dict.fromkeys(r.run for r in self.results))
+        if len(labels) <= 1:
+            return [self]
+        return [Run(self.config, [r for r in self.results if r.run == label], exclude_init=self.exclude_init,
+                    reference_values=self.reference_values) for label in labels]
+
     def ranking(self, rank_by: str) -> list[tuple[Result, float | None]]:
-        """(result, rank key) best first; unranked results (key ``None``) come last, in input order."""
+        """(result, rank key) best first within each training run (:meth:`parts`, one after the other); unranked
+        results (key ``None``) come last in their run, in input order. Keys of different runs are not comparable."""
+        parts = self.parts()
+        if len(parts) > 1:
+            return [pair for part in parts for pair in part.ranking(rank_by)]
         pairs = list(zip(self.results, self.rank_keys(rank_by)))
         scored = sorted((p for p in pairs if p[1] is not None), key=lambda p: p[1])
         return scored + [p for p in pairs if p[1] is None]
+
+    def ranks(self, rank_by: str) -> list[tuple[Result, int | None]]:
+        """(result, rank) in :meth:`ranking` order: the rank 1..n within the result's own run, None if unranked."""
+        return [(result, rank if key is not None else None) for part in self.parts()
+                for rank, (result, key) in enumerate(part.ranking(rank_by), start=1)]
 
     def ranked(self, rank_by: str) -> list[Result]:
         """Results best first by ``rank_by``; unranked results (no value, or excluded init) come last, in input order."""
@@ -182,29 +207,35 @@ class Run:
 
     def to_dict(self, rank_by: str) -> dict[str, Any]:
         """The JSON document: version, config, results in rank order (each with ``rank``, ``flags`` and
-        ``recommended``), failures, the ``recommendation`` (:mod:`sslmon.recommend`) and ``reference_values``."""
+        ``recommended``), failures, the ``recommendation`` (:mod:`sslmon.recommend`) and ``reference_values``.
+        With several training runs (:meth:`parts`) the results are grouped by run, each ranked 1..n within its run,
+        ``recommendation`` is null and ``recommendations`` holds one per run."""
         from sslmon.alarms import run_flags
-        from sslmon.recommend import recommend
+        from sslmon.recommend import recommend_each
 
         flags = run_flags(self.results)
-        choice = recommend(self, rank_by, flags)
+        choices = recommend_each(self, rank_by, flags)
+        chosen = {id(c.result) for c in choices if c.result is not None}
         where = {id(r): i for i, r in enumerate(self.results)}
         records = []
-        for rank, (result, key) in enumerate(self.ranking(rank_by), start=1):
-            record: dict[str, Any] = {"rank": rank if key is not None else None}
+        for result, rank in self.ranks(rank_by):
+            record: dict[str, Any] = {"rank": rank}
             record.update(result.to_dict())
             record["flags"] = flags[where[id(result)]]
-            record["recommended"] = result is choice.result
+            record["recommended"] = id(result) in chosen
             records.append(record)
-        return {
+        doc = {
             "sslmon_version": __version__,
             "schema_version": SCHEMA_VERSION,
             "config": self.config,
             "results": records,
             "failures": [asdict(f) for f in self.failures],
-            "recommendation": choice.to_dict(),
+            "recommendation": choices[0].to_dict() if len(choices) == 1 else None,
             "reference_values": self.reference_values,
         }
+        if len(choices) > 1:
+            doc["recommendations"] = [c.to_dict() for c in choices]
+        return doc
 
     @classmethod
     def from_dict(cls, doc: Any) -> Run:
