@@ -120,8 +120,12 @@ def _start(folder: Path, out: Path, env: dict[str, str], log: Path, *extra: str)
 
 
 def _records(out: Path) -> list[dict]:
+    """The finished result and failure lines of ``out`` (header lines, one per watcher start, left out)."""
+    from sslmon.io.runfile import is_header
+
     text = out.read_text() if out.exists() else ""
-    return [json.loads(line) for line in text.splitlines()[: text.count("\n")] if line.strip()]
+    records = [json.loads(line) for line in text.splitlines()[: text.count("\n")] if line.strip()]
+    return [r for r in records if not is_header(r)]
 
 
 def soak(duration: float, seed: int = 0, work: Path | None = None, pause: float = 1.5, kill_every: tuple[float, float] = (3, 20),
