@@ -2,7 +2,8 @@
 
 - A run's milestones (every result has an epoch): rank by epoch, newest first (:data:`~sslmon.selection.EPOCH`),
   and recommend the **last milestone**: in the repository's :data:`EVIDENCE_RUNS` training runs no label-free
-  ranking had a lower mean regret than it (docs/results.md sections 2, 9 and 11; docs/selection.md).
+  ranking had a lower mean regret than it (docs/results.md sections 2, 9 and 11; docs/selection.md), nor in the
+  :data:`STUDY_RUNS` runs so far of issue 17's pre-registered study (docs/evidence/README.md).
 - Different models (inputs without epochs: embedding files, torchvision models): rank by H(Z3), lower is better
   (:data:`MODELS_DEFAULT`): the only metric the paper found significant across architectures (Table II).
 - ``--rank-by KEY`` (asked for): rank 1 by KEY.
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 
 MODELS_DEFAULT = "entropy_z3"  # the default ranking of different models (compare, embedding files)
 EVIDENCE_RUNS = 12  # training runs with every milestone scored in docs/results/ (tests/test_recommend.py counts them)
+STUDY_RUNS = 10  # runs of issue 17's pre-registered study in docs/evidence/runs/ so far (counted by the same test)
 EVIDENCE_LAST = (f"no label-free ranking beat it on average over the {EVIDENCE_RUNS} training runs of docs/results.md "
-                 "(sections 2, 9, 11; docs/selection.md)")
+                 f"(sections 2, 9, 11; docs/selection.md) nor over the {STUDY_RUNS} runs so far of docs/evidence")
 EVIDENCE_ENTROPY = ("the paper's only metric significant across architectures (Table II: r = -0.52 with probe accuracy "
                     "over 17 ImageNet models on CIFAR-100, -0.34 n.s. on CIFAR-10); not validated by sslmon's own runs")
 EVIDENCE_ASKED_RUN = f"as asked (--rank-by); over the {EVIDENCE_RUNS} training runs of docs/results.md no label-free ranking beat the last milestone"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from helpers import ROOT
 from sslmon.io.runfile import load_run, to_json
-from sslmon.recommend import EVIDENCE_RUNS, MODELS_DEFAULT, default_rank_by, recommend
+from sslmon.recommend import EVIDENCE_RUNS, MODELS_DEFAULT, STUDY_RUNS, default_rank_by, recommend
 from sslmon.results import Result, Run
 from sslmon.selection import EPOCH
 
@@ -69,6 +69,10 @@ def test_the_evidence_count_is_the_training_runs_in_docs_results():
             if not p.name.startswith("table1") and not reevaluations & set(p.relative_to(ROOT / "docs/results").parts)]
     assert all(len(load_run(p).results) >= 11 for p in runs)
     assert len(runs) == EVIDENCE_RUNS == 12
+    # issue 17's study: one results file per training run (and its probes), every milestone scored
+    study = [p for p in (ROOT / "docs/evidence/runs").rglob("*.json") if not p.name.endswith(".probes.json")]
+    assert all(p.with_suffix(".probes.json").exists() and len(load_run(p).results) >= 11 for p in study)
+    assert len(study) == STUDY_RUNS
 
 
 def test_untrained_models_are_models_not_a_run():
