@@ -80,7 +80,7 @@ def sh(args: list[str], log: Path) -> None:
         f.write(f"$ {' '.join(args)}\n")
         f.flush()
         rc = subprocess.call(["nice", "-n", "10", *args], stdout=f, stderr=subprocess.STDOUT, env={**os.environ, **ONE_THREAD})
-    if rc not in (0,):
+    if rc != 0:
         sys.exit(f"failed ({rc}): {' '.join(args)}; see {log}")
 
 

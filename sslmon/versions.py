@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import metadata
 
 # The libraries whose release can change the numbers (recorded in config, and so in the results cache key).
@@ -10,7 +11,12 @@ VERSIONED = ("umap-learn", "pynndescent", "scikit-learn", "numba", "torch", "num
 
 def library_versions() -> dict[str, str | None]:
     """The installed version of each of :data:`VERSIONED` (None when not installed), read from package metadata
-    (nothing is imported)."""
+    (nothing is imported); read once per process (every config and cache key asks)."""
+    return dict(_installed())
+
+
+@cache
+def _installed() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
     for name in VERSIONED:
         try:
