@@ -174,6 +174,7 @@ def entropy_z3(Z3: ArrayLike, bin_factor: float = 0.4) -> float:
     sigma = Z3.std(axis=0)
     if (sigma == 0).any():
         raise MetricUndefined(f"Z3 has zero spread along dimension(s) {np.flatnonzero(sigma == 0).tolist()}")
+    check_spread(Z3)  # identical up to round-off: their std is round-off, not 0 (e.g. float32 means)
     bins = np.floor((Z3 - Z3.min(axis=0)) / (bin_factor * sigma)).astype(np.int64)
     _, counts = np.unique(bins, axis=0, return_counts=True)
     p = counts / Z3.shape[0]
