@@ -1,15 +1,15 @@
 """Evaluate one set of embeddings: every metric, sharing intermediate results.
 
-``evaluate_embeddings`` is the Python entry point a training loop can call. Per embedding set it
-computes once: the exact kNN graph (sslmon.engine.neighbors; the distance matrix is kept for the
-silhouettes when it fits), UMAP's fuzzy graph, the Gram matrix behind RankMe and alpha-ReQ, the cosine k-means of
-Z itself behind cluster learnability and DSE (``CZ``, with the data seed). Per
-evaluation seed it repeats only what the seed changes: the UMAP layout Z3, k-means with k1 and
-k2 = 2 k1 on Z3, and the metrics of those. Both silhouettes (C1 of every seed and the ground truth)
-come from one pass over the distances. Each metric is its registry entry (``sslmon.metrics.METRICS``):
-its ``needs`` decide which of those quantities are computed, its ``compute`` gives the value.
-``metrics`` is the mean over the seeds. A metric whose input is degenerate gets ``None`` and a
-reason in ``errors``; nothing here raises for bad data.
+``evaluate_embeddings`` is the Python entry point a training loop can call. It walks the needs graph of the
+registry: the wanted metrics' ``needs`` (``sslmon.metrics.METRICS``) name the intermediates
+(``sslmon.engine.intermediates.INTERMEDIATES``), and each of those that some wanted metric needs is built once,
+by its registered builder, in table order: per embedding set the exact kNN graph (the distance matrix is kept for
+the silhouettes when it fits), UMAP's fuzzy graph and the layouts of every seed (side by side in worker
+processes), the spectrum, the cosine k-means of Z (``CZ``, the data seed), the reference split; per evaluation
+seed what the seed changes (the layout Z3, k-means with k1 and k2 = 2 k1 on it) and the metrics of those. Both
+silhouettes (C1 of every seed and the ground truth) come from one pass over the distances. ``metrics`` is the
+mean over the seeds. A metric whose input is degenerate gets ``None`` and a reason in ``errors``; nothing here
+raises for bad data.
 """
 
 from __future__ import annotations
@@ -245,8 +245,10 @@ def evaluate_embeddings(
     of ``Z`` and scored on the other half. ``config.k`` defaults to the number of
     classes in ``labels``; without either, the clustering metrics are undefined.
     """
-    wanted = metrics if metrics is not None else [m for m, spec in METRICS.items() if (labels is not None or not spec.needs_labels)
-                                                  and (views is not None or "views" not in _required([m]))]
+    step = Step({"Z": Z, "labels": labels, "views": views, "train_embeddings": train_embeddings,
+                 "train_labels": train_labels}, config)
+    absent = {name for name, item in INTERMEDIATES.items() if item.given and step.inputs[item.given] is None}
+    wanted = metrics if metrics is not None else [m for m in METRICS if not _required([m]) & absent]  # what the inputs allow
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; valid: {list(METRICS)}")
@@ -255,8 +257,6 @@ def evaluate_embeddings(
     r = _Runner()
     cfg = config
     V = r.values
-    step = Step({"Z": Z, "labels": labels, "views": views, "train_embeddings": train_embeddings,
-                 "train_labels": train_labels}, cfg)
 
     # ---- the inputs' checks, then what the metrics need once per embedding set (the layouts of every seed included)
     _build(r, {name for name, item in INTERMEDIATES.items() if item.always}, step)
