@@ -166,7 +166,8 @@ def reference(inputs: Mapping[str, Any], seed: int) -> str:
     return "train arrays" if has_train_split(inputs) else f"stratified half split of the evaluated set (seed {seed})"
 
 
-def _split(part: int, array: str, train: Callable[[Mapping[str, Any], Step], Any] | None = None):
+def _split(part: int, array: str,
+           train: Callable[[Mapping[str, Any], Step], Any] | None = None) -> Callable[[Mapping[str, Any], Step], np.ndarray]:
     """The builder of one side of the reference split: ``part`` 0 fit, 1 score; ``array`` "Z" or "labels" of the
     evaluated set. With train arrays, the fit side is ``train(values, step)`` and the score side the whole set."""
     def build(v: Mapping[str, Any], step: Step) -> np.ndarray:
@@ -208,9 +209,9 @@ INTERMEDIATES: dict[str, Intermediate] = {
                      "the reference split kNN and the probe are fitted on (train arrays or half of Z) ..."),
         Intermediate("y_fit", ("labels", "Z_fit"),
                      _split(0, "labels", lambda v, step: check_labels(step.inputs["train_labels"], len(v["Z_fit"]), "train labels")),
-                     "... its labels ..."),
-        Intermediate("Z_score", ("labels",), _split(1, "Z"), "... and the split they are scored on ..."),
-        Intermediate("y_score", ("labels",), _split(1, "labels"), "... with its labels"),
+                     "... its labels ...", timed=False),
+        Intermediate("Z_score", ("labels",), _split(1, "Z"), "... and the split they are scored on ...", timed=False),
+        Intermediate("y_score", ("labels",), _split(1, "labels"), "... with its labels", timed=False),
         Intermediate("spectrum", ("Z",), lambda v, step: spectrum(v["Z"]),
                      "Spectrum: singular values, covariance eigenvalues, right singular vectors"),
         Intermediate("CZ", ("Z", "k"), lambda v, step: spherical_kmeans(v["Z"], v["k"], step.cfg.seed),
