@@ -1,20 +1,20 @@
 """Evaluate one set of embeddings: every metric, sharing intermediate results.
 
-``evaluate_embeddings`` is the Python entry point a training loop can call. Per embedding set it
-computes once: the exact kNN graph (sslmon.engine.neighbors; the distance matrix is kept for the
-silhouettes when it fits), UMAP's fuzzy graph, the Gram matrix behind RankMe and alpha-ReQ, the cosine k-means of
-Z itself behind cluster learnability and DSE (``CZ``, with the data seed). Per
-evaluation seed it repeats only what the seed changes: the UMAP layout Z3, k-means with k1 and
-k2 = 2 k1 on Z3, and the metrics of those. Both silhouettes (C1 of every seed and the ground truth)
-come from one pass over the distances. Each metric is its registry entry (``sslmon.metrics.METRICS``):
-its ``needs`` decide which of those quantities are computed, its ``compute`` gives the value.
-``metrics`` is the mean over the seeds. A metric whose input is degenerate gets ``None`` and a
-reason in ``errors``; nothing here raises for bad data.
+``evaluate_embeddings`` is the Python entry point a training loop can call. It walks the needs graph of the
+registry: the wanted metrics' ``needs`` (``sslmon.metrics.METRICS``) name the intermediates
+(``sslmon.engine.intermediates.INTERMEDIATES``), and each of those that some wanted metric needs is built once,
+by its registered builder, in table order: per embedding set the exact kNN graph (the distance matrix is kept for
+the silhouettes when it fits), UMAP's fuzzy graph and the layouts of every seed (side by side in worker
+processes), the spectrum, the cosine k-means of Z (``CZ``, the data seed), the reference split; per evaluation
+seed what the seed changes (the layout Z3, k-means with k1 and k2 = 2 k1 on it) and the metrics of those. Both
+silhouettes (C1 of every seed and the ground truth) come from one pass over the distances. ``metrics`` is the
+mean over the seeds. A metric whose input is degenerate gets ``None`` and a reason in ``errors``; nothing here
+raises for bad data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import time
 from typing import Any, Callable
 
@@ -23,11 +23,13 @@ import numpy as np
 from sslmon import metrics as M
 from sslmon._text import one_line
 from sslmon.engine import pool
-from sslmon.engine.jit import cache_dir
-from sslmon.engine.layout import fuzzy_graph
-from sslmon.engine.neighbors import KnnGraph, knn_graph
-from sslmon.metrics import INTERMEDIATES, METRICS, MetricUndefined
+from sslmon.engine.arrays import ROUNDOFF_ULPS, MetricUndefined, collect_notes
+from sslmon.engine.clustering import KMEANS_N_INIT, Z3_KMEANS_VARIANTS, check_clustering, silhouettes
+from sslmon.engine.intermediates import INTERMEDIATES, NO_LABELS, NO_VIEWS, Step, reference, reference_split
+from sslmon.metrics import METRICS
 from sslmon.versions import library_versions
+
+__all__ = ["NO_LABELS", "NO_VIEWS", "reference_split"]  # their home is sslmon.engine.intermediates
 
 
 # Layout epochs of the named settings: ``paper`` (the default) is umap-learn's own rule (None: 500 epochs up to
@@ -38,10 +40,6 @@ DEFAULT_UMAP_EPOCHS = PRESETS["paper"]
 DEFAULT_SEEDS = (0, 1, 2)
 # Keep the (n, n) distance matrix between the kNN pass and the silhouettes up to this size.
 DISTANCE_MATRIX_BYTES = 2**30
-# The reason of a label-based metric that was asked for by name on data without labels.
-NO_LABELS = "no labels given"
-# The reason of a metric of augmented views (LiDAR) asked for by name without views.
-NO_VIEWS = "no augmented views: only computed where sslmon embeds the images itself, with lidar_views > 0 (--lidar-views)"
 # Metrics whose value depends on the evaluation seed (through Z3 and the k-means clusters).
 SEEDED = tuple(name for name, spec in METRICS.items() if spec.seeded)
 
@@ -63,7 +61,7 @@ class EvalConfig:
     knn_k: int = 20
     knn_temperature: float = 0.07
     device: str = "cpu"  # for the kNN graph, silhouettes and kNN accuracy
-    z3_kmeans: str = "paper"  # what cosine k-means clusters: Z3 ("paper") or Z3 minus its mean ("centred"); M.kmeans_points
+    z3_kmeans: str = "paper"  # what cosine k-means clusters: Z3 ("paper") or Z3 minus its mean ("centred"); kmeans_points
     layout_workers: int | None = None  # processes besides this one laying out seeds; None = one per further CPU (pool)
 
     def __post_init__(self) -> None:
@@ -73,8 +71,8 @@ class EvalConfig:
             raise ValueError(f"seeds: {list(self.seeds)} repeats a seed")
         if self.umap_epochs is not None and self.umap_epochs < 1:
             raise ValueError(f"umap_epochs must be >= 1, got {self.umap_epochs}")
-        if self.z3_kmeans not in M.Z3_KMEANS_VARIANTS:
-            raise ValueError(f"z3_kmeans: {self.z3_kmeans!r} is not one of {', '.join(M.Z3_KMEANS_VARIANTS)}")
+        if self.z3_kmeans not in Z3_KMEANS_VARIANTS:
+            raise ValueError(f"z3_kmeans: {self.z3_kmeans!r} is not one of {', '.join(Z3_KMEANS_VARIANTS)}")
 
     def as_dict(self) -> dict[str, Any]:
         """The settings, and what else determines the numbers (fixed choices, library versions): a run's ``config``."""
@@ -90,7 +88,7 @@ class EvalConfig:
             "layout": pool.LAYOUT,
             "layout_workers": pool.worker_count(len(self.seeds), self.layout_workers),
             "z3_kmeans": self.z3_kmeans,
-            "kmeans_n_init": M.KMEANS_N_INIT,
+            "kmeans_n_init": KMEANS_N_INIT,
             "entropy_bin_factor": self.bin_factor,
             "entropy_log_base": "e (nats)",
             "knn_k": self.knn_k,
@@ -99,7 +97,7 @@ class EvalConfig:
                             "(lbfgs, max_iter 1000; a record's notes say when it did not converge)",
             "alpha_req_range": M.ALPHA_REQ_RANGE,
             "alpha_req_floor": M.ALPHA_REQ_FLOOR,  # eigenvalues below this fraction of the largest are raised to it
-            "roundoff_ulps": M.ROUNDOFF_ULPS,  # differences below this many ulps of the data's scale are round-off
+            "roundoff_ulps": ROUNDOFF_ULPS,  # differences below this many ulps of the data's scale are round-off
             "versions": library_versions(),
         }
 
@@ -150,14 +148,14 @@ class _Runner:
         self.notes: dict[str, str] = {}
         self.timings: dict[str, float] = {}
 
-    def run(self, name: str, fn: Callable[[], Any], *needs: str, timing: str | None = None) -> Any:
+    def run(self, name: str, fn: Callable[[], Any], *needs: str, timing: str | None = None, timed: bool = True) -> Any:
         missing = [n for n in needs if n not in self.values]
         if missing:
             self.errors[name] = self.errors[missing[0]]
             return None
         t0 = time.perf_counter()
         try:
-            with M.collect_notes() as notes:
+            with collect_notes() as notes:
                 self.values[name] = fn()
             if notes:
                 self.notes[name] = "; ".join(notes)
@@ -165,7 +163,8 @@ class _Runner:
             self.errors[name] = str(exc)
         except Exception as exc:  # a library failing on odd data must not lose the other metrics
             self.errors[name] = f"{type(exc).__name__}: {one_line(exc)}"
-        self._add_time(timing or name, time.perf_counter() - t0)
+        if timed:
+            self._add_time(timing or name, time.perf_counter() - t0)
         return self.values.get(name)
 
     def _add_time(self, key: str, seconds: float) -> None:
@@ -182,55 +181,6 @@ class _Runner:
             self.notes.setdefault(key, note)
 
 
-def reference_split(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic stratified half split of indices 0..n-1: (fit half, score half)."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(labels))
-    counts = np.unique(labels, return_counts=True)[1]
-    stratify = labels if counts.min() >= 2 else None
-    fit, score = train_test_split(idx, test_size=0.5, random_state=seed, stratify=stratify)
-    return np.sort(fit), np.sort(score)
-
-
-def _distinct_rows(Z: np.ndarray) -> int:
-    """Number of distinct rows of Z, counted on a projection onto a fixed random direction (float64).
-
-    Equal rows project equally; distinct rows coincide only if their difference is orthogonal to
-    the direction, which a random direction makes vanishingly unlikely. O(n d), no sort of the rows.
-    """
-    direction = np.random.default_rng(0).standard_normal(Z.shape[1])
-    return len(np.unique(Z @ direction.astype(Z.dtype)))
-
-
-def _rescaled(Z: np.ndarray, train: Any) -> tuple[np.ndarray, Any]:
-    """``Z`` (and the train embeddings, by the same factor: the probe standardises them together) multiplied by
-    a power of two (exact) that brings the largest |value| to [0.5, 1) when it is below
-    :data:`sslmon.metrics.MIN_MAGNITUDE` (their squares would underflow; every metric of Z is invariant to the
-    scale of Z); else as given."""
-    peaks = [float(np.abs(Z).max())]
-    if train is not None:
-        try:  # bad train input is left to its own check, which gives the reason
-            array = np.asarray(train.detach().cpu() if hasattr(train, "detach") else train)
-            peaks.append(float(np.abs(array).max()))
-        except (TypeError, ValueError):
-            return Z, train
-    if not 0 < max(peaks) < M.MIN_MAGNITUDE:
-        return Z, train
-    exponent = -int(np.frexp(max(peaks))[1])
-    return np.ldexp(Z, exponent).astype(Z.dtype), None if train is None else np.ldexp(array.astype(Z.dtype), exponent)
-
-
-def _knn(Z: np.ndarray, cfg: EvalConfig, keep: bool) -> KnnGraph:
-    """The exact kNN graph UMAP is built on; undefined when there are too few distinct embeddings."""
-    if Z.shape[0] <= cfg.n_neighbors:
-        raise MetricUndefined(f"UMAP needs more than n_neighbors={cfg.n_neighbors} embeddings, got {Z.shape[0]}")
-    M.check_spread(Z)  # rows identical up to round-off: the same reason as identical rows, whatever the rounding
-    if _distinct_rows(Z) <= cfg.n_neighbors:
-        raise MetricUndefined(f"UMAP needs more than n_neighbors={cfg.n_neighbors} distinct embeddings")
-    return knn_graph(Z, cfg.n_neighbors, cfg.device, keep_distances=keep)
-
-
 def _aggregate(name: str, runs: list[_Runner]) -> tuple[float | None, float | None, str | None]:
     """(mean, sample std or None, reason) of one metric over the per-seed runners; undefined if any seed is."""
     for seed_run in runs:
@@ -242,15 +192,28 @@ def _aggregate(name: str, runs: list[_Runner]) -> tuple[float | None, float | No
 
 
 def _required(wanted: list[str]) -> set[str]:
-    """The metrics and intermediates (:data:`sslmon.metrics.INTERMEDIATES`) that ``wanted`` need, transitively."""
+    """The metrics and intermediates (:data:`sslmon.engine.intermediates.INTERMEDIATES`) that ``wanted`` need,
+    transitively."""
     found: set[str] = set()
     todo = list(wanted)
     while todo:
         name = todo.pop()
         if name not in found:
             found.add(name)
-            todo += METRICS[name].needs if name in METRICS else INTERMEDIATES[name]
+            todo += METRICS[name].needs if name in METRICS else INTERMEDIATES[name].needs
     return found
+
+
+def _build(run: _Runner, names: set[str], step: Step) -> None:
+    """Build the intermediates among ``names`` with their registered builders, in table order (a need comes before
+    what needs it); an input the caller did not give is undefined with its ``absent`` reason."""
+    for name, item in INTERMEDIATES.items():
+        if name not in names or name in run.values or name in run.errors:
+            continue
+        if item.given and step.inputs[item.given] is None:
+            run.errors[name] = item.absent
+        else:
+            run.run(name, lambda: item.build(run.values, step), *item.needs, timing=item.timing, timed=item.timed)
 
 
 def _compute(run: _Runner, name: str, cfg: EvalConfig) -> None:
@@ -282,8 +245,10 @@ def evaluate_embeddings(
     of ``Z`` and scored on the other half. ``config.k`` defaults to the number of
     classes in ``labels``; without either, the clustering metrics are undefined.
     """
-    wanted = metrics if metrics is not None else [m for m, spec in METRICS.items() if (labels is not None or not spec.needs_labels)
-                                                  and (views is not None or "views" not in _required([m]))]
+    step = Step({"Z": Z, "labels": labels, "views": views, "train_embeddings": train_embeddings,
+                 "train_labels": train_labels}, config)
+    absent = {name for name, item in INTERMEDIATES.items() if item.given and step.inputs[item.given] is None}
+    wanted = metrics if metrics is not None else [m for m in METRICS if not _required([m]) & absent]  # what the inputs allow
     unknown = [m for m in wanted if m not in METRICS]
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; valid: {list(METRICS)}")
@@ -291,53 +256,21 @@ def evaluate_embeddings(
     required = _required(wanted)
     r = _Runner()
     cfg = config
-
-    r.run("Z", lambda: M.check_embeddings(Z, tiny=True))  # tiny embeddings are rescaled next
-    if "Z" in r.values:
-        r.values["Z"], train_embeddings = _rescaled(r.values["Z"], train_embeddings)
-    has_labels = labels is not None
-    if has_labels:
-        r.run("labels", lambda: M.check_labels(labels, len(r.values["Z"]), min_classes=1), "Z")
-    else:
-        r.errors["labels"] = NO_LABELS
-    if views is not None:
-        r.run("views", lambda: M.check_views(views))
-    else:
-        r.errors["views"] = NO_VIEWS
-    k = cfg.k
-    if k is None and "labels" in r.values:
-        k = len(np.unique(r.values["labels"]))
-    if k is None:
-        r.errors["k"] = "k is unknown: give k or labels"
-    else:
-        r.values["k"] = k
     V = r.values
 
-    # ---- once per embedding set
-    if "knn" in required:
-        size = V["Z"].shape[0] ** 2 * V["Z"].itemsize if "Z" in V else 0
-        keep = any(spec.silhouette_of for spec in specs.values()) and size <= DISTANCE_MATRIX_BYTES
-        r.run("knn", lambda: _knn(V["Z"], cfg, keep), "Z", timing="knn_graph")
-    if "fuzzy" in required:
-        r.run("fuzzy", lambda: fuzzy_graph(V["knn"]), "knn", timing="umap_graph")
+    # ---- the inputs' checks, then what the metrics need once per embedding set (the layouts of every seed included)
+    _build(r, {name for name, item in INTERMEDIATES.items() if item.always}, step)
+    if "Z" in V:  # keep the kNN pass's distance matrix for the silhouettes when it fits
+        step.keep_distances = (any(spec.silhouette_of for spec in specs.values())
+                               and V["Z"].shape[0] ** 2 * V["Z"].itemsize <= DISTANCE_MATRIX_BYTES)
+    _build(r, {name for name in required if name in INTERMEDIATES and not INTERMEDIATES[name].seeded}, step)
 
-    # ---- per evaluation seed: layout (the seeds' layouts side by side in worker processes), k-means, their metrics
-    layouts = {}
-    if "Z3" in required and "fuzzy" in V:
-        workers = pool.worker_count(len(cfg.seeds), cfg.layout_workers)
-        layouts = pool.layouts(V["Z"], V["fuzzy"], cfg.seeds, cfg.umap_epochs, workers, cache_dir())
+    # ---- per evaluation seed: what the seed changes (Z3, k-means on it) and the metrics of those
     seed_runs = []
     for seed in cfg.seeds:
         s = r.fork()
-        W = s.values
-        if "Z3" in required:
-            s.run("Z3", lambda: layouts[seed].get(), "fuzzy", timing="umap_layout")
-            if seed in layouts:
-                s._add_time("umap_layout", layouts[seed].seconds)  # computed above, here or in a worker
-        if "C1" in required:
-            s.run("C1", lambda: M.spherical_kmeans(M.kmeans_points(W["Z3"], cfg.z3_kmeans), k, seed), "Z3", "k", timing="kmeans")
-        if "C2" in required:
-            s.run("C2", lambda: M.spherical_kmeans(M.kmeans_points(W["Z3"], cfg.z3_kmeans), 2 * k, seed), "Z3", "k", timing="kmeans")
+        _build(s, {name for name in required if name in INTERMEDIATES and INTERMEDIATES[name].seeded},
+               replace(step, seed=seed, add_time=s._add_time))
         for name, spec in specs.items():
             if spec.seeded and not spec.silhouette_of:
                 _compute(s, name, cfg)
@@ -349,44 +282,25 @@ def evaluate_embeddings(
     for name in (m for m, spec in METRICS.items() if m in specs and spec.silhouette_of):
         of = METRICS[name].silhouette_of
         for owner in seed_runs if METRICS[name].seeded else [r]:
-            owner.run(f"{name}_ok", lambda: M.check_clustering(owner.values[of], len(V["Z"])), of, "Z", timing="silhouettes")
+            owner.run(f"{name}_ok", lambda: check_clustering(owner.values[of], len(V["Z"])), of, "Z", timing="silhouettes")
             if f"{name}_ok" in owner.values:
                 labelings.append((owner, name, owner.values[of]))
             else:
                 owner.errors[name] = owner.errors[f"{name}_ok"]
     if labelings:
         stored = V["knn"].distances_full if "knn" in V else None
-        r.run("silhouettes", lambda: M.silhouettes(V["Z"], [lab for _, _, lab in labelings], stored, device=cfg.device), "Z")
+        r.run("silhouettes", lambda: silhouettes(V["Z"], [lab for _, _, lab in labelings], stored, device=cfg.device), "Z")
         for j, (owner, name, _) in enumerate(labelings):
             if "silhouettes" in V:
                 owner.values[name] = V["silhouettes"][j]
             else:
                 owner.errors[name] = r.errors["silhouettes"]
-    if "knn_indices" in required:
-        if "knn" in V:
-            V["knn_indices"] = V["knn"].indices
-        else:
-            r.run("knn_indices", lambda: knn_graph(V["Z"], min(len(V["Z"]), M.TWONN_CANDIDATES), cfg.device).indices, "Z",
-                  timing="knn_graph")
     V.pop("knn", None)  # frees the distance matrix before the probes
+    V.pop("layouts", None)
 
-    # ---- seed-independent quantities and metrics
-    reference = None
-    if {"Z_fit", "y_fit", "Z_score", "y_score"} & required and "labels" in V:
-        if train_embeddings is not None and train_labels is not None:
-            reference = "train arrays"
-            r.run("Z_fit", lambda: M.check_embeddings(train_embeddings, "train embeddings"))
-            r.run("y_fit", lambda: M.check_labels(train_labels, len(V["Z_fit"]), "train labels"), "Z_fit")
-            V["Z_score"], V["y_score"] = V["Z"], V["labels"]
-        else:
-            reference = f"stratified half split of the evaluated set (seed {cfg.seed})"
-            fit, score = reference_split(V["labels"], cfg.seed)
-            V["Z_fit"], V["y_fit"] = V["Z"][fit], V["labels"][fit]
-            V["Z_score"], V["y_score"] = V["Z"][score], V["labels"][score]
-    if "spectrum" in required:
-        r.run("spectrum", lambda: M.spectrum(V["Z"]), "Z")
-    if "CZ" in required:
-        r.run("CZ", lambda: M.spherical_kmeans(V["Z"], k, cfg.seed), "Z", "k", timing="kmeans_z")
+    # ---- seed-independent metrics
+    fitted = any(METRICS[name].train_split for name in required if name in METRICS)
+    ref = reference(step.inputs, cfg.seed) if fitted and "labels" in V else None
     for name, spec in specs.items():
         if not spec.seeded and not spec.silhouette_of:
             _compute(r, name, cfg)
@@ -413,8 +327,8 @@ def evaluate_embeddings(
         metrics=means,
         errors=errors,
         timings=r.timings,
-        k=k,
-        reference=reference,
+        k=V.get("k"),
+        reference=ref,
         metrics_std=stds,
         per_seed=per_seed,
         Z3=first.get("Z3"),

@@ -1,126 +1,70 @@
 """Metrics of an embedding space: pure functions over arrays, scikit-learn style.
 
-Every function takes numpy arrays or torch tensors, validates them, and either
-returns a float or raises :class:`MetricUndefined` whose message says why the
-metric has no value for this input (degenerate input never gives a made-up
-number). Definitions follow Xu, Lowe & Trappenberg (2024), "Label-free
-Monitoring of Self-Supervised Learning Progress", and the papers cited per
-function. Logarithms are natural (entropies in nats).
+Every function takes numpy arrays or torch tensors, validates them, and either returns a float or raises
+:class:`MetricUndefined` whose message says why the metric has no value for this input (degenerate input never gives a
+made-up number). Definitions follow Xu, Lowe & Trappenberg (2024), "Label-free Monitoring of Self-Supervised Learning
+Progress", and the papers cited per function. Logarithms are natural (entropies in nats).
 
-Notation: ``Z`` (n, d) embeddings, ``Z3`` (n, 3) their UMAP projection,
-``C1``/``C2`` spherical k-means labels of Z3 with k1 and k2 = 2 k1 clusters.
+Notation: ``Z`` (n, d) embeddings, ``Z3`` (n, 3) their UMAP projection, ``C1``/``C2`` spherical k-means labels of Z3
+with k1 and k2 = 2 k1 clusters.
 
-:data:`METRICS`, at the end, is the registry: one :class:`MetricSpec` per metric key says how it
-ranks, what it is computed from and how, and how tables and figures name it.
+:data:`METRICS`, at the end, is the registry: one :class:`MetricSpec` per metric key says how it ranks, what it is
+computed from and how, and how tables and figures name it. The engine work (array checks, k-means, spectra,
+silhouettes, neighbour searches) is in :mod:`sslmon.engine`; the intermediates that ``needs`` names, with their
+builders, in :mod:`sslmon.engine.intermediates`.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import KW_ONLY, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol
 import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from sslmon._lazy import LazyModule
-from sslmon.engine.neighbors import distance_blocks
+from sslmon.engine.arrays import (ROUNDOFF_ULPS, ZERO_VARIANCE, ArrayLike, MetricNote as MetricNote, MetricUndefined as MetricUndefined,
+                                  check_embeddings, check_labels, check_spread, check_views, collect_notes as collect_notes,
+                                  l2_normalize, note)
+from sslmon.engine.clustering import check_clustering, silhouettes
+from sslmon.engine.clustering import Z3_KMEANS_VARIANTS as Z3_KMEANS_VARIANTS, spherical_kmeans as spherical_kmeans  # (as: re-exported)
+from sslmon.engine.intermediates import SEED_DEPENDENT
+from sslmon.engine.neighbors import TWONN_CANDIDATES, prequential_knn_correct, twonn_radii, weighted_knn_votes
+from sslmon.engine.spectrum import Spectrum, spectrum
 
 if TYPE_CHECKING:
-    import torch
-
-    from sslmon.evaluation import EvalConfig
-else:
-    torch = LazyModule("torch")  # imported where first used: `sslmon --help` and `sslmon metrics` start without it
-
-ArrayLike = Union[np.ndarray, "torch.Tensor", list]
+    import torch  # annotations only: `sslmon --help` and `sslmon metrics` start without torch
 
 
-class MetricUndefined(ValueError):
-    """The metric has no value for this input; the message is the reason."""
+class Settings(Protocol):
+    """The evaluation settings a metric's ``compute`` reads (:class:`sslmon.evaluation.EvalConfig` has them all)."""
+
+    seed: int
+    device: str
+    bin_factor: float
+    knn_k: int
+    knn_temperature: float
 
 
-class MetricNote(UserWarning):
-    """Something to record beside a metric's value (e.g. the probe did not converge); the message says what.
-    Issued by :func:`note` outside :func:`collect_notes`."""
-
-
-_NOTES: ContextVar[list[str] | None] = ContextVar("sslmon_metric_notes", default=None)
-
-
-def note(message: str) -> None:
-    """Record ``message`` beside the value being computed: into the innermost :func:`collect_notes` list, else
-    as a :class:`MetricNote` warning."""
-    sink = _NOTES.get()
-    if sink is None:
-        warnings.warn(message, MetricNote, stacklevel=3)
-    else:
-        sink.append(message)
-
-
-@contextmanager
-def collect_notes() -> Iterator[list[str]]:
-    """The notes (:func:`note`) made inside the block, in order (evaluate_embeddings keeps them per metric)."""
-    token = _NOTES.set([])
-    try:
-        yield _NOTES.get()
-    finally:
-        _NOTES.reset(token)
-
-
-# Differences below this many units in the last place (ulps) of the data's own scale count as round-off: rows whose
-# total variance (centred) is at most noise = (ROUNDOFF_ULPS * eps)^2 * their mean squared norm (eps of the
-# embeddings' dtype) are identical up to round-off (:func:`spread`); per-dimension spreads of L2-normalised rows
-# below ROUNDOFF_ULPS * eps are 0.
-ROUNDOFF_ULPS = 16
-ZERO_VARIANCE = (f"zero variance: the rows are identical up to round-off (their spread is below {ROUNDOFF_ULPS} ulps "
-                 "of their norm)")
 # alpha-ReQ's fit: over i = 1..min(n - 1, d), with eigenvalues below ALPHA_REQ_FLOOR * lambda_1 raised to it.
 ALPHA_REQ_FLOOR = 1e-8
 ALPHA_REQ_RANGE = "i = 1..min(n - 1, d)"
-# k-means initialisations (k-means++), fixed rather than scikit-learn's "auto" (which is 1 for k-means++ today).
-KMEANS_N_INIT = 1
-
-
-# The quantities a metric may name in ``MetricSpec.needs``: evaluate_embeddings computes each once (those of
-# SEED_DEPENDENT once per evaluation seed), in this order, only when a wanted metric needs it; each maps to
-# the quantities it is computed from.
-INTERMEDIATES: dict[str, tuple[str, ...]] = {
-    "Z": (),  # the embeddings (n, d), validated (check_embeddings)
-    "labels": ("Z",),  # class labels (n,)
-    "k": (),  # k1 clusters: EvalConfig.k, else the number of classes
-    "knn": ("Z",),  # exact kNN graph of Z with UMAP's n_neighbors (sslmon.engine.neighbors)
-    "fuzzy": ("knn",),  # UMAP's fuzzy graph of the kNN graph
-    "Z3": ("fuzzy",),  # the 3-d UMAP layout, per seed
-    "C1": ("Z3", "k"),  # spherical k-means labels of Z3 with k1 clusters, per seed
-    "C2": ("Z3", "k"),  # the same with k2 = 2 k1 clusters, per seed
-    "CZ": ("Z", "k"),  # spherical k-means labels of Z itself (not Z3) with k1 clusters, the data seed: pseudo-labels
-    "views": (),  # augmented views (n_images, n_views, d) of a subset of the images, when the caller embedded them
-    "knn_indices": ("Z",),  # (n, >= 3) indices of each row's nearest rows, itself first, by ascending distance
-    "spectrum": ("Z",),  # Spectrum: singular values, covariance eigenvalues, right singular vectors
-    "Z_fit": ("labels",),  # the reference split kNN and the probe are fitted on (train arrays or half of Z) ...
-    "y_fit": ("labels",),  # ... its labels ...
-    "Z_score": ("labels",),  # ... and the split they are scored on ...
-    "y_score": ("labels",),  # ... with its labels
-}
-SEED_DEPENDENT = ("Z3", "C1", "C2")  # the intermediates that change with the evaluation seed
 
 
 @dataclass(frozen=True)
 class MetricSpec:
     """Everything about one metric key: direction, definition, display names, inputs and computation.
 
-    ``better`` is ``"higher"``, ``"lower"``, ``"target"`` (closest to ``target`` is best) or ``"none"``: no
-    supported direction, so the metric is shown but never ranked by nor part of a consensus (:attr:`ranked`).
-    ``title``: a readable name (figure titles); ``symbol`` and ``unit`` (a unit or the range of values):
-    axis labels. ``needs``: the names of :data:`INTERMEDIATES` (or other metric keys) it is computed
-    from; ``compute(values, config)`` returns its value from a mapping that holds them and the
-    :class:`sslmon.evaluation.EvalConfig`, or raises :class:`MetricUndefined`. ``silhouette_of``: the
-    labelling in ``needs`` whose silhouette on Z this is (evaluate computes all of those in one pass
-    over the distances; ``compute`` gives the same number alone). ``uncertainty_of``: the metric
-    this one is the standard error of (shown as value ± this, not as a column of its own).
+    ``better`` is ``"higher"``, ``"lower"``, ``"target"`` (closest to ``target`` is best) or ``"none"``: no supported
+    direction, so the metric is shown but never ranked by nor part of a consensus (:attr:`ranked`). ``title``: a
+    readable name (figure titles); ``symbol`` and ``unit`` (a unit or the range of values): axis labels. ``needs``:
+    the names of :data:`sslmon.engine.intermediates.INTERMEDIATES` (or other metric keys) it is computed from;
+    ``compute(values, config)`` returns its value from a mapping that holds them and the :class:`Settings` (an
+    :class:`sslmon.evaluation.EvalConfig`), or raises :class:`MetricUndefined`. ``silhouette_of``: the labelling in
+    ``needs`` whose silhouette on Z this is (evaluate computes all of those in one pass over the distances;
+    ``compute`` gives the same number alone). ``uncertainty_of``: the metric this one is the standard error of (shown
+    as value ± this, not as a column of its own). ``train_split``: fitted on the caller's train split when there is
+    one (kNN, the probe), else on half of the evaluated set.
     """
 
     name: str
@@ -133,9 +77,10 @@ class MetricSpec:
     symbol: str
     unit: str
     needs: tuple[str, ...]
-    compute: Callable[[Mapping[str, Any], EvalConfig], float] = field(repr=False, compare=False)
+    compute: Callable[[Mapping[str, Any], Settings], float] = field(repr=False, compare=False)
     silhouette_of: str | None = None
     uncertainty_of: str | None = None
+    train_split: bool = False
 
     @property
     def seeded(self) -> bool:
@@ -172,192 +117,7 @@ class MetricSpec:
         return abs(value - (self.target if self.target is not None else 0.0))
 
 
-# --------------------------------------------------------------------------- validation
-
-
-MAX_MAGNITUDE = 1e100  # largest |value| accepted in embeddings; squared it stays far from float64's 1.8e308
-FLOAT32_SAFE = 1e15  # float32 embeddings up to this magnitude: d * value^2 stays far from float32's 3.4e38
-# Embeddings whose largest |value| is below this (but not 0) are refused by the metric functions: their squares and
-# distances underflow (in float32 already below 1e-19). evaluate_embeddings first multiplies them by a power of two.
-MIN_MAGNITUDE = 2.0**-32
-
-
-def check_embeddings(Z: ArrayLike, name: str = "embeddings", min_samples: int = 2, tiny: bool = False) -> np.ndarray:
-    """Return ``Z`` as a float (n, d) array, or raise MetricUndefined.
-
-    float32 and float64 input keep their dtype (no copy); anything else becomes float64, and so
-    does float32 input above FLOAT32_SAFE in magnitude (its squared distances would overflow float32).
-    Rejects non-2-D input, fewer than ``min_samples`` rows, NaN/Inf values, and values above
-    MAX_MAGNITUDE in absolute value (their squares, products and sums overflow float64), and, unless ``tiny``
-    (the caller rescales them), values all below MIN_MAGNITUDE but not all 0 (their squares underflow).
-    """
-    if isinstance(Z, torch.Tensor):
-        Z = Z.detach().cpu().numpy()
-    Z = np.asarray(Z)
-    if Z.dtype not in (np.float32, np.float64):
-        Z = Z.astype(np.float64)
-    if Z.ndim != 2:
-        raise MetricUndefined(f"{name} must be 2-D (n, d), got shape {Z.shape}")
-    if Z.shape[0] < min_samples:
-        raise MetricUndefined(f"{name} has {Z.shape[0]} rows, needs at least {min_samples}")
-    if not np.isfinite(Z).all():
-        bad = int((~np.isfinite(Z)).any(axis=1).sum())
-        raise MetricUndefined(f"{name} contain NaN or Inf ({bad} of {Z.shape[0]} rows)")
-    peak = float(np.abs(Z).max()) if Z.size else 0.0
-    if peak > MAX_MAGNITUDE:
-        raise MetricUndefined(f"{name} reach {peak:.3g} in magnitude, above {MAX_MAGNITUDE:g}: distances and covariances would overflow")
-    if 0 < peak < MIN_MAGNITUDE and not tiny:
-        raise MetricUndefined(f"{name} reach only {peak:.3g} in magnitude, below {MIN_MAGNITUDE:.3g}: their squares "
-                              "underflow (evaluate_embeddings and sslmon score rescale them first)")
-    if Z.dtype == np.float32 and peak > FLOAT32_SAFE:
-        Z = Z.astype(np.float64)
-    return Z
-
-
-def check_labels(labels: ArrayLike, n: int, name: str = "labels", min_classes: int = 2) -> np.ndarray:
-    """Return ``labels`` as a 1-D array of length ``n`` with >= ``min_classes`` values."""
-    if isinstance(labels, torch.Tensor):
-        labels = labels.detach().cpu().numpy()
-    labels = np.asarray(labels)
-    if labels.ndim != 1 or labels.shape[0] != n:
-        raise MetricUndefined(f"{name} must have shape ({n},), got {labels.shape}")
-    n_classes = len(np.unique(labels))
-    if n_classes < min_classes:
-        raise MetricUndefined(f"{name} have {n_classes} distinct value(s), need at least {min_classes}")
-    return labels
-
-
-def l2_normalize(Z: np.ndarray) -> np.ndarray:
-    """Rows divided by their Euclidean norm (rows of norm 0 stay 0)."""
-    norms = np.linalg.norm(Z, axis=1, keepdims=True)
-    return Z / np.maximum(norms, 1e-12).astype(Z.dtype)
-
-
-def _is_roundoff(total_variance: float, mean_sq_norm: float, dtype: np.dtype) -> tuple[bool, float]:
-    """(collapsed, noise): the round-off rule of :data:`ROUNDOFF_ULPS`, in squared units of the rows."""
-    noise = float((ROUNDOFF_ULPS * np.finfo(dtype).eps) ** 2 * mean_sq_norm)
-    return not total_variance > noise, noise
-
-
-def spread(Z: ArrayLike, block_rows: int = 8192) -> tuple[float, bool]:
-    """(total variance, collapsed) of the rows of Z: the trace of their covariance (centred in float64, divided by
-    n - 1) and whether it is round-off, at most (ROUNDOFF_ULPS * eps)^2 * the mean squared row norm. O(n d)."""
-    Z = check_embeddings(Z)
-    n = Z.shape[0]
-    mu = Z.sum(axis=0, dtype=np.float64) / n
-    total = sum(float(((Z[s : s + block_rows] - mu) ** 2).sum()) for s in range(0, n, block_rows)) / max(n - 1, 1)
-    return total, _is_roundoff(total, total * (n - 1) / n + float(mu @ mu), Z.dtype)[0]
-
-
-def check_spread(Z: ArrayLike) -> None:
-    """MetricUndefined(:data:`ZERO_VARIANCE`) when the rows of Z are identical up to round-off (:func:`spread`)."""
-    if spread(Z)[1]:
-        raise MetricUndefined(ZERO_VARIANCE)
-
-
-# --------------------------------------------------------------------------- intermediates
-
-
-def spherical_kmeans(X: ArrayLike, k: int, seed: int | None = 0, n_init: int | str = KMEANS_N_INIT) -> np.ndarray:
-    """Cluster labels of k-means with the cosine metric: L2-normalise rows, then k-means.
-
-    scikit-learn's KMeans with k-means++ and ``n_init`` = :data:`KMEANS_N_INIT` (1: what its default ``"auto"``
-    gives for k-means++, fixed so that a scikit-learn release cannot change it),
-    on one thread (the points are 3-d: threads only add overhead). Raises MetricUndefined when
-    there are fewer distinct directions than ``k`` (or the directions are identical up to round-off, :func:`spread`)
-    or k-means ends with a single cluster.
-    """
-    X = l2_normalize(check_embeddings(X, "points"))
-    check_spread(X)
-    if k < 2:
-        raise MetricUndefined(f"k={k}: k-means needs k >= 2")
-    distinct = len(np.unique(np.round(X, 12), axis=0))
-    if distinct < k:
-        raise MetricUndefined(f"only {distinct} distinct points for k={k} clusters")
-    from sklearn.cluster import KMeans
-
-    with threadpool_limits(limits=1):
-        labels = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit_predict(X)
-    if len(np.unique(labels)) < 2:
-        raise MetricUndefined(f"k-means with k={k} found a single cluster")
-    return labels
-
-
-# The points that cosine k-means clusters into C1 and C2, by variant (EvalConfig.z3_kmeans). "paper": Z3 as UMAP
-# lays it out (Xu, Lowe & Trappenberg 2024), so the clusters depend on where the layout puts the origin, which
-# is arbitrary. "centred": Z3 minus its mean, so the clusters are the same wherever UMAP translates Z3 to.
-Z3_KMEANS_VARIANTS = ("paper", "centred")
-
-
-def kmeans_points(Z3: ArrayLike, variant: str = "paper") -> np.ndarray:
-    """The points the cosine k-means of C1/C2 clusters: ``Z3`` itself ("paper") or ``Z3 - mean(Z3)`` ("centred")."""
-    if variant not in Z3_KMEANS_VARIANTS:
-        raise ValueError(f"z3_kmeans: {variant!r} is not one of {', '.join(Z3_KMEANS_VARIANTS)}")
-    Z3 = check_embeddings(Z3, "points")
-    return Z3 - Z3.mean(axis=0, dtype=np.float64).astype(Z3.dtype) if variant == "centred" else Z3
-
-
 # --------------------------------------------------------------------------- clustering metrics
-
-
-def check_clustering(labels: ArrayLike, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """(inverse, counts) of a labelling valid for a silhouette (2 <= clusters < n), else MetricUndefined."""
-    labels = check_labels(labels, n)
-    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
-    if len(counts) >= n:
-        raise MetricUndefined(f"silhouette needs fewer clusters than samples ({len(counts)} clusters for {n} samples)")
-    return inverse, counts
-
-
-def silhouettes(
-    Z: ArrayLike,
-    labelings: list[ArrayLike],
-    distances: torch.Tensor | None = None,
-    device: str | torch.device = "cpu",
-    block_bytes: int = 2**27,
-) -> list[float]:
-    """Mean silhouette coefficient (Rousseeuw 1987) of each labelling, Euclidean distance on Z, in one pass.
-
-    s_i = (b_i - a_i) / max(a_i, b_i), a_i the mean distance from i to the other members of its
-    cluster, b_i the smallest mean distance from i to another cluster; s_i = 0 for members of
-    singleton clusters. Same definition as ``sklearn.metrics.silhouette_score``. Distances are in
-    Z's precision (float32 embeddings: float32; from ``distances``, the (n, n) matrix, when given,
-    else recomputed in row blocks of at most ``block_bytes``: never n x n); their per-cluster sums
-    accumulate in float64. Unitless, in [-1, 1]. Undefined for rows identical up to round-off (:func:`spread`).
-    """
-    Z = check_embeddings(Z)
-    check_spread(Z)
-    n = Z.shape[0]
-    dev = torch.device(device) if distances is None else distances.device
-    acc = torch.float64 if dev.type != "mps" else torch.float32
-    parts = [check_clustering(labels, n) for labels in labelings]
-    # one one-hot block per labelling, side by side: a single product gives every labelling's sums
-    offsets = np.cumsum([0] + [len(c) for _, c in parts])
-    onehot = torch.zeros(n, int(offsets[-1]), dtype=acc, device=dev)
-    rows = torch.arange(n, device=dev)
-    for (inverse, _), off in zip(parts, offsets):
-        onehot[rows, torch.as_tensor(inverse, device=dev) + int(off)] = 1.0
-    if distances is not None:
-        step = max(1, block_bytes // (distances.element_size() * n))
-        blocks = ((s, distances[s : s + step]) for s in range(0, n, step))
-    else:
-        blocks = distance_blocks(Z, dev, block_bytes)
-    totals = torch.zeros(len(parts), dtype=acc, device=dev)
-    for start, D in blocks:
-        sums_all = D.to(acc) @ onehot  # (block, all clusters): summed distance to each cluster
-        idx = torch.arange(D.shape[0], device=dev)
-        for j, ((inverse, counts), off) in enumerate(zip(parts, offsets)):
-            sums = sums_all[:, off : off + len(counts)]
-            cnt = torch.as_tensor(counts, dtype=acc, device=dev)
-            own = torch.as_tensor(inverse[start : start + D.shape[0]], device=dev)
-            own_count = cnt[own]
-            a = sums[idx, own] / torch.clamp(own_count - 1, min=1)
-            means = sums / cnt
-            means[idx, own] = torch.inf
-            b = means.min(dim=1).values
-            s = (b - a) / torch.maximum(a, b)
-            totals[j] += torch.where((own_count > 1) & torch.isfinite(s), s, torch.zeros_like(s)).sum()
-    return [float(t / n) for t in totals]
 
 
 def silhouette(Z: ArrayLike, labels: ArrayLike, **kwargs) -> float:
@@ -387,8 +147,8 @@ def _ami(a: ArrayLike, b: ArrayLike, name_a: str, name_b: str) -> float:
 def ami_c1_c2(C1: ArrayLike, C2: ArrayLike) -> float:
     """AMI(C1;C2): clustering agreement between k-means with k1 and k2 = 2 k1 clusters.
 
-    AMI = (I - E[I]) / (mean(H(C1), H(C2)) - E[I]) with E[I] under the
-    hypergeometric model; 0 = chance agreement, 1 = identical partitions.
+    AMI = (I - E[I]) / (mean(H(C1), H(C2)) - E[I]) with E[I] under the hypergeometric model; 0 = chance agreement, 1 =
+    identical partitions.
     """
     return _ami(C1, C2, "C1", "C2")
 
@@ -404,10 +164,9 @@ def ami_c1_gt(C1: ArrayLike, labels: ArrayLike) -> float:
 def entropy_z3(Z3: ArrayLike, bin_factor: float = 0.4) -> float:
     """H(Z3): Shannon entropy, in nats, of the histogram of Z3.
 
-    Along each dimension i the bin width is ``bin_factor * sigma_i`` (sigma_i the
-    population std of Z3[:, i]), bins start at the minimum; p = count / n over
-    the occupied bins; H = -sum p ln p. The paper uses 0.4 for SSL encoders and
-    0.8 for supervised ImageNet models. Works for any number of dimensions.
+    Along each dimension i the bin width is ``bin_factor * sigma_i`` (sigma_i the population std of Z3[:, i]), bins
+    start at the minimum; p = count / n over the occupied bins; H = -sum p ln p. The paper uses 0.4 for SSL encoders
+    and 0.8 for supervised ImageNet models. Works for any number of dimensions.
     """
     Z3 = check_embeddings(Z3, "Z3")
     if bin_factor <= 0:
@@ -415,74 +174,18 @@ def entropy_z3(Z3: ArrayLike, bin_factor: float = 0.4) -> float:
     sigma = Z3.std(axis=0)
     if (sigma == 0).any():
         raise MetricUndefined(f"Z3 has zero spread along dimension(s) {np.flatnonzero(sigma == 0).tolist()}")
+    check_spread(Z3)  # identical up to round-off: their std is round-off, not 0 (e.g. float32 means)
     bins = np.floor((Z3 - Z3.min(axis=0)) / (bin_factor * sigma)).astype(np.int64)
     _, counts = np.unique(bins, axis=0, return_counts=True)
     p = counts / Z3.shape[0]
     return float(-(p * np.log(p)).sum())
 
 
-def gram(Z: ArrayLike, block_rows: int = 8192) -> tuple[np.ndarray, np.ndarray, int]:
-    """(C, mu, n): the centred scatter matrix C = (Z - mu)^T (Z - mu) and the column means mu, accumulated in
-    float64 over row blocks (no float64 copy of Z). Centring before the product keeps the covariance of nearly
-    identical rows free of the cancellation that Z^T Z - n mu mu^T suffers (identical rows give exactly 0)."""
-    Z = check_embeddings(Z)
-    n, d = Z.shape
-    mu = Z.sum(axis=0, dtype=np.float64) / n
-    C = np.zeros((d, d))
-    for start in range(0, n, block_rows):
-        block = Z[start : start + block_rows].astype(np.float64) - mu
-        C += block.T @ block
-    return C, mu, n
-
-
-@dataclass(frozen=True)
-class Spectrum:
-    """The min(n, d) squared singular values of Z (uncentred, descending), the covariance eigenvalues
-    (descending), and the right singular vectors of Z (d x min(n, d), columns in the same order).
-    ``collapsed``: the rows are identical up to round-off (:func:`spread`'s rule; the covariance is then 0)."""
-
-    singular_sq: np.ndarray
-    covariance: np.ndarray
-    n: int
-    right_vectors: np.ndarray
-    collapsed: bool = False
-
-
-def spectrum(Z: ArrayLike) -> Spectrum:
-    """Both spectra from one float64 centred scatter matrix C (:func:`gram`, d x d).
-
-    The covariance eigenvalues are those of C / (n - 1); s_k^2 and the right singular vectors are the
-    eigenpairs of G = Z^T Z = C + n mu mu^T. Eigenvalues are set to 0 below the round-off level of the
-    eigensolver (d * float64 epsilon * the largest), as an SVD would find them, and below the round-off
-    level of the data, relative to its own scale (noise = (ROUNDOFF_ULPS * eps)^2 * trace(G) / n, eps of Z's
-    dtype, trace(G) / n the mean squared row norm): rows identical up to round-off (trace(C) / (n - 1) <=
-    noise, :func:`spread`'s rule) get a covariance of exactly 0 and no eigenvalue of G but the first
-    (below (n - 1) * noise), so the spectra of identical rows whatever the rounding; otherwise covariance
-    eigenvalues below noise / d and eigenvalues of G below (n - 1) * noise / d are 0.
-    """
-    Z = check_embeddings(Z)
-    C, mu, n = gram(Z)
-    d = C.shape[0]
-    k = min(n, d)  # Z has min(n, d) singular values; G's other d - n eigenvalues are structural zeros
-    G = C + n * np.outer(mu, mu)
-    collapsed, noise = _is_roundoff(float(np.trace(C)) / max(n - 1, 1), float(np.trace(G)) / n, Z.dtype)
-    noise = noise if collapsed else noise / d
-
-    def floor(lam: np.ndarray, level: float) -> np.ndarray:
-        lam[(lam < len(lam) * np.finfo(np.float64).eps * max(lam[0], 0.0)) | (lam <= level)] = 0.0
-        return lam[:k]
-
-    lam, vectors = np.linalg.eigh(G)
-    covariance = np.zeros(d) if collapsed else np.linalg.eigvalsh(C / max(n - 1, 1))[::-1]
-    return Spectrum(floor(lam[::-1].copy(), (n - 1) * noise), floor(covariance.copy(), noise), n,
-                    vectors[:, ::-1][:, :k], collapsed)
-
-
 def rankme(Z: ArrayLike | Spectrum, eps: float = 1e-7) -> float:
     """RankMe (Garrido et al., 2023): effective rank of the uncentred embedding matrix.
 
-    s_k the singular values of Z, p_k = s_k / sum(s) + eps,
-    RankMe = exp(-sum_k p_k ln p_k). Between 1 and min(n, d). Accepts a precomputed :class:`Spectrum`.
+    s_k the singular values of Z, p_k = s_k / sum(s) + eps, RankMe = exp(-sum_k p_k ln p_k). Between 1 and min(n, d).
+    Accepts a precomputed :class:`Spectrum`.
     """
     spec = Z if isinstance(Z, Spectrum) else spectrum(Z)
     s = np.sqrt(spec.singular_sq)
@@ -495,14 +198,13 @@ def rankme(Z: ArrayLike | Spectrum, eps: float = 1e-7) -> float:
 def alpha_req(Z: ArrayLike | Spectrum, floor: float = ALPHA_REQ_FLOOR) -> float:
     """alpha-ReQ (Agrawal et al., 2022): decay exponent of the covariance eigenspectrum.
 
-    lambda_1 >= lambda_2 >= ... are the eigenvalues of the covariance of Z (centred, divided by
-    n - 1). Least squares fit of ln max(lambda_i, floor * lambda_1) = c - alpha ln i over the fixed
-    range i = 1..min(n - 1, d) (every eigenvalue the covariance can have; :data:`ALPHA_REQ_RANGE`):
-    eigenvalues are floored at ``floor`` * lambda_1 (:data:`ALPHA_REQ_FLOOR`), never dropped, so
-    collapsed directions steepen the fit instead of leaving it, and every checkpoint with the same n
-    and d is fitted over the same indices. alpha near 1 is the regime the paper links to good
-    generalisation; much larger alpha means dimensional collapse, much smaller a noise-like spectrum.
-    Undefined for rows identical up to round-off (:func:`spectrum`). Accepts a precomputed :class:`Spectrum`.
+    lambda_1 >= lambda_2 >= ... are the eigenvalues of the covariance of Z (centred, divided by n - 1). Least squares
+    fit of ln max(lambda_i, floor * lambda_1) = c - alpha ln i over the fixed range i = 1..min(n - 1, d) (every
+    eigenvalue the covariance can have; :data:`ALPHA_REQ_RANGE`): eigenvalues are floored at ``floor`` * lambda_1
+    (:data:`ALPHA_REQ_FLOOR`), never dropped, so collapsed directions steepen the fit instead of leaving it, and every
+    checkpoint with the same n and d is fitted over the same indices. alpha near 1 is the regime the paper links to
+    good generalisation; much larger alpha means dimensional collapse, much smaller a noise-like spectrum. Undefined
+    for rows identical up to round-off (:func:`spectrum`). Accepts a precomputed :class:`Spectrum`.
     """
     spec = Z if isinstance(Z, Spectrum) else spectrum(Z)
     if spec.n < 4:
@@ -520,9 +222,9 @@ def alpha_req(Z: ArrayLike | Spectrum, floor: float = ALPHA_REQ_FLOOR) -> float:
 def l2_std(Z: ArrayLike) -> float:
     """Collapse check (as in lightly): mean over dimensions of the std of L2-normalised rows.
 
-    0 means every embedding points the same way (collapse); about 1/sqrt(d)
-    means directions spread evenly over the sphere. A per-dimension std below ROUNDOFF_ULPS * eps (of
-    Z's dtype; the rows have norm 1) is round-off and counts as 0. Unitless.
+    0 means every embedding points the same way (collapse); about 1/sqrt(d) means directions spread evenly over the
+    sphere. A per-dimension std below ROUNDOFF_ULPS * eps (of Z's dtype; the rows have norm 1) is round-off and counts
+    as 0. Unitless.
     """
     U = l2_normalize(check_embeddings(Z))
     U -= U.mean(axis=0, dtype=np.float64).astype(U.dtype)
@@ -545,9 +247,9 @@ def knn_acc(
 ) -> float:
     """Weighted kNN accuracy (Wu et al., 2018), a fraction in [0, 1].
 
-    Each test embedding takes its k most cosine-similar train embeddings; each
-    neighbour votes for its class with weight exp(sim / temperature); the class
-    with the largest summed vote (lowest class index on ties) is the prediction.
+    Each test embedding takes its k most cosine-similar train embeddings; each neighbour votes for its class with
+    weight exp(sim / temperature); the class with the largest summed vote (lowest class index on ties) is the
+    prediction.
     """
     Z_train = check_embeddings(Z_train, "train embeddings")
     Z_test = check_embeddings(Z_test, "test embeddings", min_samples=1)
@@ -558,19 +260,7 @@ def knn_acc(
     if k > Z_train.shape[0]:
         raise MetricUndefined(f"k={k} exceeds the {Z_train.shape[0]} train samples")
     classes, y_idx = np.unique(y_train, return_inverse=True)
-    dev = torch.device(device)
-    train = torch.as_tensor(l2_normalize(Z_train), dtype=torch.float32, device=dev)
-    test = torch.as_tensor(l2_normalize(Z_test), dtype=torch.float32, device=dev)
-    y_t = torch.as_tensor(y_idx, device=dev)
-    preds = []
-    for start in range(0, test.shape[0], chunk):
-        sim = test[start : start + chunk] @ train.T
-        top_sim, top_idx = sim.topk(k, dim=1)
-        weights = torch.exp(top_sim.double() / temperature)
-        votes = torch.zeros(sim.shape[0], len(classes), dtype=torch.float64, device=dev)
-        votes.scatter_add_(1, y_t[top_idx], weights)
-        preds.append(votes.argmax(dim=1).cpu().numpy())
-    predicted = classes[np.concatenate(preds)]
+    predicted = classes[weighted_knn_votes(l2_normalize(Z_train), y_idx, l2_normalize(Z_test), k, temperature, chunk, device)]
     return float((predicted == y_test).mean())
 
 
@@ -584,11 +274,10 @@ def lp_acc(
 ) -> float:
     """Linear-probe accuracy, a fraction in [0, 1].
 
-    The fast variant: a multinomial logistic regression (L2, C = 1, lbfgs, one
-    BLAS thread for reproducibility) on standardised frozen features of the
-    train split, without augmentation, scored on the test split. (The paper's probe trains with Adam and
-    AutoAugment for 20 epochs; numbers from the two are not interchangeable.) When lbfgs stops at
-    ``max_iter`` without converging, a :func:`note` says so (the score is the last iterate's).
+    The fast variant: a multinomial logistic regression (L2, C = 1, lbfgs, one BLAS thread for reproducibility) on
+    standardised frozen features of the train split, without augmentation, scored on the test split. (The paper's
+    probe trains with Adam and AutoAugment for 20 epochs; numbers from the two are not interchangeable.) When lbfgs
+    stops at ``max_iter`` without converging, a :func:`note` says so (the score is the last iterate's).
     """
     Z_train = check_embeddings(Z_train, "train embeddings").astype(np.float64)
     Z_test = check_embeddings(Z_test, "test embeddings", min_samples=1).astype(np.float64)
@@ -616,8 +305,8 @@ def lp_acc(
 def lp_acc_se(accuracy: float | None, n_test: int) -> float:
     """Binomial standard error of an accuracy p measured on ``n_test`` samples: sqrt(p (1 - p) / n_test).
 
-    The same unit as p (a fraction). Two probe accuracies closer than about 2 standard errors
-    are not distinguishable from the test-set sampling alone.
+    The same unit as p (a fraction). Two probe accuracies closer than about 2 standard errors are not distinguishable
+    from the test-set sampling alone.
     """
     if accuracy is None:
         raise MetricUndefined("lp_acc is undefined")
@@ -627,12 +316,12 @@ def lp_acc_se(accuracy: float | None, n_test: int) -> float:
 
 
 def nesum(Z: ArrayLike | Spectrum) -> float:
-    """NESum (He & Ozay, "Exploring the Gap between Collapsed and Whitened Features in
-    Self-Supervised Learning", ICML 2022, Definition 4.1): sum_i lambda_i / lambda_1 over the
-    eigenvalues of the covariance of Z (centred, divided by n - 1), lambda_1 the largest.
+    """NESum (He & Ozay, "Exploring the Gap between Collapsed and Whitened Features in Self-Supervised Learning", ICML
+    2022, Definition 4.1): sum_i lambda_i / lambda_1 over the eigenvalues of the covariance of Z (centred, divided by
+    n - 1), lambda_1 the largest.
 
-    Between 1 (one direction carries all variance) and d (whitened). Undefined for rows identical up to
-    round-off (:func:`spectrum`). Unitless. Accepts a :class:`Spectrum`.
+    Between 1 (one direction carries all variance) and d (whitened). Undefined for rows identical up to round-off
+    (:func:`spectrum`). Unitless. Accepts a :class:`Spectrum`.
     """
     spec = Z if isinstance(Z, Spectrum) else spectrum(Z)
     if spec.collapsed:
@@ -641,8 +330,8 @@ def nesum(Z: ArrayLike | Spectrum) -> float:
 
 
 def stable_rank(Z: ArrayLike | Spectrum) -> float:
-    """Stable rank ||Z||_F^2 / ||Z||_2^2 = sum_k s_k^2 / s_1^2 of the uncentred embedding matrix
-    (as in Tsitsulin, Munkhoeva & Perozzi, "Unsupervised Embedding Quality Evaluation", 2023).
+    """Stable rank ||Z||_F^2 / ||Z||_2^2 = sum_k s_k^2 / s_1^2 of the uncentred embedding matrix (as in Tsitsulin,
+    Munkhoeva & Perozzi, "Unsupervised Embedding Quality Evaluation", 2023).
 
     Between 1 and rank(Z). Unitless. Accepts a :class:`Spectrum`.
     """
@@ -655,10 +344,9 @@ def stable_rank(Z: ArrayLike | Spectrum) -> float:
 def self_clustering(Z: ArrayLike) -> float:
     """Self-clustering (Tsitsulin, Munkhoeva & Perozzi, "Unsupervised Embedding Quality Evaluation", 2023).
 
-    With X the L2-normalised rows of Z (n x d), A = sum_ij (x_i . x_j)^2 = ||X^T X||_F^2 and
-    E = n + n (n - 1) / d its expectation for independent uniformly random directions:
-    (A - E) / (n^2 - E). 1 when all rows point the same way (collapse), about 0 for random
-    directions, negative when more spread than random. Unitless.
+    With X the L2-normalised rows of Z (n x d), A = sum_ij (x_i . x_j)^2 = ||X^T X||_F^2 and E = n + n (n - 1) / d its
+    expectation for independent uniformly random directions: (A - E) / (n^2 - E). 1 when all rows point the same way
+    (collapse), about 0 for random directions, negative when more spread than random. Unitless.
     """
     Z = check_embeddings(Z)
     if (np.linalg.norm(Z, axis=1) == 0).any():
@@ -673,14 +361,14 @@ def self_clustering(Z: ArrayLike) -> float:
 
 
 def coherence(Z: ArrayLike, rel_tol: float = 1e-10, spec: Spectrum | None = None, block_rows: int = 8192) -> float:
-    """Coherence of the uncentred embedding matrix (Tsitsulin, Munkhoeva & Perozzi, 2023; the
-    matrix-completion coherence of Candes & Recht 2009): (n / r) max_i ||U_i||^2, U the n x r left
-    singular vectors for the r singular values above ``rel_tol`` * s_1.
+    """Coherence of the uncentred embedding matrix (Tsitsulin, Munkhoeva & Perozzi, 2023; the matrix-completion coherence
+    of Candes & Recht 2009): (n / r) max_i ||U_i||^2, U the n x r left singular vectors for the r singular values
+    above ``rel_tol`` * s_1.
 
-    U = Z V_r / s_r from the right singular vectors of ``spec`` (computed when not given), a block
-    of rows at a time: no n x d float64 copy. Between 1 (every sample carries the same share of the
-    space) and n / r (one sample spans a direction alone). Unitless. Undefined when n <= d (r <= n rows
-    of full rank give exactly 1 whatever the data) and for rows identical up to round-off (also 1).
+    U = Z V_r / s_r from the right singular vectors of ``spec`` (computed when not given), a block of rows at a time:
+    no n x d float64 copy. Between 1 (every sample carries the same share of the space) and n / r (one sample spans a
+    direction alone). Unitless. Undefined when n <= d (r <= n rows of full rank give exactly 1 whatever the data) and
+    for rows identical up to round-off (also 1).
     """
     Z = check_embeddings(Z)
     if Z.shape[0] <= Z.shape[1]:
@@ -698,66 +386,16 @@ def coherence(Z: ArrayLike, rel_tol: float = 1e-10, spec: Spectrum | None = None
     return float(Z.shape[0] / r * peak)
 
 
-TWONN_CANDIDATES = 16  # nearest rows (the row itself included) searched for a row's two nearest distinct neighbours
-
-
-def twonn_radii(Z: np.ndarray, candidates: np.ndarray, first: int = 4) -> tuple[np.ndarray, np.ndarray]:
-    """(r1, r2) of the rows that count in TwoNN: the distances of each row to its nearest and second-nearest
-    distinct neighbour, both > 0, for one row per group of duplicates.
-
-    ``candidates`` (n, m): each row's m nearest rows (itself may be among them), e.g. from a kNN graph whose
-    distances carry the round-off of |x|^2 + |y|^2 - 2 x.y; the distances are recomputed here as
-    ||z_i - z_j|| (differences first, sums of squares in float64), so a duplicate is at distance 0.
-    Rows closer than tol = ROUNDOFF_ULPS * eps (Z's dtype) * the largest row norm are duplicates: one
-    point, kept once (the lowest index), and r1, r2 skip them (r2 also skips the duplicates of r1's
-    row), as if TwoNN ran on the distinct rows. The ``first`` candidates are searched, all of them for
-    the rows that need more; a row without two distinct neighbours among its candidates is left out.
-    """
-    tol = ROUNDOFF_ULPS * np.finfo(Z.dtype).eps * float(np.sqrt(np.einsum("ij,ij->i", Z, Z, dtype=np.float64).max()))
-    rows = np.arange(len(Z))
-    r1, r2, state = _twonn_radii(Z, rows, candidates[:, :first], tol)
-    redo = np.flatnonzero(state == 0)
-    if len(redo) and candidates.shape[1] > first:
-        r1[redo], r2[redo], state[redo] = _twonn_radii(Z, redo, candidates[redo], tol)
-    keep = state == 1
-    return r1[keep], r2[keep]
-
-
-def _twonn_radii(Z: np.ndarray, rows: np.ndarray, C: np.ndarray, tol: float,
-                 block_rows: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`twonn_radii` for ``rows`` with candidates ``C``: (r1, r2, state), state 1 = counts, -1 = a duplicate
-    of a lower row (left out), 0 = fewer than two distinct neighbours among the candidates."""
-    n, m = C.shape
-    D = np.empty((n, m))
-    for start in range(0, n, block_rows):
-        diff = Z[C[start : start + block_rows]] - Z[rows[start : start + block_rows], None, :]
-        D[start : start + block_rows] = np.sqrt(np.einsum("bkd,bkd->bk", diff, diff, dtype=np.float64))
-    order = np.argsort(D, axis=1, kind="stable")
-    D, C = np.take_along_axis(D, order, axis=1), np.take_along_axis(C, order, axis=1)
-    near = D <= tol
-    at = np.arange(n)
-    first = (~near).argmax(axis=1)  # D ascending: the first candidate beyond tol
-    r1, a = D[at, first], C[at, first]
-    later = ~near & (np.arange(m)[None, :] > first[:, None])
-    for i, j in zip(*np.nonzero(later & (D - r1[:, None] <= tol))):  # may be a duplicate of a[i] (triangle inequality)
-        gap = Z[C[i, j]].astype(np.float64) - Z[a[i]]
-        later[i, j] = np.sqrt(gap @ gap) > tol
-    state = np.where(later.any(axis=1), 1, 0)
-    state[(near & (C < rows[:, None])).any(axis=1)] = -1  # a duplicate with a lower index stands for this row
-    return r1, D[at, later.argmax(axis=1)], state
-
-
 def twonn_id(Z: ArrayLike, discard: float = 0.1, neighbor_indices: np.ndarray | None = None) -> float:
     """TwoNN intrinsic dimension (Facco, d'Errico, Rodriguez & Laio, Sci. Rep. 7, 12140, 2017).
 
-    For each point mu = r2 / r1, its Euclidean distances to the 2nd and 1st nearest neighbour, on the
-    distinct rows (duplicates, also those equal up to round-off, count once: :func:`twonn_radii`). With
-    mu sorted ascending and the empirical F(mu_(i)) = i / N, the fraction ``discard`` of largest mu is
-    dropped and d is the least-squares slope through the origin of -ln(1 - F) against ln mu:
-    d = sum x y / sum x^2. ``neighbor_indices``: each row's nearest rows, itself first, ascending
-    (n, >= 3), e.g. from the kNN graph of the Z3 engine (the first :data:`TWONN_CANDIDATES` are
-    searched); computed when not given. No direction: a higher ID has been read as both better
-    (CLID) and worse (Ansuini et al. 2019).
+    For each point mu = r2 / r1, its Euclidean distances to the 2nd and 1st nearest neighbour, on the distinct rows
+    (duplicates, also those equal up to round-off, count once: :func:`twonn_radii`). With mu sorted ascending and the
+    empirical F(mu_(i)) = i / N, the fraction ``discard`` of largest mu is dropped and d is the least-squares slope
+    through the origin of -ln(1 - F) against ln mu: d = sum x y / sum x^2. ``neighbor_indices``: each row's nearest
+    rows, itself first, ascending (n, >= 3), e.g. from the kNN graph of the Z3 engine (the first
+    :data:`TWONN_CANDIDATES` are searched); computed when not given. No direction: a higher ID has been read as both
+    better (CLID) and worse (Ansuini et al. 2019).
     """
     Z = check_embeddings(Z, min_samples=3)
     check_spread(Z)
@@ -788,70 +426,44 @@ def cluster_learnability(
     chunk: int = 1024,
     device: str | torch.device = "cpu",
 ) -> float:
-    """Cluster learnability CL (Lu, Liu, Baratin, Laroche, Courville & Sordoni, "Using Representation
-    Expressiveness and Learnability to Evaluate Self-Supervised Learning Methods", arXiv:2206.01251, 2022):
-    how fast a kNN classifier learns the k-means pseudo-labels of the embeddings.
+    """Cluster learnability CL (Lu, Liu, Baratin, Laroche, Courville & Sordoni, "Using Representation Expressiveness and
+    Learnability to Evaluate Self-Supervised Learning Methods", arXiv:2206.01251, 2022): how fast a kNN classifier
+    learns the k-means pseudo-labels of the embeddings.
 
-    What is computed: the rows of Z in a random order (``numpy.random.default_rng(seed).permutation``);
-    each row from the second on is predicted from the rows before it, then joins them (prequential,
-    online learning): the weighted kNN of :func:`knn_acc` (cosine similarity, the min(k, rows before)
-    most similar earlier rows, votes exp(sim / temperature), ties to the lowest label). CL is the
-    fraction of the n - 1 predictions equal to the row's pseudo-label: the mean accuracy over the
-    stream, i.e. the area under the classifier's learning curve. A fraction in [0, 1]; about
-    1 / (number of clusters) when the pseudo-labels cannot be learned.
+    What is computed: the rows of Z in a random order (``numpy.random.default_rng(seed).permutation``); each row from
+    the second on is predicted from the rows before it, then joins them (prequential, online learning): the weighted
+    kNN of :func:`knn_acc` (cosine similarity, the min(k, rows before) most similar earlier rows, votes exp(sim /
+    temperature), ties to the lowest label). CL is the fraction of the n - 1 predictions equal to the row's
+    pseudo-label: the mean accuracy over the stream, i.e. the area under the classifier's learning curve. A fraction
+    in [0, 1]; about 1 / (number of clusters) when the pseudo-labels cannot be learned.
 
-    Where it may differ from the paper: the texts reachable when this was written give CL only as
-    "the learning speed of a KNN classifier trained to predict K-means cluster labels"; the number of
-    clusters (here k1, as for C1), the k-means variant (here cosine k-means of Z, shared with
-    :func:`dse`), the classifier's k, weighting and distance (here knn_acc's) and the stream (here
-    every row once, in one seeded order) are sslmon's choices. CLID, the paper's combination of CL
-    with the intrinsic dimension, z-scores both over a set of models; sslmon has no counterpart: ``twonn_id``
-    has no direction, so it never enters a consensus (docs/metrics.md#later-label-free-metrics).
+    The number of clusters (k1), the k-means (cosine, of Z, shared with :func:`dse`), the classifier (knn_acc's) and
+    the stream (every row once, one seeded order) are sslmon's choices, where the paper's text fixes none; CLID (CL
+    with the intrinsic dimension, z-scored over models) has no counterpart (docs/metrics.md#later-label-free-metrics).
     """
     Z = check_embeddings(Z)
     y = check_labels(pseudo_labels, Z.shape[0], "pseudo-labels")
     if k < 1 or temperature <= 0:
         raise MetricUndefined(f"needs k >= 1 and temperature > 0 (got {k}, {temperature})")
-    n = Z.shape[0]
-    order = np.random.default_rng(seed).permutation(n)
-    dev = torch.device(device)
-    X = torch.as_tensor(l2_normalize(Z[order]), dtype=torch.float32, device=dev)
-    classes, y_idx = np.unique(y[order], return_inverse=True)
-    y_t = torch.as_tensor(y_idx, device=dev)
-    correct = 0
-    for start in range(1, n, chunk):
-        stop = min(start + chunk, n)
-        sim = X[start:stop] @ X[:stop].T  # row t sees columns 0..t-1 only: the rows before it
-        later = torch.arange(stop, device=dev)[None, :] >= torch.arange(start, stop, device=dev)[:, None]
-        top_sim, top_idx = sim.masked_fill(later, -torch.inf).topk(min(k, stop - 1), dim=1)
-        weights = torch.exp(top_sim.double() / temperature)  # exp(-inf) = 0: fewer than k earlier rows
-        votes = torch.zeros(stop - start, len(classes), dtype=torch.float64, device=dev)
-        votes.scatter_add_(1, y_t[top_idx], weights)
-        correct += int((votes.argmax(dim=1) == y_t[start:stop]).sum())
-    return correct / (n - 1)
+    order = np.random.default_rng(seed).permutation(Z.shape[0])
+    y_idx = np.unique(y[order], return_inverse=True)[1]
+    return prequential_knn_correct(l2_normalize(Z[order]), y_idx, k, temperature, chunk, device) / (Z.shape[0] - 1)
 
 
 def dse(Z: ArrayLike, pseudo_labels: ArrayLike) -> float:
-    """DSE, the dense representation structure estimator (Dai, Xu, Wen, Liu & Huang, "Exploring Structural
-    Degradation in Dense Representations for Self-supervised Learning", NeurIPS 2025, arXiv:2510.17299),
-    here on image embeddings: M_inter - M_intra + M_dim, higher is better.
+    """DSE, the dense representation structure estimator (Dai, Xu, Wen, Liu & Huang, "Exploring Structural Degradation in
+    Dense Representations for Self-supervised Learning", NeurIPS 2025, arXiv:2510.17299), here on image embeddings:
+    M_inter - M_intra + M_dim, higher is better.
 
-    X = the L2-normalised rows of Z, grouped by the k-means pseudo-labels into clusters X_j (N_j rows,
-    mean mu_j). M_inter = mean over clusters of the mean over x in X_j of min_{i != j} ||x - mu_i||^2
-    (separation). M_intra = mean over clusters with N_j >= 2 of sum_i sigma_i(X_j - mu_j) / sqrt(N_j - 1),
-    sigma_i the singular values of the centred cluster: the sum of its standard deviations along its
-    principal axes (a radius; singletons are left out). M_dim = erank(X) / min(n, d), erank =
-    exp(-sum p_i ln p_i), p_i = s_i / sum(s) over the singular values s of X (the effective rank,
-    scaled to [0, 1]).
+    X = the L2-normalised rows of Z, grouped by the k-means pseudo-labels into clusters X_j (N_j rows, mean mu_j).
+    M_inter = mean over clusters of the mean over x in X_j of min_{i != j} ||x - mu_i||^2 (separation). M_intra = mean
+    over clusters with N_j >= 2 of sum_i sigma_i(X_j - mu_j) / sqrt(N_j - 1), sigma_i the singular values of the
+    centred cluster: the sum of its standard deviations along its principal axes (a radius; singletons are left out).
+    M_dim = erank(X) / min(n, d), erank = exp(-sum p_i ln p_i), p_i = s_i / sum(s) over the singular values s of X
+    (the effective rank, scaled to [0, 1]).
 
-    Adaptations, stated: the paper scores dense (patch) features and draws M_dim from one patch per
-    image; here each image is one row, so M_dim is the effective rank of all rows. Its pseudo-labels
-    come from k-means on the features; here cosine k-means of Z with k1 clusters (shared with
-    :func:`cluster_learnability`). The paper weights M_dim by lambda = Std(M_inter - M_intra) /
-    Std(M_dim) over the checkpoints of a run, which one evaluation cannot know: here lambda = 1 with
-    M_dim scaled by min(n, d), as in the authors' released code. The M_intra denominator follows the
-    radius reading (sqrt(N_j - 1)); summaries of the paper print N_j - 1, the released code
-    sqrt(max(N_j - 1, d)), so values are not comparable with published ones. Unitless.
+    Adapted to one row per image, lambda = 1 with M_dim / min(n, d) (the authors' code), M_intra over sqrt(N_j - 1):
+    values are not comparable with published ones (docs/metrics.md#later-label-free-metrics). Unitless.
     """
     with threadpool_limits(limits=1, user_api="blas"):  # k + 1 small eigenproblems: threads only contend
         return _dse(l2_normalize(check_embeddings(Z)).astype(np.float64), pseudo_labels)
@@ -876,30 +488,16 @@ def _dse(X: np.ndarray, pseudo_labels: ArrayLike) -> float:
     return inter - intra + float(np.exp(-(p * np.log(p)).sum())) / min(X.shape)
 
 
-def check_views(views: ArrayLike, min_images: int = 2, min_views: int = 2) -> np.ndarray:
-    """Return augmented-view embeddings as a float64 (n_images, n_views, d) array, or raise MetricUndefined."""
-    if isinstance(views, torch.Tensor):
-        views = views.detach().cpu().numpy()
-    views = np.asarray(views)
-    if views.ndim != 3:
-        raise MetricUndefined(f"views must be 3-D (n_images, n_views, d), got shape {views.shape}")
-    n, q, d = views.shape
-    if n < min_images or q < min_views:
-        raise MetricUndefined(f"views need at least {min_images} images and {min_views} views each, got {n} x {q}")
-    return check_embeddings(views.reshape(n * q, d), "views").astype(np.float64).reshape(n, q, d)
-
-
 def lidar(views: ArrayLike, delta: float = 1e-4, eps: float = 1e-7) -> float:
-    """LiDAR (Thilak, Huang, Saremi, Dinh, Goh, Nakkiran, Susskind & Littwin, "LiDAR: Sensing Linear Probing
-    Performance in Joint Embedding SSL Architectures", arXiv:2312.04000, 2023): the effective rank of the
-    linear discriminant analysis matrix in which every image is a class and its augmented views are the samples.
+    """LiDAR (Thilak, Huang, Saremi, Dinh, Goh, Nakkiran, Susskind & Littwin, "LiDAR: Sensing Linear Probing Performance
+    in Joint Embedding SSL Architectures", arXiv:2312.04000, 2023): the effective rank of the linear discriminant
+    analysis matrix in which every image is a class and its augmented views are the samples.
 
-    ``views`` (n images, q views, d). With mu_i the mean of image i's views and mu the mean of the mu_i:
-    between-class S_b = sum_i (mu_i - mu)(mu_i - mu)^T / (n - 1); within-class
-    S_w = sum_ij (e_ij - mu_i)(e_ij - mu_i)^T / (n (q - 1)) + delta I; the eigenvalues lambda of
-    S_w^(-1/2) S_b S_w^(-1/2) (those of the generalised problem S_b v = lambda S_w v), p_k = lambda_k /
-    sum(lambda) + eps, LiDAR = exp(-sum p_k ln p_k). Between 1 and min(d, n - 1) (plus eps's share).
-    delta is in squared units of the embeddings. Unitless.
+    ``views`` (n images, q views, d). With mu_i the mean of image i's views and mu the mean of the mu_i: between-class
+    S_b = sum_i (mu_i - mu)(mu_i - mu)^T / (n - 1); within-class S_w = sum_ij (e_ij - mu_i)(e_ij - mu_i)^T / (n (q -
+    1)) + delta I; the eigenvalues lambda of S_w^(-1/2) S_b S_w^(-1/2) (those of the generalised problem S_b v =
+    lambda S_w v), p_k = lambda_k / sum(lambda) + eps, LiDAR = exp(-sum p_k ln p_k). Between 1 and min(d, n - 1) (plus
+    eps's share). delta is in squared units of the embeddings. Unitless.
     """
     V = check_views(views)
     n, q, d = V.shape
@@ -926,112 +524,77 @@ AGREEMENT = "0 = chance, 1 = same partition"
 METRICS: dict[str, MetricSpec] = {
     spec.name: spec
     for spec in [
-        MetricSpec(
-            "ami_c1_c2", "higher", False, "clustering agreement AMI(C1;C2) of k-means on Z3 with k1 and 2*k1 clusters",
+        MetricSpec("ami_c1_c2", "higher", False, "clustering agreement AMI(C1;C2) of k-means on Z3 with k1 and 2*k1 clusters",
             title="clustering agreement", symbol="AMI(C1; C2)", unit=AGREEMENT,
-            needs=("C1", "C2"), compute=lambda v, cfg: ami_c1_c2(v["C1"], v["C2"]),
-        ),
-        MetricSpec(
-            "silhouette_c1", "higher", False, "S1: silhouette of C1 on the raw embeddings Z, Euclidean",
+            needs=("C1", "C2"), compute=lambda v, cfg: ami_c1_c2(v["C1"], v["C2"])),
+        MetricSpec("silhouette_c1", "higher", False, "S1: silhouette of C1 on the raw embeddings Z, Euclidean",
             title="silhouette of the clusters C1", symbol="S1", unit="-1 to 1", needs=("Z", "C1"), silhouette_of="C1",
-            compute=lambda v, cfg: silhouette_c1(v["Z"], v["C1"], device=cfg.device),
-        ),
-        MetricSpec(
-            "entropy_z3", "lower", False, "H(Z3): entropy (nats) of the 3-d histogram of Z3, bin width = factor * std",
+            compute=lambda v, cfg: silhouette_c1(v["Z"], v["C1"], device=cfg.device)),
+        MetricSpec("entropy_z3", "lower", False, "H(Z3): entropy (nats) of the 3-d histogram of Z3, bin width = factor * std",
             title="entropy of Z3", symbol="H(Z3)", unit="nats",
-            needs=("Z3",), compute=lambda v, cfg: entropy_z3(v["Z3"], cfg.bin_factor),
-        ),
-        MetricSpec(
-            "rankme", "higher", False, "RankMe: exp(entropy of the normalised singular values of Z)",
+            needs=("Z3",), compute=lambda v, cfg: entropy_z3(v["Z3"], cfg.bin_factor)),
+        MetricSpec("rankme", "higher", False, "RankMe: exp(entropy of the normalised singular values of Z)",
             title="effective rank", symbol="RankMe", unit="dimensions",
-            needs=("spectrum",), compute=lambda v, cfg: rankme(v["spectrum"]),
-        ),
-        MetricSpec(
-            "alpha_req", "target", False, "alpha-ReQ: power-law decay exponent of the covariance eigenspectrum (best near 1)", 1.0,
+            needs=("spectrum",), compute=lambda v, cfg: rankme(v["spectrum"])),
+        MetricSpec("alpha_req", "target", False, "alpha-ReQ: power-law decay exponent of the covariance eigenspectrum (best near 1)", 1.0,
             title="eigenspectrum decay", symbol="alpha-ReQ", unit="power-law exponent",
-            needs=("spectrum",), compute=lambda v, cfg: alpha_req(v["spectrum"]),
-        ),
+            needs=("spectrum",), compute=lambda v, cfg: alpha_req(v["spectrum"])),
         MetricSpec(
             "l2_std", "higher", False, "collapse check: mean per-dimension std of L2-normalised Z (0 = collapsed, ~1/sqrt(d) = spread)",
             title="collapse check", symbol="std of L2-normalised Z", unit="0 = collapsed",
-            needs=("Z",), compute=lambda v, cfg: l2_std(v["Z"]),
-        ),
-        MetricSpec(
-            "ami_c1_gt", "higher", True, "AMI(C1;C_GT): agreement of C1 with the ground-truth classes",
+            needs=("Z",), compute=lambda v, cfg: l2_std(v["Z"])),
+        MetricSpec("ami_c1_gt", "higher", True, "AMI(C1;C_GT): agreement of C1 with the ground-truth classes",
             title="agreement of clusters and classes", symbol="AMI(C1; classes)", unit=AGREEMENT,
-            needs=("C1", "labels"), compute=lambda v, cfg: ami_c1_gt(v["C1"], v["labels"]),
-        ),
-        MetricSpec(
-            "silhouette_gt", "higher", True, "S_GT: silhouette of the ground-truth classes on Z, Euclidean",
+            needs=("C1", "labels"), compute=lambda v, cfg: ami_c1_gt(v["C1"], v["labels"])),
+        MetricSpec("silhouette_gt", "higher", True, "S_GT: silhouette of the ground-truth classes on Z, Euclidean",
             title="silhouette of the classes", symbol="S_GT", unit="-1 to 1", needs=("Z", "labels"), silhouette_of="labels",
-            compute=lambda v, cfg: silhouette_gt(v["Z"], v["labels"], device=cfg.device),
-        ),
-        MetricSpec(
-            "knn_acc", "higher", True, "kNN accuracy: cosine similarity, k=20, exp(sim/0.07)-weighted votes",
+            compute=lambda v, cfg: silhouette_gt(v["Z"], v["labels"], device=cfg.device)),
+        MetricSpec("knn_acc", "higher", True, "kNN accuracy: cosine similarity, k=20, exp(sim/0.07)-weighted votes",
             title="kNN accuracy", symbol="kNN accuracy", unit=ACCURACY, needs=("labels", "Z_fit", "y_fit", "Z_score", "y_score"),
             compute=lambda v, cfg: knn_acc(v["Z_fit"], v["y_fit"], v["Z_score"], v["y_score"], cfg.knn_k, cfg.knn_temperature,
-                                           device=cfg.device),
-        ),
-        MetricSpec(
-            "lp_acc", "higher", True, "linear-probe accuracy: logistic regression on frozen standardised features",
+                                           device=cfg.device), train_split=True),
+        MetricSpec("lp_acc", "higher", True, "linear-probe accuracy: logistic regression on frozen standardised features",
             title="linear-probe accuracy", symbol="linear-probe accuracy", unit=ACCURACY,
             needs=("labels", "Z_fit", "y_fit", "Z_score", "y_score"),
-            compute=lambda v, cfg: lp_acc(v["Z_fit"], v["y_fit"], v["Z_score"], v["y_score"], seed=cfg.seed),
-        ),
-        MetricSpec(
-            "lp_acc_se", "lower", True, "binomial standard error of lp_acc: sqrt(p(1-p)/n_test), n_test = scored samples",
+            compute=lambda v, cfg: lp_acc(v["Z_fit"], v["y_fit"], v["Z_score"], v["y_score"], seed=cfg.seed), train_split=True),
+        MetricSpec("lp_acc_se", "lower", True, "binomial standard error of lp_acc: sqrt(p(1-p)/n_test), n_test = scored samples",
             title="standard error of the linear-probe accuracy", symbol="SE(lp_acc)", unit="fraction",
-            needs=("lp_acc", "y_score"), uncertainty_of="lp_acc", compute=lambda v, cfg: lp_acc_se(v["lp_acc"], len(v["y_score"])),
-        ),
-        MetricSpec(
-            "nesum", "higher", False, "NESum (He & Ozay 2022): sum of the covariance eigenvalues divided by the largest",
+            needs=("lp_acc", "y_score"), uncertainty_of="lp_acc", train_split=True,
+            compute=lambda v, cfg: lp_acc_se(v["lp_acc"], len(v["y_score"]))),
+        MetricSpec("nesum", "higher", False, "NESum (He & Ozay 2022): sum of the covariance eigenvalues divided by the largest",
             title="normalised eigenvalue sum", symbol="NESum", unit="1 to d",
-            needs=("spectrum",), compute=lambda v, cfg: nesum(v["spectrum"]),
-        ),
-        MetricSpec(
-            "stable_rank", "higher", False, "stable rank: ||Z||_F^2 / ||Z||_2^2 of the uncentred embeddings",
+            needs=("spectrum",), compute=lambda v, cfg: nesum(v["spectrum"])),
+        MetricSpec("stable_rank", "higher", False, "stable rank: ||Z||_F^2 / ||Z||_2^2 of the uncentred embeddings",
             title="stable rank", symbol="||Z||_F² / ||Z||_2²", unit="1 to rank(Z)",
-            needs=("spectrum",), compute=lambda v, cfg: stable_rank(v["spectrum"]),
-        ),
-        MetricSpec(
-            "self_clustering", "lower", False,
+            needs=("spectrum",), compute=lambda v, cfg: stable_rank(v["spectrum"])),
+        MetricSpec("self_clustering", "lower", False,
             "self-clustering (Tsitsulin et al. 2023): excess squared cosine similarity over random directions (1 = collapsed, ~0 = random)",
             title="self-clustering", symbol="self-clustering", unit="1 = collapsed, ~0 = random",
-            needs=("Z",), compute=lambda v, cfg: self_clustering(v["Z"]),
-        ),
-        MetricSpec(
-            "coherence", "lower", False,
+            needs=("Z",), compute=lambda v, cfg: self_clustering(v["Z"])),
+        MetricSpec("coherence", "lower", False,
             "coherence (Tsitsulin et al. 2023): n/r * max row norm^2 of the left singular vectors (1 = spread evenly)",
             title="coherence", symbol="coherence", unit="1 = spread evenly",
-            needs=("Z", "spectrum"), compute=lambda v, cfg: coherence(v["Z"], spec=v["spectrum"]),
-        ),
-        MetricSpec(
-            "twonn_id", "none", False,
+            needs=("Z", "spectrum"), compute=lambda v, cfg: coherence(v["Z"], spec=v["spectrum"])),
+        MetricSpec("twonn_id", "none", False,
             "TwoNN intrinsic dimension (Facco et al. 2017) from the ratio of 2nd to 1st neighbour distances; no direction: never ranked",
             title="intrinsic dimension (TwoNN)", symbol="TwoNN ID", unit="dimensions",
-            needs=("Z", "knn_indices"), compute=lambda v, cfg: twonn_id(v["Z"], neighbor_indices=v["knn_indices"]),
-        ),
-        MetricSpec(
-            "cluster_learnability", "higher", False,
+            needs=("Z", "knn_indices"), compute=lambda v, cfg: twonn_id(v["Z"], neighbor_indices=v["knn_indices"])),
+        MetricSpec("cluster_learnability", "higher", False,
             "cluster learnability (Lu et al. 2022): prequential accuracy of a kNN learning cosine k-means pseudo-labels of Z (k1)",
             title="cluster learnability", symbol="CL", unit="fraction (1/k1 = chance)", needs=("Z", "CZ"),
-            compute=lambda v, cfg: cluster_learnability(v["Z"], v["CZ"], cfg.knn_k, cfg.knn_temperature, cfg.seed, device=cfg.device),
-        ),
-        MetricSpec(
-            "dse", "higher", False,
+            compute=lambda v, cfg: cluster_learnability(v["Z"], v["CZ"], cfg.knn_k, cfg.knn_temperature, cfg.seed, device=cfg.device)),
+        MetricSpec("dse", "higher", False,
             "DSE (Dai et al. 2025) on image embeddings: pseudo-label separation - cluster radius + effective rank / min(n, d)",
             title="dense representation structure estimator", symbol="DSE", unit="unitless",
-            needs=("Z", "CZ"), compute=lambda v, cfg: dse(v["Z"], v["CZ"]),
-        ),
-        MetricSpec(
-            "lidar", "higher", False,
+            needs=("Z", "CZ"), compute=lambda v, cfg: dse(v["Z"], v["CZ"])),
+        MetricSpec("lidar", "higher", False,
             "LiDAR (Thilak et al. 2023): effective rank of the LDA matrix of augmented views, each image a class",
             title="LiDAR", symbol="LiDAR", unit="1 to min(d, images - 1)",
-            needs=("views",), compute=lambda v, cfg: lidar(v["views"]),
-        ),
+            needs=("views",), compute=lambda v, cfg: lidar(v["views"])),
     ]
 }
 LABEL_FREE = [name for name, spec in METRICS.items() if not spec.needs_labels]
 LABEL_BASED = [name for name, spec in METRICS.items() if spec.needs_labels]
 VIEW_BASED = [name for name, spec in METRICS.items() if "views" in spec.needs]  # need augmented views (LiDAR)
 UNCERTAINTIES = {name: spec.uncertainty_of for name, spec in METRICS.items() if spec.uncertainty_of}  # standard error -> its metric
+TRAIN_SPLIT = [name for name, spec in METRICS.items() if spec.train_split]  # fitted on the train split when there is one

@@ -11,7 +11,7 @@ from sklearn.datasets import make_blobs
 from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
 from typer.testing import CliRunner
 
-from sslmon import metrics as M
+from sslmon.engine.clustering import kmeans_points, spherical_kmeans
 from sslmon.api import Options
 from sslmon.cli import app
 from sslmon.errors import OptionsError
@@ -176,22 +176,22 @@ def test_centred_clusters_do_not_move_when_z3_is_translated():
     X, y = _groups()
     shift = np.array([-2.0, 0.0, 0.0])  # puts the origin between A and B: now they point opposite ways
     # the paper's definition depends on where the origin is: A and B merge before the shift, not after it
-    assert adjusted_mutual_info_score(y, M.spherical_kmeans(M.kmeans_points(X, "paper"), 3, seed=0)) < 0.8
-    assert adjusted_mutual_info_score(y, M.spherical_kmeans(M.kmeans_points(X + shift, "paper"), 3, seed=0)) == pytest.approx(1.0)
+    assert adjusted_mutual_info_score(y, spherical_kmeans(kmeans_points(X, "paper"), 3, seed=0)) < 0.8
+    assert adjusted_mutual_info_score(y, spherical_kmeans(kmeans_points(X + shift, "paper"), 3, seed=0)) == pytest.approx(1.0)
     assert adjusted_mutual_info_score(y, _cosine_kmeans_by_hand(X, 3)) < 0.8
     # centred: the three groups, wherever Z3 sits
     for Z3 in (X, X + shift, X + np.array([40.0, -25.0, 60.0])):
-        centred = M.spherical_kmeans(M.kmeans_points(Z3, "centred"), 3, seed=0)
+        centred = spherical_kmeans(kmeans_points(Z3, "centred"), 3, seed=0)
         assert adjusted_mutual_info_score(y, centred) == pytest.approx(1.0)
         assert adjusted_mutual_info_score(centred, _cosine_kmeans_by_hand(X - [4 / 3, 1 / 3, 0.0], 3)) == pytest.approx(1.0)
 
 
 def test_kmeans_points_are_z3_or_z3_minus_its_mean():
     Z3 = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [2.0, 8.0, 2.0]])
-    np.testing.assert_array_equal(M.kmeans_points(Z3, "paper"), Z3)
-    np.testing.assert_allclose(M.kmeans_points(Z3, "centred"), [[-1.0, -2.0, 1.0], [1.0, -2.0, -1.0], [0.0, 4.0, 0.0]])
+    np.testing.assert_array_equal(kmeans_points(Z3, "paper"), Z3)
+    np.testing.assert_allclose(kmeans_points(Z3, "centred"), [[-1.0, -2.0, 1.0], [1.0, -2.0, -1.0], [0.0, 4.0, 0.0]])
     with pytest.raises(ValueError, match="z3_kmeans"):
-        M.kmeans_points(Z3, "median")
+        kmeans_points(Z3, "median")
 
 
 @pytest.fixture(scope="module")
@@ -217,7 +217,7 @@ def test_centred_variant_clusters_centred_z3_and_leaves_z3_alone(blobs):
     centred = evaluate_embeddings(X, y, config=EvalConfig(seeds=(0,), umap_epochs=20, z3_kmeans="centred"))
     np.testing.assert_array_equal(centred.Z3, paper.Z3)  # the layout and the entropy do not depend on the variant
     assert centred.metrics["entropy_z3"] == paper.metrics["entropy_z3"]
-    expected = M.spherical_kmeans(centred.Z3 - centred.Z3.mean(axis=0), 4, seed=0)
+    expected = spherical_kmeans(centred.Z3 - centred.Z3.mean(axis=0), 4, seed=0)
     np.testing.assert_array_equal(centred.C1, expected)
     assert centred.metrics["ami_c1_c2"] == pytest.approx(adjusted_mutual_info_score(centred.C1, centred.C2))
 

@@ -13,6 +13,7 @@ from scipy.spatial.distance import cdist
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
 
+from sslmon.engine.clustering import spherical_kmeans
 from sslmon import api, evaluation
 from sslmon import metrics as M
 from sslmon.errors import OptionsError
@@ -63,7 +64,7 @@ def test_the_alpha_req_range_floor_and_kmeans_n_init_are_in_the_config():
     X, _ = make_blobs(n_samples=300, centers=4, n_features=3, random_state=0)
     U = X / np.linalg.norm(X, axis=1, keepdims=True)
     by_hand = KMeans(n_clusters=4, n_init=1, random_state=5).fit_predict(U)
-    assert np.array_equal(M.spherical_kmeans(X, 4, seed=5), by_hand)
+    assert np.array_equal(spherical_kmeans(X, 4, seed=5), by_hand)
 
 
 # --------------------------------------------------------------------------- collapse and scale: no round-off values

@@ -21,6 +21,8 @@ from sklearn.metrics import adjusted_mutual_info_score, silhouette_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.preprocessing import StandardScaler
 
+from sslmon.engine.clustering import silhouettes, spherical_kmeans
+from sslmon.engine.spectrum import spectrum
 from sslmon import api
 from sslmon import metrics as M
 from sslmon.api import score_embeddings
@@ -30,7 +32,8 @@ from sslmon.evaluation import NO_VIEWS, SEEDED, EvalConfig, _required, evaluate_
 from sslmon.meta import plots
 from sslmon.meta.correlate import ordered_keys
 from sslmon.models.augment import uint8_views
-from sslmon.metrics import INTERMEDIATES, METRICS, SEED_DEPENDENT, MetricSpec, MetricUndefined
+from sslmon.engine.intermediates import INTERMEDIATES, SEED_DEPENDENT
+from sslmon.metrics import METRICS, TRAIN_SPLIT, MetricSpec, MetricUndefined
 from sslmon.report import render_table
 from sslmon.results import Result, Run
 
@@ -119,7 +122,7 @@ def test_rankme_and_alpha_req_from_one_gram_matrix_match_the_svd(blobs):
     p = s / s.sum() + 1e-7
     assert M.rankme(X32) == pytest.approx(math.exp(-(p * np.log(p)).sum()), rel=1e-9)
     lam = np.linalg.svd(X32 - X32.astype(np.float64).mean(axis=0), compute_uv=False) ** 2 / (len(X32) - 1)
-    spec = M.spectrum(X32)
+    spec = spectrum(X32)
     np.testing.assert_allclose(spec.covariance, lam, rtol=1e-8)
     slope = np.polyfit(np.log(np.arange(1, len(lam) + 1)), np.log(lam), 1)[0]
     assert M.alpha_req(spec) == pytest.approx(-slope, abs=1e-8)
@@ -138,9 +141,9 @@ def test_silhouettes_of_several_labellings_in_one_pass_match_sklearn(blobs):
     rng = np.random.default_rng(1)
     labelings = [y, rng.integers(0, 3, len(y)), (X[:, 0] > 0).astype(int)]
     expected = [silhouette_score(X, lab) for lab in labelings]
-    np.testing.assert_allclose(M.silhouettes(X32, labelings), expected, atol=1e-6)
+    np.testing.assert_allclose(silhouettes(X32, labelings), expected, atol=1e-6)
     stored = knn_graph(X32, 5, keep_distances=True).distances_full
-    np.testing.assert_allclose(M.silhouettes(X32, labelings, distances=stored, block_bytes=4 * 600 * 11), expected, atol=1e-6)
+    np.testing.assert_allclose(silhouettes(X32, labelings, distances=stored, block_bytes=4 * 600 * 11), expected, atol=1e-6)
 
 
 def test_alpha_req_recovers_a_planted_power_law():
@@ -182,8 +185,8 @@ def test_spherical_kmeans_ignores_row_scale_and_matches_sklearn_on_normalised_ro
     X, _ = blobs
     X3 = X[:, :3] + 20.0  # keep directions distinct
     scale = np.random.default_rng(0).uniform(0.1, 10, size=(len(X3), 1))
-    labels = M.spherical_kmeans(X3, 4, seed=0)
-    assert adjusted_mutual_info_score(labels, M.spherical_kmeans(X3 * scale, 4, seed=0)) == pytest.approx(1.0)
+    labels = spherical_kmeans(X3, 4, seed=0)
+    assert adjusted_mutual_info_score(labels, spherical_kmeans(X3 * scale, 4, seed=0)) == pytest.approx(1.0)
     unit = X3 / np.linalg.norm(X3, axis=1, keepdims=True)
     ref = KMeans(4, random_state=0).fit_predict(unit)  # scikit-learn's defaults
     assert adjusted_mutual_info_score(labels, ref) == pytest.approx(1.0)
@@ -195,9 +198,9 @@ def test_degenerate_inputs_raise_metric_undefined():
     with pytest.raises(MetricUndefined, match="2-D"):
         M.l2_std(np.zeros(5))
     with pytest.raises(MetricUndefined, match="zero variance"):  # identical rows: the round-off rule says it first
-        M.spherical_kmeans(np.tile([[1.0, 2.0, 3.0]], (50, 1)), 3)
+        spherical_kmeans(np.tile([[1.0, 2.0, 3.0]], (50, 1)), 3)
     with pytest.raises(MetricUndefined, match="distinct points"):
-        M.spherical_kmeans(np.tile([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], (25, 1)), 3)
+        spherical_kmeans(np.tile([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]], (25, 1)), 3)
     with pytest.raises(MetricUndefined, match="zero spread"):
         M.entropy_z3(np.ones((20, 3)))
     with pytest.raises(MetricUndefined, match="zero variance"):
@@ -413,8 +416,13 @@ def test_every_entry_is_consistent():
         assert spec.silhouette_of is None or spec.silhouette_of in spec.needs, key
         assert spec.uncertainty_of is None or spec.uncertainty_of in spec.needs, key
         assert (spec.better == "target") == (spec.target is not None), key
-    assert all(dep in INTERMEDIATES for deps in INTERMEDIATES.values() for dep in deps)
-    assert set(SEED_DEPENDENT) <= set(INTERMEDIATES)
+    order = list(INTERMEDIATES)
+    for name, item in INTERMEDIATES.items():  # evaluation builds them in table order: every need comes first
+        assert name == item.name and item.doc and all(order.index(dep) < order.index(name) for dep in item.needs), name
+    assert SEED_DEPENDENT == ("Z3", "C1", "C2")
+    # fitted on the train split when there is one: exactly the metrics that need the reference split
+    assert TRAIN_SPLIT == ["knn_acc", "lp_acc", "lp_acc_se"]
+    assert TRAIN_SPLIT == [m for m in METRICS if {"Z_fit", "y_score"} & _required([m])]
     # the metrics of the layout and its clusters (the paper's four) are exactly the seeded ones
     assert SEEDED == ("ami_c1_c2", "silhouette_c1", "entropy_z3", "ami_c1_gt")
 
@@ -537,7 +545,7 @@ def test_pseudo_label_metrics_share_one_kmeans_of_z():
     cfg = EvalConfig(k=4, seeds=(0, 1))
     ev = evaluate_embeddings(Z, config=cfg, metrics=["cluster_learnability", "dse"])
     assert ev.errors == {} and "kmeans_z" in ev.timings and ev.Z3 is None  # no UMAP
-    CZ = M.spherical_kmeans(Z, 4, cfg.seed)
+    CZ = spherical_kmeans(Z, 4, cfg.seed)
     assert ev.metrics["cluster_learnability"] == pytest.approx(M.cluster_learnability(Z, CZ, cfg.knn_k, cfg.knn_temperature, cfg.seed))
     assert ev.metrics["dse"] == pytest.approx(M.dse(Z, CZ))
     assert ev.metrics_std["dse"] == 0.0  # not seeded: the data seed, not the evaluation seeds

@@ -15,14 +15,14 @@ import shutil
 import sys
 from typing import Callable, TypeVar
 
+from sslmon.paths import default_cache_dir
+
 T = TypeVar("T")
 _enabled: Path | None = None
 
 
 def cache_dir() -> Path:
-    """Where the compiled kernels go: ``$SSLMON_CACHE_DIR/numba`` (see :mod:`sslmon.io.cache` for the base)."""
-    from sslmon.io.cache import default_cache_dir
-
+    """Where the compiled kernels go: ``<cache folder>/numba`` (:func:`sslmon.paths.default_cache_dir`)."""
     return default_cache_dir() / "numba"
 
 

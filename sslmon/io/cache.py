@@ -37,15 +37,8 @@ import torch
 from sslmon import __version__
 from sslmon.versions import library_versions
 from sslmon.io.output import open_regular, read_regular
+from sslmon.paths import default_cache_dir
 from sslmon.results import Result
-
-
-def default_cache_dir() -> Path:
-    """The cache folder (see module docstring)."""
-    if os.environ.get("SSLMON_CACHE_DIR"):
-        return Path(os.environ["SSLMON_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "sslmon"
 
 
 def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
