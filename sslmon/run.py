@@ -336,12 +336,16 @@ class Scorer:
             self.log(f"scoring {source.name}")
 
     def _cached(self, index: int, source: Source, keys: dict[int, str], z3_path: Path | None) -> Result | None:
-        """The cached result of ``source`` under its name and path, or None (then ``keys[index]`` is set)."""
+        """The cached result of ``source`` under its name and path, or None (then ``keys[index]`` is set when the
+        source has an identity)."""
         if self.cache is None:
             return None
         from sslmon.io.cache import cache_key
 
-        keys[index] = cache_key(source.content(), self._dataset_digest, self._settings)
+        content = source.content()
+        if content is None:
+            return None
+        keys[index] = cache_key(content, self._dataset_digest, self._settings)
         if z3_path is not None and not z3_path.exists():
             return None  # the Z3 file is only written when the result is computed
         result = self.cache.get(keys[index])

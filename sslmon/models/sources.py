@@ -25,7 +25,7 @@ class Source:
     name: str
     path: str | None
     load: Callable[[], Any]
-    content: Callable[[], str]
+    content: Callable[[], str | None]  # None: no identity (not cached)
     run: str | None = None
     kind: str = ENCODER
 
@@ -86,11 +86,15 @@ def embedding_sources(paths: Iterable[str | Path]) -> list[Source]:
                    kind=EMBEDDINGS) for p in paths]
 
 
-def _file_identity(path: Path, what: str) -> str:
-    """An embedding file's identity in the cache: its bytes and its name. A FIFO, device, folder or broken link is an
-    InputError naming it (the same as loading it would give), found before anything is opened or hashed."""
+def _file_identity(path: Path, what: str) -> str | None:
+    """An embedding file's identity in the cache: its bytes and its name; None (not cached) for a file that is not a
+    readable regular file (FIFO, device, folder, broken link: never opened or hashed here), whose loading then
+    reports why, in input order with the others."""
     from sslmon.io.cache import file_digest
-    from sslmon.io.inputs import check_regular_file
+    from sslmon.io.inputs import InputError, check_regular_file
 
-    check_regular_file(path)
-    return f"{what} {file_digest(path)} name={path.name}"
+    try:
+        check_regular_file(path)
+        return f"{what} {file_digest(path)} name={path.name}"
+    except (InputError, OSError):
+        return None
