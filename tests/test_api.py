@@ -277,3 +277,25 @@ def test_save_z3_writes_the_z3_file_of_embedding_files(tmp_path: Path, cache_dir
     np.testing.assert_array_equal(saved.labels, y)
     assert saved.epoch is None  # an embedding file has no epoch
     assert result.metrics["entropy_z3"] == pytest.approx(ev.metrics["entropy_z3"], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_embedding_files_on_ray_give_the_local_results(ray_session, tmp_path: Path):
+    rng = np.random.default_rng(4)
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"e{i}.npz")
+        np.savez(paths[-1], embeddings=rng.normal(size=(60, 4)), labels=np.arange(60) % 2)
+    (tmp_path / "bad.npz").write_bytes(b"junk")
+    opts = Options(metrics=("rankme", "knn_acc"), rank_by="rankme", cache=False)
+    local = score([*paths, tmp_path / "bad.npz"], options=opts)
+    remote = score([*paths, tmp_path / "bad.npz"], options=replace(opts, executor="ray"))
+
+    def comparable(run):
+        doc = run.to_dict("rankme")
+        for record in doc["results"]:
+            record.pop("timings")
+        return doc
+
+    assert [r.name for r in remote.results] == ["e0", "e1"] and [f.path for f in remote.failures] == [str(tmp_path / "bad.npz")]
+    assert comparable(remote) == comparable(local)
