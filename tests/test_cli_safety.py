@@ -24,7 +24,7 @@ FAST = ["--metrics", "rankme,l2_std", "--arch", "convnet-small"]
 HOSTILE = ["[bold red]x", "[link=mailto:a@b.c]y", "=1+2", "@SUM(A1)", "line\nbreak\x1b[2J"]
 
 
-def test_hostile_names_are_shown_literally_escaped_and_defused(tmp_path, cli):
+def test_hostile_names_are_shown_literally_escaped_and_defused(tmp_path, cache_dir, cli):
     rng = np.random.default_rng(0)
     for name in HOSTILE:
         np.savez(tmp_path / f"{name}.npz", embeddings=rng.normal(size=(30, 5)), labels=np.arange(30) % 3)
