@@ -21,7 +21,7 @@ from pathlib import Path
 import time
 from typing import Callable, Sequence
 
-from sslmon.api import Source
+from sslmon.models.sources import Source
 from sslmon.io.cache import file_digest
 from sslmon.io.inputs import check_regular_file
 from sslmon.alarms import FLAG_CODES, NOISE, run_flags

@@ -3,6 +3,7 @@ their callbacks, each against an independent computation."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 import shutil
 from pathlib import Path
 
@@ -224,3 +225,77 @@ def test_score_embedding_files(tmp_path: Path, cache_dir):
     (result,) = run.results
     assert result.name == "a" and result.k == 2 and result.metrics["rankme"] == pytest.approx(rankme_by_hand(Z), rel=1e-9)
     assert [f.path for f in run.failures] == [str(tmp_path / "bad.npz")]
+
+
+def test_embedding_files_go_through_the_scorer_cache_and_executor(tmp_path: Path, cache_dir, monkeypatch):
+    import sys
+
+    from sslmon.executors import ExecutorError
+
+    rng = np.random.default_rng(2)
+    Z, y = rng.normal(size=(60, 5)), np.arange(60) % 3
+    path = tmp_path / "e.npz"
+    np.savez(path, embeddings=Z, labels=y)
+    opts = Options(metrics=("rankme",), rank_by="rankme")
+    said: list[str] = []
+    first = score([path], options=opts, log=said.append)
+    assert not [line for line in said if line.startswith("cached:")]
+    said.clear()
+    again = score([path], options=opts, log=said.append)  # the same content and settings: from the cache
+    assert [line for line in said if line.startswith("cached:")] == [
+        "cached: e (same content, images and settings; `cache=False` recomputes)"]
+    assert again.results[0].metrics["rankme"] == first.results[0].metrics["rankme"] == pytest.approx(rankme_by_hand(Z), rel=1e-9)
+    assert (again.results[0].name, again.results[0].path) == ("e", str(path))
+    said.clear()
+    score([path], options=replace(opts, cache=False), log=said.append)
+    assert not [line for line in said if line.startswith("cached:")]
+    Z2 = rng.normal(size=(60, 5))
+    np.savez(path, embeddings=Z2, labels=y)  # new content under the same name: scored again
+    said.clear()
+    new = score([path], options=opts, log=said.append)
+    assert not [line for line in said if line.startswith("cached:")]
+    assert new.results[0].metrics["rankme"] == pytest.approx(rankme_by_hand(Z2), rel=1e-9)
+    monkeypatch.setitem(sys.modules, "ray", None)  # ray not installed: the executor asked for is built, and refused
+    with pytest.raises(ExecutorError, match="sslmon\\[ray\\]"):
+        score([path], options=replace(opts, executor="ray"))
+
+
+def test_save_z3_writes_the_z3_file_of_embedding_files(tmp_path: Path, cache_dir):
+    from sslmon.io.z3file import read_z3
+
+    rng = np.random.default_rng(3)
+    Z, y = rng.normal(size=(60, 5)), np.arange(60) % 3
+    np.savez(tmp_path / "e.npz", embeddings=Z, labels=y)
+    opts = Options(metrics=("entropy_z3",), rank_by="entropy_z3", preset="fast", seeds=(0,), save_z3=tmp_path / "z3")
+    said: list[str] = []
+    (result,) = score([tmp_path / "e.npz"], options=opts, log=said.append).results
+    assert not [line for line in said if line.startswith("note:") and "save_z3" in line]  # no "writes nothing" note
+    saved = read_z3(tmp_path / "z3" / "e.z3.npz")
+    # the layout of the same evaluation, computed directly from the array
+    ev = evaluate(Z, y, config=opts.resolve("embeddings").eval_config(3, "cpu"), metrics=["entropy_z3"])
+    np.testing.assert_allclose(saved.z3, ev.Z3, rtol=1e-6)
+    np.testing.assert_array_equal(saved.labels, y)
+    assert saved.epoch is None  # an embedding file has no epoch
+    assert result.metrics["entropy_z3"] == pytest.approx(ev.metrics["entropy_z3"], rel=1e-9)
+
+
+@pytest.mark.slow
+def test_embedding_files_on_ray_give_the_local_results(ray_session, tmp_path: Path):
+    rng = np.random.default_rng(4)
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"e{i}.npz")
+        np.savez(paths[-1], embeddings=rng.normal(size=(60, 4)), labels=np.arange(60) % 2)
+    (tmp_path / "bad.npz").write_bytes(b"junk")
+    opts = Options(metrics=("rankme", "knn_acc"), rank_by="rankme", cache=False)
+    local = score([*paths, tmp_path / "bad.npz"], options=opts)
+    remote = score([*paths, tmp_path / "bad.npz"], options=replace(opts, executor="ray"))
+
+    def comparable(run):
+        doc = run.to_dict("rankme")
+        for record in doc["results"]:
+            record.pop("timings")
+        return doc
+
+    assert [r.name for r in remote.results] == ["e0", "e1"] and [f.path for f in remote.failures] == [str(tmp_path / "bad.npz")]
+    assert comparable(remote) == comparable(local)

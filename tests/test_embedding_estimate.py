@@ -10,6 +10,7 @@ from torch import nn
 
 from sslmon import api
 from sslmon.api import FirstBatchClock, embedding_estimate
+from sslmon.models import embed as embed_module
 
 
 def test_the_estimate_from_a_given_throughput():
@@ -33,7 +34,7 @@ def test_the_first_batch_is_timed_once_and_progress_still_goes_through():
 
 
 def test_score_model_announces_on_the_cpu_counting_the_train_split(monkeypatch):
-    monkeypatch.setattr(api, "LONG_EMBEDDING_S", 0.0)  # any embedding is "long": the wiring, not the timing, is tested
+    monkeypatch.setattr(embed_module, "LONG_EMBEDDING_S", 0.0)  # any embedding is "long": the wiring, not the timing, is tested
     rng = np.random.default_rng(0)
     images = torch.from_numpy(rng.integers(0, 255, (40, 1, 12, 12), dtype=np.uint8))
     labels = np.arange(40) % 2

@@ -218,6 +218,28 @@ def test_bad_backbone_is_one_clear_error() -> None:
         SSLMonitor(metrics=["rank_me"])
 
 
+def test_the_callback_takes_options_and_its_keywords_build_the_same() -> None:
+    from sslmon.api import Options
+    from sslmon.evaluation import DEFAULT_SEEDS, EvalConfig
+
+    plain = SSLMonitor()  # the defaults as before Options: 2000 images, seeds 0, 1, 2, all metrics, 256 per batch
+    assert plain.config == EvalConfig(seeds=DEFAULT_SEEDS) and plain.limit == 2000 and plain.dataset == "default"
+    assert plain.metrics is None and plain.batch_size == 256 and plain.lidar_views == 0
+    given = SSLMonitor(Options(limit=30, metrics=("rankme",), seeds=(4, 1), k=3, batch_size=16, bin_factor=0.8))
+    assert given.config == EvalConfig(k=3, seeds=(4, 1), bin_factor=0.8)
+    assert (given.limit, given.metrics, given.batch_size) == (30, ["rankme"], 16)
+    built = SSLMonitor(limit=30, metrics=["rankme"], seeds=2, k=3, batch_size=16)
+    assert built.options == Options(limit=30, metrics=("rankme",), seeds=(0, 1), k=3, batch_size=16)
+    with pytest.raises(TypeError, match="not both"):
+        SSLMonitor(Options(), limit=5)
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        SSLMonitor(limt=5)
+    with pytest.raises(ValueError, match="every_n_epochs: must be >= 1"):
+        SSLMonitor(every_n_epochs=0)
+    with pytest.raises(ValueError, match="seeds"):
+        SSLMonitor(seeds=[1, 1])
+
+
 class ConstantEncoder(lightning.LightningModule):
     """A collapsed encoder: every image gets the same embedding (a learnable vector), trained towards a target."""
 

@@ -575,7 +575,7 @@ def test_uint8_views_are_seeded_and_keep_shape():
 
 
 def test_score_model_embeds_views_for_lidar(monkeypatch):
-    monkeypatch.setattr(api, "LIDAR_IMAGES", 12)
+    monkeypatch.setattr("sslmon.rules.LIDAR_IMAGES", 12)  # its home (sslmon.api re-exports it)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
     images = torch.randint(0, 256, (30, 3, 8, 8), dtype=torch.uint8)

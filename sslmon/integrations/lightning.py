@@ -28,80 +28,73 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import warnings
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import lightning.pytorch as pl
 from torch import nn
 
+from sslmon import rules
 from sslmon.alarms import collapse_flag
-from sslmon.api import score_model
+from sslmon.api import Options, score_model
 from sslmon.io.datasets import ImageSet, load_dataset
-from sslmon.evaluation import DEFAULT_SEEDS, EvalConfig
-from sslmon.metrics import METRICS
 from sslmon.io.runfile import jsonl_header, jsonl_line
 from sslmon.results import Result
 
 BackboneSpec = str | nn.Module | Callable[[pl.LightningModule], nn.Module] | None
 DEFAULT_BACKBONES = ("backbone", "encoder")
-# Metrics fitted on the embedded train split (the other metrics need only the evaluation images).
 JSONL_NAME = "sslmon.jsonl"
+CALLBACK_LIMIT = 2000  # evaluation (and train) images when no options are given: scoring must not slow training much
+# The Options fields that the callback's own keyword arguments set (a convenience that builds the Options).
+OPTION_KEYWORDS = ("dataset", "limit", "metrics", "seeds", "k", "batch_size", "lidar_views")
 
 
 class SSLMonitor(pl.Callback):
     """Score the module's backbone with sslmon's label-free metrics during training.
 
-    ``dataset``: a :func:`sslmon.io.datasets.load_dataset` spec, loaded once (``limit`` evaluation and
-    ``limit`` train images, stratified). ``every_n_epochs``: score after every n-th epoch (and at init).
-    ``backbone``: the attribute name of the backbone on the module, an ``nn.Module``, or a callable
-    ``module -> nn.Module``; default the module's ``backbone``, else ``encoder``. Its output
-    (flattened per image) is the embedding. ``metrics``: metric keys (default: all that the dataset
-    allows: the label-free ones for unlabelled data). ``seeds``: evaluation seeds, a count or a list
-    (default 0, 1, 2). ``output``: the JSONL file (default ``trainer.log_dir/sslmon.jsonl``).
-    ``k``: k1 for k-means (default: the number of classes; required for unlabelled data).
-    ``mean``/``std``/``input_size``: the input normalisation and size the backbone expects
-    (default: the dataset's per-channel statistics and native size). ``batch_size``: images per forward pass.
-    ``lidar_views``: N >= 2 adds LiDAR, from N augmented views of up to 1000 evaluation images (0: off).
-    ``stop_on_collapse``: stop training at the first milestone flagged ``collapse`` (``sslmon/collapse`` = 1).
+    ``options``: an :class:`sslmon.api.Options`, checked as everywhere else; the callback uses its ``dataset`` (a
+    :func:`sslmon.io.datasets.load_dataset` spec, loaded once: ``limit`` evaluation and ``train_limit`` (default
+    ``limit``) train images, stratified), ``metrics`` (default: all that the dataset allows: the label-free ones for
+    unlabelled data), ``seeds``, ``seed``, ``k`` (k1 for k-means; default: the number of classes, required for
+    unlabelled data), ``umap_epochs``/``preset``, ``bin_factor``, ``z3_kmeans``, ``batch_size`` (images per forward
+    pass; default 256), ``precision`` and ``lidar_views`` (N >= 2 adds LiDAR, from N augmented views of up to 1000
+    evaluation images). The device is the module's. Instead of ``options``, the keywords ``dataset`` (default
+    ``"default"``), ``limit`` (default :data:`CALLBACK_LIMIT`), ``metrics``, ``seeds`` (a count or a list; default
+    0, 1, 2), ``k``, ``batch_size`` and ``lidar_views`` build one (not both).
+
+    ``every_n_epochs``: score after every n-th epoch (and at init). ``backbone``: the attribute name of the
+    backbone on the module, an ``nn.Module``, or a callable ``module -> nn.Module``; default the module's
+    ``backbone``, else ``encoder``. Its output (flattened per image) is the embedding. ``output``: the JSONL file
+    (default ``trainer.log_dir/sslmon.jsonl``). ``mean``/``std``/``input_size``: the input normalisation and size
+    the backbone expects (default: the dataset's per-channel statistics and native size). ``stop_on_collapse``: stop
+    training at the first milestone flagged ``collapse`` (``sslmon/collapse`` = 1).
     """
 
     def __init__(
         self,
-        dataset: str = "default",
-        limit: int | None = 2000,
+        options: Options | None = None,
+        *,
         every_n_epochs: int = 1,
         backbone: BackboneSpec = None,
-        metrics: Sequence[str] | None = None,
-        seeds: int | Sequence[int] | None = None,
         output: str | os.PathLike[str] | None = None,
-        *,
-        k: int | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
         input_size: int | None = None,
-        batch_size: int = 256,
-        lidar_views: int = 0,
         stop_on_collapse: bool = False,
+        **settings: Any,
     ) -> None:
-        if lidar_views != 0 and lidar_views < 2:
-            raise ValueError(f"lidar_views must be 0 (off) or >= 2, got {lidar_views}")
-        if every_n_epochs < 1:
-            raise ValueError(f"every_n_epochs must be >= 1, got {every_n_epochs}")
-        unknown = [m for m in metrics or () if m not in METRICS]
-        if unknown:
-            raise ValueError(f"unknown metric(s) {unknown}; valid: {list(METRICS)}")
-        if isinstance(seeds, int):
-            seeds = tuple(range(seeds))
-        self.config = EvalConfig(k=k, seeds=DEFAULT_SEEDS if seeds is None else tuple(seeds))
-        self.dataset = dataset
-        self.limit = limit
+        self.options = opts = options_from(options, settings)
+        rules.check("every_n_epochs", every_n_epochs)
+        self.config = opts.eval_config(opts.k, "cpu")  # score_model evaluates where the module's device allows
+        self.dataset = "default" if opts.dataset is None else opts.dataset
+        self.limit = opts.limit
         self.every_n_epochs = every_n_epochs
         self.backbone = backbone
-        self.metrics = list(metrics) if metrics is not None else None
-        if self.metrics is not None and lidar_views and "lidar" not in self.metrics:
+        self.metrics = list(opts.metrics) if opts.metrics is not None else None
+        if self.metrics is not None and opts.lidar_views and "lidar" not in self.metrics:
             self.metrics.append("lidar")
         self.output = Path(output) if output is not None else None
-        self.mean, self.std, self.input_size, self.batch_size = mean, std, input_size, batch_size
-        self.lidar_views = lidar_views
+        self.mean, self.std, self.input_size, self.batch_size = mean, std, input_size, opts.batch_size or 256
+        self.lidar_views = opts.lidar_views
         self.stop_on_collapse = stop_on_collapse
         self._data: ImageSet | None = None
         self.results: list[Result] = []  # the milestones scored in this process (rank 0)
@@ -165,7 +158,7 @@ class SSLMonitor(pl.Callback):
         return score_model(
             model, data.images, data.labels, config=self.config, metrics=self.metrics, train_images=data.train_images,
             train_labels=data.train_labels, mean=mean, std=std, input_size=self.input_size, batch_size=self.batch_size,
-            device=pl_module.device, name=f"epoch_{epoch:04d}", epoch=epoch,
+            device=pl_module.device, precision=self.options.precision, name=f"epoch_{epoch:04d}", epoch=epoch,
             source={"lightning_module": type(pl_module).__name__, "backbone": type(model).__name__,
                     "dataset": data.name, "normalization": {"mean": list(mean), "std": list(std)},
                     "input_size": self.input_size},
@@ -174,7 +167,9 @@ class SSLMonitor(pl.Callback):
 
     def _dataset(self) -> ImageSet:
         if self._data is None:
-            self._data = load_dataset(self.dataset, limit=self.limit, train_limit=self.limit)
+            opts = self.options
+            self._data = load_dataset(self.dataset, limit=opts.limit, train_limit=opts.train_limit or opts.limit,
+                                      seed=opts.seed, image_size=opts.image_size, trust_data=opts.trust_data)
             if self.config.k is None and self._data.num_classes is None:
                 raise ValueError(f"SSLMonitor: dataset {self._data.name} has no labels: pass k (the number of clusters k1)")
         return self._data
@@ -207,3 +202,21 @@ class SSLMonitor(pl.Callback):
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+def options_from(options: Options | None, settings: dict[str, Any]) -> Options:
+    """The callback's :class:`~sslmon.api.Options`: ``options`` as given, or built from the keyword arguments of
+    :data:`OPTION_KEYWORDS` (``seeds`` also a count; ``limit`` :data:`CALLBACK_LIMIT` unless given); TypeError for
+    an unknown keyword or for both."""
+    unknown = [key for key in settings if key not in OPTION_KEYWORDS]
+    if unknown:
+        raise TypeError(f"SSLMonitor: unexpected keyword argument(s) {', '.join(unknown)}; options go in "
+                        f"Options(...) or as {', '.join(OPTION_KEYWORDS)}")
+    if options is not None:
+        if settings:
+            raise TypeError(f"SSLMonitor: give options=Options(...) or the keywords {', '.join(settings)}, not both")
+        return options
+    if settings.get("seeds") is not None:
+        settings["seeds"] = rules.seeds_from(settings["seeds"])
+    settings.setdefault("limit", CALLBACK_LIMIT)
+    return Options.from_mapping(settings)

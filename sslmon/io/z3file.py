@@ -9,15 +9,17 @@ names). Written atomically; read with the size and dtype checks of :func:`sslmon
 from __future__ import annotations
 
 from dataclasses import dataclass
+import hashlib
 import io
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from sslmon.errors import SslmonError
+from sslmon.errors import OptionsError, SslmonError
 from sslmon.io.inputs import InputError, read_npz
-from sslmon.io.output import write_atomic
+from sslmon.io.output import NAME_MAX, write_atomic
 
 SUFFIX = ".z3.npz"
 UNKNOWN_EPOCH = -1
@@ -25,6 +27,13 @@ MAX_COORDINATE = 1e6  # UMAP lays points out within some tens of units; far beyo
 # Per array, the numpy dtype kinds it may have and their description.
 KINDS = {"z3": ("iuf", "real numbers"), "c1": ("iu", "integers"), "c2": ("iu", "integers"),
          "labels": ("biufUS", "numbers or class names")}
+
+
+class Named(Protocol):
+    """What names a Z3 file: an input's ``name`` (its file stem is used) and ``path`` (None for a model by name)."""
+
+    name: str
+    path: str | None
 
 
 class Z3FileError(SslmonError, ValueError):
@@ -95,3 +104,32 @@ def read_z3(path: str | Path) -> Z3File:
         raise Z3FileError(f"{path}: {bad} of {len(saved.z3)} z3 rows hold NaN, Inf or coordinates beyond "
                           f"+-{MAX_COORDINATE:g}; not a UMAP layout from --save-z3")
     return saved
+
+
+def z3_name(name: str) -> str:
+    """``<stem>.z3.npz`` of an input's name; a stem too long for a file name (255 bytes with the suffix) is cut and
+    ends in ``-`` and 12 hex digits of its SHA-256, so the file can be written and two long names stay apart."""
+    stem = Path(name).stem
+    if len(os.fsencode(stem + SUFFIX)) <= NAME_MAX:
+        return stem + SUFFIX
+    tag = "-" + hashlib.sha256(os.fsencode(stem)).hexdigest()[:12]
+    room = NAME_MAX - len(SUFFIX) - len(tag)
+    cut = os.fsencode(stem)[:room].decode("utf-8", "ignore")  # whole characters only
+    return cut + tag + SUFFIX
+
+
+def z3_paths(sources: Sequence[Named], folder: Path | None) -> list[Path | None]:
+    """``folder/<name>.z3.npz`` per source (anything with a ``name`` and a ``path``, such as a
+    :class:`~sslmon.models.sources.Source`; see :func:`z3_name`); OptionsError naming two sources whose files would
+    collide. None each when ``folder`` is None (no Z3 files asked for)."""
+    if folder is None:
+        return [None] * len(sources)
+    seen: dict[str, Named] = {}
+    for source in sources:
+        name = z3_name(source.name)
+        if name in seen:
+            first = seen[name]
+            raise OptionsError(f"save_z3: {first.path or first.name} and {source.path or source.name} would both be saved "
+                               f"as {name}; give each folder its own save_z3 folder (one run per score)", param="save_z3")
+        seen[name] = source
+    return [folder / z3_name(s.name) for s in sources]
