@@ -78,7 +78,8 @@ def _exit_code(exc: Exception) -> int:
         say(error_line(str(exc), exc.param))
         return 2
     if isinstance(exc, OSError):
-        say(f"error: {exc.filename or 'sslmon'}: {(exc.strerror or type(exc).__name__).lower()}")
+        reason = exc.strerror.lower() if exc.strerror else " ".join(str(exc).split()) or type(exc).__name__
+        say(f"error: {exc.filename}: {reason}" if exc.filename else f"error: {reason}")
         return 2
     raise exc
 
