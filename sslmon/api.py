@@ -1012,6 +1012,7 @@ def add_reference_values(run: Run, config: EvalConfig, options: Options, log: Lo
 
 # --------------------------------------------------------------------------- commands beyond scoring
 # Thin doors for what the command line does besides scoring (each imports its heavy module when called).
+from collections.abc import Callable  # noqa: E402 - this block's own names, whatever the door above imports
 
 
 class UsageError(OptionsError):
@@ -1167,10 +1168,14 @@ class Correlations:
 
 
 def correlate(paths: Sequence[Path], against: str = "lp_acc", *, names: Sequence[str] | None = None,
-              consensus: Sequence[str] = DEFAULT_CONSENSUS, log: Log | None = None) -> Correlations:
+              consensus: Sequence[str] | None = None, log: Log | None = None) -> Correlations:
     """Correlate each metric of the results files with the reference metric ``against`` across each run's checkpoints
-    (the paper's Table I) and the selection each metric would make (``consensus``: the metrics of the consensus row)."""
+    (the paper's Table I) and the selection each metric would make (``consensus``: the metrics of the consensus row,
+    default :data:`sslmon.selection.DEFAULT_CONSENSUS`)."""
     from sslmon.meta.correlate import correlate_run
+    from sslmon.selection import DEFAULT_CONSENSUS
+
+    consensus = DEFAULT_CONSENSUS if consensus is None else consensus
 
     loaded = load_results(paths, names, log)
     lacking = [named for named in loaded if all(v is None for v in named.run.values(against))]

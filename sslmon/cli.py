@@ -261,7 +261,7 @@ def correlate(
     Pearson r with its 95 % interval and two-sided p (Spearman rho in JSON), with and without the epoch-0
     (untrained) milestone; then the selection table (pick, regret, rank, Kendall tau; consensus; last milestone).
     """
-    found = api.correlate(paths, against, names=names, consensus=consensus or DEFAULT_CONSENSUS, log=say)
+    found = api.correlate(paths, against, names=names, consensus=consensus, log=say)
     for named in found.lacking:  # one line per file; the others are still correlated, then exit 2
         say(f"error: {named.path}: no {against} values in its results (scored without labels?); "
             f"name a reference metric it holds with --against")
