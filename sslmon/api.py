@@ -35,7 +35,7 @@ from sslmon.models.sources import Source, checkpoint_sources, embedding_sources,
 from sslmon.options import LIDAR_IMAGES, PRECISIONS, Options
 from sslmon.recommend import EVIDENCE_ENTROPY, MODELS_DEFAULT, has_epochs
 from sslmon.results import Failure, OnResult, Result, Run
-from sslmon.run import (NOISE_NAME, TRAIN_SPLIT_METRICS, Scorer, add_reference_values, cache_settings, cluster_count,
+from sslmon.run import (NOISE_NAME, Scorer, add_reference_values, cache_settings, cluster_count,
                         load_images, noise_reference, score_embeddings, score_model)
 from sslmon.selection import EPOCH
 
@@ -43,7 +43,7 @@ _EMBEDDING = ("EmbeddingError", "FirstBatchClock", "LONG_EMBEDDING_S", "QUICK_LI
               "embedding_estimate")  # sslmon.models.embed's, on first use (see __getattr__)
 __all__ = [
     "ACROSS_RUNS_NOTE", "EMBEDDING_SUFFIXES", "LIDAR_IMAGES", "NOISE_NAME", "PRECISIONS", "SELECT_WINDOW",
-    "TRAIN_SPLIT_METRICS", "Choice", "EvalConfig", "Evaluation", "Failure", "Log", "NothingToSelect", "OnProgress",
+    "Choice", "EvalConfig", "Evaluation", "Failure", "Log", "NothingToSelect", "OnProgress",
     "OnResult", "Options", "Result", "Run", "Scorer", "Source", "add_reference_values", "cache_settings",
     "checkpoint_sources", "cluster_count", "compare", "evaluate", "load_images", "noise_reference", "score",
     "score_embedding_files", "score_embeddings", "score_model", "select", "torchvision_sources", "z3_name", *_EMBEDDING,
@@ -292,3 +292,232 @@ def _select_run(path: Path, options: Options, log: Log | None, on_progress: OnPr
     newest = min(width, len(sources))
     return run, (f"all {len(sources)} milestones" if newest >= len(sources) - 1 else
                  f"{len(done)} of {len(sources)} milestones: the first and the newest {newest}")
+
+
+# --------------------------------------------------------------------------- commands beyond scoring
+# Thin doors for what the command line does besides scoring (each imports its heavy module when called).
+from collections.abc import Callable  # noqa: E402 - this block's own names, whatever the door above imports
+
+
+class UsageError(OptionsError):
+    """A setting refused before any work (a bad training setting, names that do not match the files); ``param``
+    names it. The command line reports it as a usage error of that option."""
+
+
+def watch(folder: Path, options: Options | None = None, *, output: Path | None = None, protect: Sequence[Path] = (),
+          poll: float = 5.0, until_idle: float | None = None, fail_if: Sequence[Any] = (), exit_on: Sequence[str] = (),
+          tensorboard: Path | None = None, log: Log | None = None,
+          on_change: Callable[[Run, str], None] | None = None) -> tuple[Any, bool]:
+    """Follow a training run's checkpoint folder (:func:`sslmon.watch.watch`): score each complete checkpoint once,
+    appending one JSON line each to ``output`` (locked; a restart skips what it holds; it must not be one of
+    ``protect``, the run's inputs), its metrics to the TensorBoard folder ``tensorboard``; ``poll`` and
+    ``until_idle`` in seconds, ``fail_if`` parsed gates (:func:`sslmon.conditions.parse_condition`), ``exit_on``
+    alarm codes. ``on_change(run, rank_by)`` after each new result. Returns the watch's Outcome (its run's config
+    holds rank_by and exclude_init) and whether writing ``output`` failed."""
+    from contextlib import nullcontext
+
+    from sslmon.io.output import ResultsFile, check_target
+    from sslmon.io.runfile import jsonl_header
+    from sslmon.watch import Held, WatchError, read_held, watch as follow
+
+    say: Log = log or (lambda msg: None)
+    if not folder.is_dir():
+        raise WatchError(f"{folder}: not a directory")
+    options = (options or Options()).resolve("checkpoints")
+    out = None
+    if output is not None:
+        check_target(output, list(protect))
+        out = ResultsFile(output, "jsonl", say, append=True)
+        out.lock()  # a second watch on the same file is refused: it would write every record twice
+    held = read_held(output, say) if output is not None else Held()
+    scorer = Scorer(load_images(options, say), options, run_config={"arch": options.arch, "limit": options.limit},
+                    log=lambda msg: None if msg.startswith("error:") else say(msg))  # watch reports failures itself
+    if out is not None and output is not None and not (output.is_file() and output.stat().st_size):
+        out.stream(jsonl_header(scorer.run_config))  # a new output starts with its header
+    board = _tensorboard_log(tensorboard)
+    rank_by = options.rank_by or EPOCH
+    say(f"watching {folder} every {poll:g} s" + (f" (until idle for {until_idle:g} s)" if until_idle is not None else ""))
+    logged = {id(r) for r in held.results}  # results in TensorBoard (those held from an earlier watch were, then)
+
+    def show(run: Run) -> None:
+        for result in run.results if board is not None else ():
+            if id(result) not in logged:
+                board.add_result(result)
+                logged.add(id(result))
+        if on_change is not None:
+            on_change(run, rank_by)
+
+    with scorer, board or nullcontext():
+        outcome = follow(folder, scorer.score, lambda f: checkpoint_sources([f], arch=options.arch, trust=options.trust_checkpoints),
+                         held, out, say, poll, until_idle, fail_if, rank_by, options.exclude_init, on_change=show,
+                         exit_on=exit_on)
+    if out is not None:
+        out.close()
+    outcome.run.config.update(rank_by=rank_by, exclude_init=options.exclude_init)
+    return outcome, out is not None and out.failed
+
+
+def _tensorboard_log(folder: Path | None) -> Any:
+    """The TensorBoard log of ``folder`` (None: none)."""
+    if folder is None:
+        return None
+    from sslmon.io.tensorboard import TensorBoardLog
+
+    return TensorBoardLog(folder)
+
+
+def train(method: str, out: Path, *, dataset: str | None = None, trust_data: bool = False, train_limit: int | None = None,
+          image_size: int | None = None, arch: str = "convnet-small", epochs: int = 10, every: int = 1,
+          batch_size: int = 256, lr: float | None = None, head_width: int = 2048, weight_decay: float | None = None,
+          temperature: float | None = None, crop_min: float = 0.2, jitter: float = 0.8, seed: int = 0,
+          device: str = "auto", half: bool = False, tensorboard: Path | None = None, log: Log | None = None) -> list[Path]:
+    """Train an encoder with ``method`` (:mod:`sslmon.training.train`) on the dataset's train split (all images when
+    it has none; the evaluation split gives the held-out loss) and write its milestones into the folder ``out``;
+    ``crop_min``: smallest area fraction of the random resized crop, ``jitter``: colour-jitter probability; the
+    losses also go to the TensorBoard folder ``tensorboard``. Returns the milestone paths; UsageError for a bad
+    setting."""
+    from contextlib import nullcontext
+
+    from sslmon.io.datasets import load_dataset
+    from sslmon.models.archs import check_arch
+    from sslmon.models.augment import AugmentConfig
+    from sslmon.rules import resolve_device
+    from sslmon.training.train import HELDOUT_IMAGES, train as run_training
+
+    say: Log = log or (lambda msg: None)
+    try:
+        check_arch(arch)
+        dev = resolve_device(device)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: is a file, not a folder (name a folder for the milestones)", param="out")
+    data = load_dataset(dataset, train_limit=train_limit, seed=seed, image_size=image_size, trust_data=trust_data)
+    images = data.train_images if data.train_images is not None else data.images
+    heldout = data.images if data.train_images is not None else None  # the evaluation split: not trained on
+    say(f"training {method} {arch} on {len(images)} images of {data.name} ({dev.type})"
+        + (f"; held-out SSL loss on {min(len(heldout), HELDOUT_IMAGES)} evaluation images" if heldout is not None else ""))
+    board = _tensorboard_log(tensorboard)
+    try:
+        with board or nullcontext():
+            paths = run_training(method, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,
+                                 lr=lr, weight_decay=weight_decay, head_width=head_width, temperature=temperature,
+                                 augment_cfg=AugmentConfig(crop_scale=(crop_min, 1.0), jitter_p=jitter), half=half,
+                                 heldout=heldout, log=say, on_epoch=board.add if board is not None else None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    say(f"wrote {len(paths)} milestones to {out}")
+    return paths
+
+
+def load_results(paths: Sequence[Path], names: Sequence[str] | None = None, log: Log | None = None,
+                 warn_sizes: bool = True) -> list[Any]:
+    """Results files (JSON or JSON Lines) as named runs (:class:`sslmon.meta.correlate.NamedRun`), named by ``names``
+    (default: the file stems); warnings go to ``log``, with ``warn_sizes`` the one line when the files mix numbers
+    of images."""
+    from sslmon.io.runfile import load_run
+    from sslmon.meta.correlate import NamedRun, run_names, sample_size_warning
+
+    try:
+        labels = run_names(list(paths), list(names) if names is not None else None)
+    except ValueError as exc:
+        raise UsageError(str(exc), param="name") from None
+    runs = [NamedRun(name, str(path), load_run(path, log=log)) for path, name in zip(paths, labels)]
+    warning = sample_size_warning(runs) if warn_sizes else None
+    if warning is not None and log is not None:
+        log(warning)
+    return runs
+
+
+@dataclass
+class Correlations:
+    """The correlations of each run's metrics with ``against`` (:func:`correlate`); ``lacking``: the runs that hold
+    no ``against`` value (left out)."""
+
+    runs: list[Any]
+    against: str
+    lacking: list[Any]
+
+    def json(self) -> str:
+        """The JSON document of ``sslmon correlate -f json``."""
+        from sslmon.meta.correlate import to_json
+
+        return to_json(self.runs, self.against)
+
+    def table(self, console: Any) -> None:
+        """The correlation and selection tables, printed on the Rich ``console``."""
+        from sslmon.meta.report_correlate import render_table
+
+        render_table(self.runs, self.against, console)
+
+
+def correlate(paths: Sequence[Path], against: str = "lp_acc", *, names: Sequence[str] | None = None,
+              consensus: Sequence[str] | None = None, log: Log | None = None) -> Correlations:
+    """Correlate each metric of the results files with the reference metric ``against`` across each run's checkpoints
+    (the paper's Table I) and the selection each metric would make (``consensus``: the metrics of the consensus row,
+    default :data:`sslmon.selection.DEFAULT_CONSENSUS`)."""
+    from sslmon.meta.correlate import correlate_run
+    from sslmon.selection import DEFAULT_CONSENSUS
+
+    consensus = DEFAULT_CONSENSUS if consensus is None else consensus
+
+    loaded = load_results(paths, names, log)
+    lacking = [named for named in loaded if all(v is None for v in named.run.values(against))]
+    return Correlations([correlate_run(named, against, list(consensus)) for named in loaded if all(named is not x for x in lacking)],
+                        against, lacking)
+
+
+def _z3_epochs(epochs: Sequence[int] | None, z3: Path | None) -> None:
+    if epochs is not None and z3 is None:
+        raise UsageError("selects the Z3 scatters: give --z3 DIR too", param="epochs")
+
+
+def _cannot_write(folder: Path | None, exc: OSError) -> SslmonError:
+    from sslmon.io.output import OutputError
+
+    return OutputError(f"{folder}: cannot write the figures ({(exc.strerror or type(exc).__name__).lower()})")
+
+
+def plot(paths: Sequence[Path], out: Path, *, z3: Path | None = None, against: str = "lp_acc",
+         names: Sequence[str] | None = None, epochs: Sequence[int] | None = None, log: Log | None = None) -> list[Path]:
+    """PNG figures of the results files into the folder ``out`` (:func:`sslmon.meta.plots.make_plots`): each metric
+    against epoch and against ``against``, and Z3 scatters of the ``epochs`` (default: first, middle, last) from
+    the ``z3`` folder. Returns the files written."""
+    from sslmon.meta.plots import make_plots
+
+    _z3_epochs(epochs, z3)
+    runs = load_results(paths, names, log)
+    try:
+        return make_plots(runs, out, against, z3, list(epochs) if epochs is not None else None, log=log)
+    except OSError as exc:
+        raise _cannot_write(out, exc) from None
+
+
+def report(paths: Sequence[Path], output: Path, *, z3: Path | None = None, against: str = "lp_acc",
+           names: Sequence[str] | None = None, epochs: Sequence[int] | None = None, figures: Path | None = None,
+           figure_format: str = "png", log: Log | None = None) -> None:
+    """Write one self-contained HTML report of the results files to ``output`` (:mod:`sslmon.meta.report_html`);
+    ``figures``: also each figure as a ``figure_format`` file in this folder."""
+    from sslmon.io.output import check_target, write_atomic
+    from sslmon.meta.report_html import build_report
+
+    _z3_epochs(epochs, z3)
+    check_target(output, list(paths))
+    runs = load_results(paths, names, log, warn_sizes=False)
+    try:
+        write_atomic(output, build_report(runs, against, z3, list(epochs) if epochs is not None else None, figures,
+                                          figure_format, log=log))
+    except OSError as exc:
+        raise _cannot_write(figures, exc) from None
+
+
+def metric_specs() -> list[Any]:
+    """Every metric's :class:`~sslmon.metrics.MetricSpec`, in the registry's order."""
+    return list(METRICS.values())
+
+
+def archs() -> list[str]:
+    """The architecture names that checkpoints' ``arch`` and :func:`compare` accept."""
+    from sslmon.models.archs import list_archs
+
+    return list(list_archs())

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from sslmon import metrics as M
+from sslmon import metrics as M, rules
 from sslmon._text import one_line
 from sslmon.engine import pool
 from sslmon.engine.arrays import ROUNDOFF_ULPS, MetricUndefined, collect_notes
@@ -65,14 +65,9 @@ class EvalConfig:
     layout_workers: int | None = None  # processes besides this one laying out seeds; None = one per further CPU (pool)
 
     def __post_init__(self) -> None:
-        if not self.seeds:
-            raise ValueError("seeds: give at least one evaluation seed")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: {list(self.seeds)} repeats a seed")
-        if self.umap_epochs is not None and self.umap_epochs < 1:
-            raise ValueError(f"umap_epochs must be >= 1, got {self.umap_epochs}")
-        if self.z3_kmeans not in Z3_KMEANS_VARIANTS:
-            raise ValueError(f"z3_kmeans: {self.z3_kmeans!r} is not one of {', '.join(Z3_KMEANS_VARIANTS)}")
+        rules.check_seeds(self.seeds)
+        rules.check("umap_epochs", self.umap_epochs)
+        rules.check_choice("z3_kmeans", self.z3_kmeans, Z3_KMEANS_VARIANTS)
 
     def as_dict(self) -> dict[str, Any]:
         """The settings, and what else determines the numbers (fixed choices, library versions): a run's ``config``."""

@@ -13,7 +13,7 @@ from sslmon.alarms import ALARM_METRICS
 from sslmon.errors import OptionsError
 from sslmon.evaluation import DEFAULT_SEEDS, DEFAULT_UMAP_EPOCHS, PRESETS, EvalConfig
 from sslmon.executors import EXECUTORS
-from sslmon.metrics import METRICS, Z3_KMEANS_VARIANTS
+from sslmon.metrics import METRICS, VIEW_BASED, Z3_KMEANS_VARIANTS
 from sslmon.recommend import MODELS_DEFAULT
 from sslmon.rules import LIDAR_IMAGES, PRECISIONS
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, check_ranked
@@ -122,7 +122,7 @@ class Options:
         metrics = self.metrics
         if metrics is not None:
             ranked = DEFAULT_CONSENSUS if rank_by == CONSENSUS else () if rank_by == EPOCH else (rank_by,)
-            needed = (*ranked, *ALARM_METRICS, *(("lidar",) if self.lidar_views else ()))
+            needed = (*ranked, *ALARM_METRICS, *(VIEW_BASED if self.lidar_views else ()))
             metrics = tuple(dict.fromkeys((*metrics, *needed)))  # in order, each once
         return replace(self, rank_by=rank_by, metrics=metrics, exclude_init=self.exclude_init and not models,
                        bin_factor=self.bin_factor or (0.8 if models else 0.4),

@@ -14,11 +14,13 @@ the collapsed one is listed under ``excluded``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Sequence
 
+from sslmon import __version__
 from sslmon.alarms import Flag, run_flags
 from sslmon.metrics import METRICS
+from sslmon.results import SCHEMA_VERSION
 from sslmon.selection import EPOCH
 
 if TYPE_CHECKING:
@@ -128,3 +130,32 @@ def _reason(result: Result, rank_by: str, position: int, excluded: list[dict[str
     shown = "" if value is None else f" = {value:.4g}"
     return (f"rank 1 by {rank_by}{shown}" if position == 0 else f"the best by {rank_by}{shown} not flagged collapse") + passed
 
+
+def document(run: Run, rank_by: str) -> dict[str, Any]:
+    """The JSON document of ``run``: version, config, results in rank order (each with ``rank``, ``flags`` and
+    ``recommended``), failures, the ``recommendation`` (:func:`recommend_each`) and ``reference_values``.
+    With several training runs (:meth:`~sslmon.results.Run.parts`) the results are grouped by run, each ranked 1..n within its run,
+    ``recommendation`` is null and ``recommendations`` holds one per run."""
+    flags = run_flags(run.results)
+    choices = recommend_each(run, rank_by, flags)
+    chosen = {id(c.result) for c in choices if c.result is not None}
+    where = {id(r): i for i, r in enumerate(run.results)}
+    records = []
+    for result, rank in run.ranks(rank_by):
+        record: dict[str, Any] = {"rank": rank}
+        record.update(result.to_dict())
+        record["flags"] = flags[where[id(result)]]
+        record["recommended"] = id(result) in chosen
+        records.append(record)
+    doc = {
+        "sslmon_version": __version__,
+        "schema_version": SCHEMA_VERSION,
+        "config": run.config,
+        "results": records,
+        "failures": [asdict(f) for f in run.failures],
+        "recommendation": choices[0].to_dict() if len(choices) == 1 else None,
+        "reference_values": run.reference_values,
+    }
+    if len(choices) > 1:
+        doc["recommendations"] = [c.to_dict() for c in choices]
+    return doc

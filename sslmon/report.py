@@ -14,7 +14,7 @@ from rich.text import Text
 
 from sslmon.alarms import run_flags, short
 from sslmon.metrics import METRICS, UNCERTAINTIES
-from sslmon.recommend import recommend_each
+from sslmon.recommend import document, recommend_each
 from sslmon.results import SCHEMA_VERSION, Result, Run
 from sslmon.io.runfile import to_json, to_jsonl
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH
@@ -52,7 +52,7 @@ def to_csv(run: Run, rank_by: str) -> str:
     JSON path holds that field of the JSON record; empty is null.
 
     Text cells are escaped against formula injection (:func:`csv_cell`)."""
-    doc = run.to_dict(rank_by)
+    doc = document(run, rank_by)
     metric_keys = list(METRICS)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

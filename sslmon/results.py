@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field, fields
 import math
 from typing import Any, Callable, Iterator
 
-from sslmon import __version__
 from sslmon.metrics import METRICS
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, consensus_keys, epoch_keys, metric_keys
 
@@ -16,8 +15,8 @@ INIT_EPOCH = 0  # the untrained milestone
 # 2: schema_version, the JSON Lines header and `time`, CSV columns named as the JSON paths. Documents without it are 1.
 SCHEMA_VERSION = 2
 # added after sslmon 0.1.0 (metrics_std, per_seed: 0.2.0; notes, spread: 0.4.0): absent from older documents, read as empty
-DERIVED = ("rank", "flags", "recommended")  # what Run.to_dict adds to each record (read back, checked and dropped)
-DOCUMENT_EXTRAS = ("recommendation", "recommendations", "reference_values")  # what Run.to_dict adds to the document (read back as they are)
+DERIVED = ("rank", "flags", "recommended")  # what recommend.document adds to each record (read back, checked and dropped)
+DOCUMENT_EXTRAS = ("recommendation", "recommendations", "reference_values")  # what recommend.document adds to the document (read back as they are)
 # run: after 0.4.0
 LATER_FIELDS: dict[str, Callable[[], Any]] = {"metrics_std": dict, "per_seed": list, "notes": dict, "spread": type(None),
                                               "run": type(None)}
@@ -205,41 +204,9 @@ class Run:
             return self
         return Run(self.config, [r for r in self.results if not r.is_init], self.failures, exclude_init=True)
 
-    def to_dict(self, rank_by: str) -> dict[str, Any]:
-        """The JSON document: version, config, results in rank order (each with ``rank``, ``flags`` and
-        ``recommended``), failures, the ``recommendation`` (:mod:`sslmon.recommend`) and ``reference_values``.
-        With several training runs (:meth:`parts`) the results are grouped by run, each ranked 1..n within its run,
-        ``recommendation`` is null and ``recommendations`` holds one per run."""
-        from sslmon.alarms import run_flags
-        from sslmon.recommend import recommend_each
-
-        flags = run_flags(self.results)
-        choices = recommend_each(self, rank_by, flags)
-        chosen = {id(c.result) for c in choices if c.result is not None}
-        where = {id(r): i for i, r in enumerate(self.results)}
-        records = []
-        for result, rank in self.ranks(rank_by):
-            record: dict[str, Any] = {"rank": rank}
-            record.update(result.to_dict())
-            record["flags"] = flags[where[id(result)]]
-            record["recommended"] = id(result) in chosen
-            records.append(record)
-        doc = {
-            "sslmon_version": __version__,
-            "schema_version": SCHEMA_VERSION,
-            "config": self.config,
-            "results": records,
-            "failures": [asdict(f) for f in self.failures],
-            "recommendation": choices[0].to_dict() if len(choices) == 1 else None,
-            "reference_values": self.reference_values,
-        }
-        if len(choices) > 1:
-            doc["recommendations"] = [c.to_dict() for c in choices]
-        return doc
-
     @classmethod
     def from_dict(cls, doc: Any) -> Run:
-        """The inverse of :meth:`to_dict`: the results in the document's (rank) order, each record's ``rank`` dropped;
+        """The inverse of :func:`sslmon.recommend.document`: the results in the document's (rank) order, each record's ``rank`` dropped;
         ``exclude_init`` from ``config``. ValueError naming the first bad field (``results[2]: 'metrics.rankme' ...``)."""
         if not isinstance(doc, dict):
             raise ValueError("not a JSON object")
@@ -271,7 +238,7 @@ def check_schema_version(value: Any) -> None:
 
 
 def without_rank(record: Any) -> Any:
-    """A result record without the :data:`DERIVED` fields that :meth:`Run.to_dict` and JSON Lines add: ``rank``
+    """A result record without the :data:`DERIVED` fields that :func:`sslmon.recommend.document` and JSON Lines add: ``rank``
     (ValueError unless it is a positive integer or null), ``flags`` (a list of objects) and ``recommended`` (a
     boolean); anything but a JSON object is returned as it is, for ``from_dict`` to refuse."""
     if not isinstance(record, dict):

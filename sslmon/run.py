@@ -24,6 +24,7 @@ from sslmon.callbacks import Log, OnProgress
 from sslmon.errors import OptionsError, SslmonError
 from sslmon.evaluation import EvalConfig, evaluate_embeddings, layout_note
 from sslmon.io.z3file import z3_paths
+from sslmon import metrics as M
 from sslmon.metrics import METRICS
 from sslmon.models.sources import EMBEDDINGS, ENCODER, Source
 from sslmon.options import Options
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from sslmon.io.cache import ResultCache
     from sslmon.io.datasets import ImageSet
 
-TRAIN_SPLIT_METRICS = ("knn_acc", "lp_acc", "lp_acc_se")  # fitted on the train split when there is one
 
 
 # --------------------------------------------------------------------------- one embedding, one model
@@ -111,7 +111,7 @@ def score_model(
     images = as_images(images)
     train_images = None if train_images is None else as_images(train_images, "train_images")
     wanted = set(metrics) if metrics is not None else set(METRICS)
-    use_train = train_images is not None and train_labels is not None and bool(set(TRAIN_SPLIT_METRICS) & wanted)
+    use_train = train_images is not None and train_labels is not None and bool(set(M.TRAIN_SPLIT) & wanted)
     if log is not None and dev.type == "cpu":
         n_images = len(images) + (len(train_images) if use_train and train_images is not None else 0)
         on_progress = FirstBatchClock(n_images, input_size or images.shape[-1], log, on_progress)
@@ -121,7 +121,7 @@ def score_model(
     Z = run(images)
     Z_train = run(train_images) if use_train else None
     t_embed = time.perf_counter() - t0
-    views = embed_views(run, images, lidar_views, config.seed, dev, name, on_progress) if lidar_views and "lidar" in wanted else None
+    views = embed_views(run, images, lidar_views, config.seed, dev, name, on_progress) if lidar_views and set(M.VIEW_BASED) & wanted else None
     t_views = time.perf_counter() - t0 - t_embed
     result = score_embeddings(Z, labels, config=replace(config, device=rules.evaluation_device(dev)),
                               metrics=metrics, train_embeddings=Z_train, train_labels=train_labels if use_train else None,
@@ -401,9 +401,9 @@ def noise_reference(n: int, d: int, config: EvalConfig, metrics: Sequence[str] |
     """The label-free metrics of a structureless embedding of the same shape: i.i.d. standard Gaussian noise (n, d),
     float32, drawn with ``config.seed``, through the same evaluation (``config``: k, seeds, UMAP, bin factor). Cached
     in the ``reference`` folder of sslmon's cache folder per (n, d, settings) (``cache``)."""
-    from sslmon.metrics import LABEL_FREE
+    from sslmon.metrics import LABEL_FREE, VIEW_BASED
 
-    wanted = [m for m in (metrics or LABEL_FREE) if m in LABEL_FREE and m != "lidar"]
+    wanted = [m for m in (metrics or LABEL_FREE) if m in LABEL_FREE and m not in VIEW_BASED]
     key, store = None, None
     if cache:
         from sslmon.io.cache import ResultCache, cache_key, default_cache_dir

@@ -15,16 +15,22 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
+import pytest
 from hypothesis import strategies as st
 
 _LONG_RUN = os.environ.get("SSLMON_FUZZ_EXAMPLES")
-FUZZ = settings(
+_SETTINGS = settings(
     max_examples=int(_LONG_RUN or 200),
     deadline=None,
     derandomize=not _LONG_RUN,  # CI sees the same examples on every run: no flaky failures
     database=None,  # writes nothing into the working tree
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+def FUZZ(test: Callable[..., None]) -> Callable[..., None]:  # noqa: N802 - used as a decorator, as it was a settings object
+    """A fuzz test: the hypothesis settings above, marked slow (200 examples each; `make test-fast` leaves it out)."""
+    return pytest.mark.slow(_SETTINGS(test))
 
 
 @st.composite

@@ -20,6 +20,7 @@ from sslmon.errors import OptionsError, SslmonError
 from sslmon.evaluation import EvalConfig, evaluate_embeddings
 from sslmon.io.datasets import load_dataset
 from sslmon.models.embed import preprocess
+from sslmon.recommend import document
 from sslmon.selection import DEFAULT_CONSENSUS
 
 # --------------------------------------------------------------------------- Options
@@ -292,7 +293,7 @@ def test_embedding_files_on_ray_give_the_local_results(ray_session, tmp_path: Pa
     remote = score([*paths, tmp_path / "bad.npz"], options=replace(opts, executor="ray"))
 
     def comparable(run):
-        doc = run.to_dict("rankme")
+        doc = document(run, "rankme")
         for record in doc["results"]:
             record.pop("timings")
         return doc

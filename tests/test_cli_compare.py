@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 import torchvision
 
@@ -49,6 +50,7 @@ def test_cli_compare_downloads_and_keeps_stdout_for_results(torch_home, weights_
     assert f"Downloading: \"{base}/{name}\"" in result.stderr
 
 
+@pytest.mark.slow  # full torchvision resnet18 and mobilenet_v3_small forward passes at 224 px on CPU
 def test_compare_torchvision_models_with_random_weights(tiny_data, cache_dir, runner):
     result = runner.invoke(app, ["compare", "resnet18", "mobilenet_v3_small", "--weights", "none", "--dataset", tiny_data,
                                  "--limit", "30", "--format", "json", "--metrics", "rankme,l2_std,knn_acc", "-q"])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
@@ -34,13 +34,34 @@ def _complete_lines(path: Path) -> list[str]:
     return text.splitlines()[: text.count("\n")]
 
 
+def _wait_for_line(proc: subprocess.Popen, prefix: str, count: int = 1, timeout: float = 600) -> bool:
+    """Read the child's stderr until its ``count``-th line starting with ``prefix`` (the event waited for); False
+    when the child ended first. ``timeout`` is only a hang guard (the child is killed and the test fails), never a
+    pace."""
+    seen = threading.Event()
+
+    def read() -> None:
+        found = 0
+        for line in proc.stderr:
+            found += line.startswith(prefix)
+            if found == count:
+                seen.set()
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if reader.is_alive():
+        proc.kill()
+        raise AssertionError(f"no {count} line(s) '{prefix}...' within {timeout} s: the run hangs")
+    return seen.is_set()
+
+
 def test_sigkill_after_the_first_result_then_rerun_gives_the_uninterrupted_file(tmp_path):
     out, cache = tmp_path / "out.jsonl", tmp_path / "cache"
     proc = subprocess.Popen(_command(out), env=_env(cache), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while len(_complete_lines(out)) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    still_running = proc.poll() is None
+    # the second "scoring NAME" line is logged once the first result is streamed (fsync) to the output: kill then
+    still_running = _wait_for_line(proc, "scoring ", count=2)
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=60)
     assert still_running, "the run ended before it could be killed"
@@ -71,9 +92,7 @@ def test_ctrl_c_writes_the_finished_results_and_exits_130(tmp_path):
     out = tmp_path / "out.json"
     proc = subprocess.Popen(_command(out, "--no-cache"), env=_env(tmp_path / "cache"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
-    for line in proc.stderr:  # "scoring epoch_0001.pt": epoch_0000.pt has finished
-        if line.startswith("scoring epoch_0001.pt"):
-            break
+    assert _wait_for_line(proc, "scoring epoch_0001.pt"), "the run ended before Ctrl-C"  # epoch_0000.pt has finished
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr

@@ -116,3 +116,23 @@ def test_the_trained_input_size_is_recorded_and_used(tmp_path, cli, tiny_data, c
     notes = [line for line in err.splitlines() if line.startswith("note: images resized")]
     assert notes == ["note: images resized from 12 to 16 px for epoch_0000.pt (the input size it expects) and the others of that size"]
     assert {r["source"]["input_size"] for r in json.loads(out_text)["results"]} == {16}
+
+
+def test_an_os_error_is_one_error_line_naming_the_file(tmp_path, cli, tiny_data):
+    """The one error boundary also turns an OSError the library does not wrap (here: a milestone folder under a
+    regular file) into `error: FILE: problem` and exit 2, never a traceback."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    code, _, err = cli("train", "simclr", "--out", str(blocker / "milestones"), "--dataset", tiny_data, "--epochs", "1",
+                       "--batch-size", "8", "--head-width", "8", "-q")
+    assert code == 2 and err.splitlines() == [f"error: {blocker / 'milestones'}: not a directory"], err
+
+
+def test_a_usage_error_is_the_same_line_in_process_and_from_the_console_script(tmp_path, cli, runner):
+    from sslmon.cli import app
+
+    args = ["score", str(tmp_path), "--k", "1"]
+    code, _, err = cli(*args)
+    result = runner.invoke(app, args)
+    assert code == result.exit_code == 2
+    assert err == result.stderr == "error: Invalid value for '--k': Input should be greater than or equal to 2\n"

@@ -106,20 +106,26 @@ def test_ray_dead_worker_without_retries_is_reported(ray_session, tmp_path):
     assert isinstance(got[1], ExecutorError) and "died" in str(got[1]) and "\n" not in str(got[1])
 
 
-def _sleep_unless_first(item: int, folder: str) -> int:
+def _block_unless_first(item: int, folder: str) -> int:
+    """Item 0 returns at once; the others block until the file ``release`` appears in ``folder`` (an event the test
+    never sends: a cancelled task never gets there), at most 600 s (a hang guard), then leave ``finished_N``."""
+    release = Path(folder) / "release"
+    deadline = time.monotonic() + 600
+    while item and not release.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     if item:
-        time.sleep(60)
         (Path(folder) / f"finished_{item}").touch()
     return item
 
 
 def test_ray_keyboard_interrupt_cancels_outstanding_tasks(ray_session, tmp_path):
     executor = make_executor("ray")
-    outcomes = executor.run(_sleep_unless_first, [0, 1, 2, 3], str(tmp_path))
+    outcomes = executor.run(_block_unless_first, [0, 1, 2, 3], str(tmp_path))
     assert next(outcomes) == (0, 0)
     with pytest.raises(KeyboardInterrupt):
         outcomes.throw(KeyboardInterrupt)
-    # the two CPUs are free again: were the sleepers still running, this would wait for them and they would finish
+    # the two CPUs are free again: were the blocked tasks still running, this would wait for them (until the hang
+    # guard) and they would leave their finished_N files
     assert _outcomes(executor, _affine, [1, 2], 0.0) == {0: 10.0, 1: 5.0}
     assert list(tmp_path.iterdir()) == []
 

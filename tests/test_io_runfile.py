@@ -18,6 +18,7 @@ from sslmon.cli import app
 from sslmon.io import runfile
 from sslmon.io.runfile import ResultsFileError, jsonl_line, load_run, to_json, to_jsonl
 from sslmon.meta.correlate import NamedRun, correlate_run
+from sslmon.recommend import document
 from sslmon.results import Failure, Result, Run
 from sslmon.watch import read_held
 
@@ -63,7 +64,7 @@ def test_score_json_to_correlate_gives_scipy_on_the_values_in_the_file(scored):
         assert table.correlations[key]["without_init"].status == "no init milestone"  # embedding files carry no epoch
     assert table.n_seeds == 2  # the per-seed values travelled through the file
     # the document read back and written again is the same document
-    assert Run.from_dict(doc).to_dict(doc["config"]["rank_by"]) == doc
+    assert document(Run.from_dict(doc), doc["config"]["rank_by"]) == doc
 
 
 def test_run_to_dict_from_dict_is_the_identity():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from helpers import init_run
+from sslmon.recommend import document
 from sslmon.results import Result, Run
 
 
@@ -12,7 +13,7 @@ def test_exclude_init_unranks_the_init_milestone_but_keeps_it():
     assert [r.name for r in init_run(False).ranked("rankme")] == ["init", "e2", "e1"]
     run = init_run(True)
     assert [r.name for r in run.ranked("rankme")] == ["e2", "e1", "init"]
-    doc = run.to_dict("rankme")
+    doc = document(run, "rankme")
     assert [(r["name"], r["rank"]) for r in doc["results"]] == [("e2", 1), ("e1", 2), ("init", None)]
     assert [r.name for r in run.gated().results] == ["e1", "e2"]
 

@@ -17,6 +17,7 @@ from sslmon.api import checkpoint_sources
 from sslmon.cli import app
 from sslmon.metrics import METRICS
 from sslmon.report import render, render_table
+from sslmon.recommend import document
 from sslmon.results import Result, Run
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS
 
@@ -51,8 +52,8 @@ def _ranks(doc: dict, run: str) -> dict[str, int]:
 
 
 def test_adding_a_run_leaves_the_other_runs_ranks_as_they_were():
-    alone = Run({}, _results(RUN_A, "runs/a")).to_dict(CONSENSUS)
-    both = Run({}, _results(RUN_A, "runs/a") + _results(RUN_B, "runs/b")).to_dict(CONSENSUS)
+    alone = document(Run({}, _results(RUN_A, "runs/a")), CONSENSUS)
+    both = document(Run({}, _results(RUN_A, "runs/a") + _results(RUN_B, "runs/b")), CONSENSUS)
     check_document(both)
     expected_a = {f"epoch_{i + 1:04d}.pt": rank for rank, i in enumerate(_consensus_order(RUN_A), start=1)}
     expected_b = {f"epoch_{i + 1:04d}.pt": rank for rank, i in enumerate(_consensus_order(RUN_B), start=1)}
@@ -67,7 +68,7 @@ def test_adding_a_run_leaves_the_other_runs_ranks_as_they_were():
     assert [(r["run"], r["name"]) for r in both["results"] if r["recommended"]] == [
         (c["run"], c["name"]) for c in both["recommendations"]]
     assert "recommendations" not in alone and alone["recommendation"]["run"] == "runs/a"
-    again = Run.from_dict(json.loads(json.dumps(both))).to_dict(CONSENSUS)  # read back: the runs stay apart
+    again = document(Run.from_dict(json.loads(json.dumps(both))), CONSENSUS)  # read back: the runs stay apart
     assert [(r["run"], r["name"], r["rank"]) for r in again["results"]] == [(r["run"], r["name"], r["rank"]) for r in both["results"]]
     assert [r["run"] for r in check_csv(render(Run({}, _results(RUN_A, "a") + _results(RUN_B, "b")), CONSENSUS, "csv"))] \
         == ["a"] * 4 + ["b"] * 3
@@ -75,7 +76,7 @@ def test_adding_a_run_leaves_the_other_runs_ranks_as_they_were():
 
 def test_each_run_has_its_own_last_milestone_and_alarm_sequence():
     run = Run({}, _results(RUN_A, "a") + _results(RUN_B, "b"))
-    doc = run.to_dict("epoch")
+    doc = document(run, "epoch")
     assert [(r["run"], r["epoch"], r["rank"]) for r in doc["results"]] == [
         ("a", 4, 1), ("a", 3, 2), ("a", 2, 3), ("a", 1, 4), ("b", 3, 1), ("b", 2, 2), ("b", 1, 3)]  # newest first
     assert [(c["run"], c["epoch"]) for c in doc["recommendations"]] == [("a", 4), ("b", 3)]

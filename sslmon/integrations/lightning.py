@@ -38,6 +38,7 @@ from sslmon.alarms import collapse_flag
 from sslmon.api import Options, score_model
 from sslmon.io.datasets import ImageSet, load_dataset
 from sslmon.io.runfile import jsonl_header, jsonl_line
+from sslmon.metrics import VIEW_BASED
 from sslmon.results import Result
 
 BackboneSpec = str | nn.Module | Callable[[pl.LightningModule], nn.Module] | None
@@ -90,8 +91,8 @@ class SSLMonitor(pl.Callback):
         self.every_n_epochs = every_n_epochs
         self.backbone = backbone
         self.metrics = list(opts.metrics) if opts.metrics is not None else None
-        if self.metrics is not None and opts.lidar_views and "lidar" not in self.metrics:
-            self.metrics.append("lidar")
+        if self.metrics is not None and opts.lidar_views:
+            self.metrics += [m for m in VIEW_BASED if m not in self.metrics]
         self.output = Path(output) if output is not None else None
         self.mean, self.std, self.input_size, self.batch_size = mean, std, input_size, opts.batch_size or 256
         self.lidar_views = opts.lidar_views

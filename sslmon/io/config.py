@@ -10,7 +10,7 @@ evaluated, never a trust flag, a path to read or write, or what happens to the o
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, get_args, get_origin
 
 import yaml
 
@@ -126,3 +126,49 @@ def check_type(path: Path, key: Any, value: Any, expected: type, multiple: bool)
     if isinstance(value, bool) != (expected is bool) or not isinstance(value, types):
         raise ConfigError(f"{path}: option '{key}' must be {_WANTED[expected]}, got {type(value).__name__} {value!r:.40}")
     return value
+
+
+FILE_ONLY_ARGUMENTS = ("paths", "names", "runs", "folder", "config", "help")  # never set by an option file
+
+
+def option_defaults(params: dict[str, Any], ctx: Any, files: list[tuple[Path, bool]], given: set[str],
+                    say: Callable[[str], None]) -> dict[str, Any]:
+    """The option values that the option ``files`` give (each ``(path, untrusted)``; an earlier file wins), as a
+    Click ``default_map``: the values the command line (the option names in ``given``) does not set. ``params``:
+    the command's Click parameters by name, whose ``process_value(ctx, value)`` checks each value (coercion,
+    bounds, callback). ConfigError naming the file (and key) for an unknown key, a key an untrusted file may not
+    set, a value of the wrong type, or one that the option or :data:`FILE_BOUNDS` refuses."""
+    defaults: dict[str, Any] = {}
+    for path, untrusted in files:
+        data = read_yaml(path)
+        overridden = [str(key) for key in data if option_name(key) in given]
+        if data:
+            say(f"read options from {path}: {', '.join(map(str, data))}"
+                + (f" (the command line wins for {', '.join(overridden)})" if overridden else ""))
+        for key, value in data.items():
+            name = option_name(key)
+            if name not in params or name in FILE_ONLY_ARGUMENTS:
+                raise ConfigError(f"{path}: unknown option '{key}'")
+            if untrusted:
+                check_folder_key(path, key)
+            value = check_type(path, key, yaml_value(name, value), _option_type(params[name]), params[name].multiple)
+            if name in given or name in defaults or value is None:
+                continue
+            try:
+                checked = params[name].process_value(ctx, value)  # coercion, bounds, callback
+            except Exception as exc:
+                raise ConfigError(f"{path}: option '{key}': {one_line(exc)}") from None
+            check_bound(path, key, checked)
+            defaults[name] = value
+    return defaults
+
+
+def _option_type(param: Any) -> type:
+    """The Python type an option takes (int, float, bool, else str), for checking values read from YAML."""
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if annotation is None:  # typer versions whose options are plain click options
+        annotation = {"integer": int, "integer range": int, "float": float, "float range": float, "boolean": bool}.get(
+            param.type.name, str)
+    if get_origin(annotation) is list:
+        annotation = get_args(annotation)[0]
+    return annotation if annotation in (int, float, bool) else str

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from sslmon.errors import SslmonError
 from sslmon.io.output import read_text
+from sslmon.recommend import document
 from sslmon.results import SCHEMA_VERSION, Failure, Result, Run, check_schema_version, without_rank
 from sslmon import __version__
 
@@ -68,14 +69,14 @@ def jsonl_line(item: Result | Failure, rank: int | None = None, digest: str | No
 
 def to_json(run: Run, rank_by: str) -> str:
     """One JSON document (see docs/results-format.md), keys in a fixed order."""
-    return json.dumps(run.to_dict(rank_by), indent=2, allow_nan=False) + "\n"
+    return json.dumps(document(run, rank_by), indent=2, allow_nan=False) + "\n"
 
 
 def to_jsonl(run: Run, rank_by: str, started: str | None = None) -> str:
     """The header (:func:`jsonl_header`), one JSON object per result in rank order (the records of :func:`to_json`:
     with ``rank``, ``flags`` and ``recommended``, and ``time``), then one per failure (``"failed": true``)."""
     stamp = now()
-    lines = [json.dumps({**record, "time": stamp}, allow_nan=False) + "\n" for record in run.to_dict(rank_by)["results"]]
+    lines = [json.dumps({**record, "time": stamp}, allow_nan=False) + "\n" for record in document(run, rank_by)["results"]]
     return "".join([jsonl_header(run.config, started)] + lines + [jsonl_line(f) for f in run.failures])
 
 
