@@ -22,7 +22,7 @@ import time
 from typing import Callable, Sequence
 
 from sslmon.models.sources import Source
-from sslmon.io.cache import file_digest
+from sslmon.io.output import file_digest
 from sslmon.io.inputs import check_regular_file
 from sslmon.alarms import FLAG_CODES, NOISE, run_flags
 from sslmon.conditions import Gate, judge

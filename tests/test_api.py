@@ -194,6 +194,7 @@ def test_score_rejects_mixed_inputs_and_an_empty_folder(tmp_path):
     assert info.value.param == "paths"
 
 
+@pytest.mark.slow  # a full resnet18 forward over 100 images at 224 px
 def test_compare_random_resnet18_equals_its_embeddings_by_hand(cache_dir):
     options = Options(weights="none", limit=100, metrics=("rankme",), seed=0)
     run = compare(["resnet18"], options=options)

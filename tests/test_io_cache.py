@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from sslmon.api import Options, cache_settings
-from sslmon.io.cache import ResultCache, array_digest, cache_key, default_cache_dir, file_digest
+from sslmon.io.cache import ResultCache, array_digest, cache_key, default_cache_dir
+from sslmon.io.output import file_digest
 from sslmon.results import Result
 
 CONTENT = "ab" * 32 + " name=epoch_0001.pt arch=auto trust=False"  # a checkpoint's identity

@@ -25,6 +25,7 @@ def test_registry_lists_torchvision_and_own_archs():
     assert {"resnet18-cifar", "resnet50-cifar", "convnet-small"} <= set(names)
 
 
+@pytest.mark.slow  # full torchvision networks (issue 18: resnet tests are slow)
 @pytest.mark.parametrize("arch, dim", [("resnet18", 512), ("mobilenet_v3_small", 576), ("efficientnet_b0", 1280)])
 def test_head_replaced_real_forward(arch, dim, rgb_images):
     assert embed(build_arch(arch), rgb_images).shape == (4, dim)

@@ -36,19 +36,9 @@ import torch
 
 from sslmon import __version__
 from sslmon.versions import library_versions
-from sslmon.io.output import open_regular, read_regular
+from sslmon.io.output import read_regular
 from sslmon.paths import default_cache_dir
 from sslmon.results import Result
-
-
-def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a regular file's bytes, hex; OSError ("not a regular file") for a FIFO, device or folder, which is
-    checked before the file is opened (see :func:`~sslmon.io.output.open_regular`): never a hang or an endless read."""
-    h = hashlib.sha256()
-    with open_regular(path) as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def array_digest(*arrays: Any) -> str:

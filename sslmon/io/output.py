@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import fcntl
 import os
 from pathlib import Path
@@ -245,3 +246,13 @@ class ResultsFile:
             except OSError:
                 pass
             self._stream = None
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a regular file's bytes, hex; OSError ("not a regular file") for a FIFO, device or folder, which is
+    checked before the file is opened (see :func:`~sslmon.io.output.open_regular`): never a hang or an endless read."""
+    h = hashlib.sha256()
+    with open_regular(path) as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

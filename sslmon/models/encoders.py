@@ -506,7 +506,7 @@ def _download_weights(name: str, weights: torchvision.models.WeightsEnum, cached
 def _check_cached_weights(name: str, cached: Path) -> None:
     """CheckpointError unless ``cached`` is a regular file whose SHA-256 starts with the hash prefix in its name
     (torchvision's ``<name>-<prefix>.pth``; torch.hub checks it only while downloading, with ``check_hash``)."""
-    from sslmon.io.cache import file_digest
+    from sslmon.io.output import file_digest
 
     try:
         check_regular_file(cached, "weights file")

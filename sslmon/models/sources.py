@@ -49,7 +49,7 @@ def _checkpoint_identity(path: Path, arch: str, trust: bool) -> str:
     """A checkpoint's identity in the cache: its bytes, its file name (the epoch may come from it), the architecture
     asked for and trust (a file read with trust_checkpoints is never served without it). A FIFO, device, folder or
     broken link is an InputError naming it, found before anything is opened or hashed."""
-    from sslmon.io.cache import file_digest
+    from sslmon.io.output import file_digest
     from sslmon.io.inputs import check_regular_file
 
     check_regular_file(path, "checkpoint")
@@ -90,7 +90,7 @@ def _file_identity(path: Path, what: str) -> str | None:
     """An embedding file's identity in the cache: its bytes and its name; None (not cached) for a file that is not a
     readable regular file (FIFO, device, folder, broken link: never opened or hashed here), whose loading then
     reports why, in input order with the others."""
-    from sslmon.io.cache import file_digest
+    from sslmon.io.output import file_digest
     from sslmon.io.inputs import InputError, check_regular_file
 
     try:
