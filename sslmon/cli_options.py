@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from enum import Enum
 import inspect
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional, get_args
+from typing import Annotated, Any, Callable, Iterable, Optional, get_args
 
 import typer
 
@@ -16,7 +16,9 @@ from sslmon._text import one_line
 from sslmon.api import Options
 from sslmon.errors import OptionsError
 from sslmon.io.config import FOLDER_CONFIG
-from sslmon.metrics import METRICS
+from sslmon.evaluation import PRESETS
+from sslmon.executors import EXECUTORS
+from sslmon.metrics import METRICS, Z3_KMEANS_VARIANTS
 from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, check_ranked
 
 EXIT_ALARM = 3  # `watch --exit-on FLAG`: the flag appeared (not 1, a --fail-if; not 2, an error)
@@ -40,24 +42,15 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
-class PrecisionChoice(str, Enum):
-    fp32 = "fp32"
-    bf16 = "bf16"
+def _choices(name: str, values: Iterable[str]) -> Any:
+    """A str Enum of ``values`` for Typer (member names = values), built from the home of the values."""
+    return Enum(name, {v: v for v in values}, type=str)
 
 
-class Z3KmeansChoice(str, Enum):
-    paper = "paper"
-    centred = "centred"
-
-
-class PresetChoice(str, Enum):
-    paper = "paper"
-    fast = "fast"
-
-
-class ExecutorChoice(str, Enum):
-    local = "local"
-    ray = "ray"
+PrecisionChoice = _choices("PrecisionChoice", rules.PRECISIONS)
+Z3KmeansChoice = _choices("Z3KmeansChoice", Z3_KMEANS_VARIANTS)
+PresetChoice = _choices("PresetChoice", PRESETS)
+ExecutorChoice = _choices("ExecutorChoice", EXECUTORS)
 
 
 class Judge(str, Enum):
