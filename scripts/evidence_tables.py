@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from evidence_study import DATASETS  # noqa: E402  (each data set's grid, in the protocol's order)
 
+from sslmon.alarms import PLATEAU_WINDOW, collapse_flag, plateau_flag  # noqa: E402
 from sslmon.io.runfile import load_run  # noqa: E402
+from sslmon.results import Result  # noqa: E402
 from sslmon.metrics import METRICS  # noqa: E402
 
 HALVES = ("a", "b")
@@ -46,6 +48,7 @@ class Milestone:
     d: int
     lp: float  # sslmon's probe on the whole test split (the collapse ground truth)
     probe: dict[str, float]  # lp_acc_a/b, lp10_acc_a/b, train_loss, heldout_loss
+    result: Result | None = None  # sslmon's record (for the shipped flags)
 
 
 @dataclass
@@ -75,7 +78,7 @@ def load(folder: Path) -> list[RunData]:
         run = RunData(name, index, method, args)
         for r in sorted(load_run(results).results, key=lambda r: r.epoch):
             run.milestones.append(Milestone(r.epoch, r.metrics, r.metrics_std, r.n_samples, r.dim,
-                                            r.metrics.get("lp_acc"), by_epoch[r.epoch]))
+                                            r.metrics.get("lp_acc"), by_epoch[r.epoch], r))
         runs.append(run)
     return runs
 
@@ -208,7 +211,8 @@ def q1(runs: list[RunData]) -> str:
         default = next((i for i, r in enumerate(group) if r.name.endswith("_s0")), None)
         within_method = len({r.method.split("-")[0] for r in group}) == 1
         lines += [f"#### {gname}: {len(group)} runs", "",
-                  "| rule | regret A | regret B | Kendall tau A | P(regret > 1 pt) B | worst B (bootstrap) |", "|---|---|---|---|---|---|"]
+                  "| rule | regret A | regret B | Kendall tau A | P(regret > 1 pt) B | worst B (bootstrap) | rule - random, B [95 %] |",
+                  "|---|---|---|---|---|---|---|"]
         acc_h = {h: np.array([acc(m, h) for m in lasts]) for h in HALVES}
         scorers = dict(rules())
         if not within_method:
@@ -221,21 +225,23 @@ def q1(runs: list[RunData]) -> str:
             tau = kendalltau(s[finite], acc_h["a"][finite]).statistic if finite.sum() >= 3 else float("nan")
             idx = rng.integers(0, len(group), (BOOT, len(group)))
             boot = np.array([acc_h["b"][i].max() - acc_h["b"][i][pick(s[i])] for i in idx])
-            rows.append((name, regret, tau, float((boot > 1).mean()), float(boot.max())))
+            paired = boot - np.array([acc_h["b"][i].max() - acc_h["b"][i].mean() for i in idx])  # against the random pick
+            diff = fmt(regret["b"] - (acc_h["b"].max() - acc_h["b"].mean()), float(np.percentile(paired, 2.5)), float(np.percentile(paired, 97.5)))
+            rows.append((name, regret, tau, float((boot > 1).mean()), float(boot.max()), diff))
         rand = {h: acc_h[h].max() - acc_h[h].mean() for h in HALVES}
         few = {h: acc_h[h].max() - acc_h[h][pick(np.array([acc(m, other(h), "lp10_acc") for m in lasts]))] for h in HALVES}
-        for name, regret, tau, p1, worst in rows:
-            lines.append(f"| {name} | {regret['a']:.2f} | {regret['b']:.2f} | {tau:+.2f} | {p1:.2f} | {worst:.2f} |")
-        lines.append(f"| random pick (baseline) | {rand['a']:.2f} | {rand['b']:.2f} | | | |")
-        lines.append(f"| 10-label probe (baseline) | {few['a']:.2f} | {few['b']:.2f} | | | |")
+        for name, regret, tau, p1, worst, diff in rows:
+            lines.append(f"| {name} | {regret['a']:.2f} | {regret['b']:.2f} | {tau:+.2f} | {p1:.2f} | {worst:.2f} | {diff} |")
+        lines.append(f"| random pick (baseline) | {rand['a']:.2f} | {rand['b']:.2f} | | | | |")
+        lines.append(f"| 10-label probe (baseline) | {few['a']:.2f} | {few['b']:.2f} | | | | |")
         if default is not None:
             dflt = {h: acc_h[h].max() - acc_h[h][default] for h in HALVES}
-            lines.append(f"| default configuration {group[default].name} (baseline) | {dflt['a']:.2f} | {dflt['b']:.2f} | | | |")
+            lines.append(f"| default configuration {group[default].name} (baseline) | {dflt['a']:.2f} | {dflt['b']:.2f} | | | | |")
         free = [row for row in rows if "loss" not in row[0]]
         for h in HALVES:  # no winner's curse: the rule with the least regret on one half, judged on the other
             best = min(free, key=lambda row: (row[1][h], -row[2] if math.isfinite(row[2]) else 0))
             lines += ["", f"Best label-free rule on half {h.upper()}: **{best[0]}** ({best[1][h]:.2f}); on half "
-                      f"{other(h).upper()}: {best[1][other(h)]:.2f} (random pick {rand[other(h)]:.2f}).",]
+                      f"{other(h).upper()}: {best[1][other(h)]:.2f} (random pick {rand[other(h)]:.2f})."]
         lines.append("")
     return "\n".join(lines)
 
@@ -263,6 +269,7 @@ def alarms() -> dict[str, Callable[[RunData, int], bool]]:
         v = r.milestones[i].probe.get("heldout_loss")
         return v is None or not math.isfinite(v) or abs(v - trivial_loss(r)) <= 0.01 * abs(trivial_loss(r))
 
+    out["sslmon's collapse flag (as shipped)"] = lambda r, i: collapse_flag(r.milestones[i].result) is not None
     out["held-out loss trivial (baseline)"] = loss_alarm
     return out
 
@@ -330,6 +337,15 @@ def q3(runs: list[RunData]) -> str:
         return len(ms) - 1
 
     stops: dict[str, Callable[[RunData], int]] = {k: (lambda r, k=k: stop_metric(r, k)) for k in SINGLE if k != "dse"}
+    def stop_flag(r: RunData) -> int:
+        """The first milestone where sslmon's own ``plateau`` flag (sslmon.alarms) would fire."""
+        ms = r.milestones
+        for t in range(1 + PLATEAU_WINDOW, len(ms) + 1):
+            if plateau_flag([m.result for m in ms[t - PLATEAU_WINDOW:t]]) is not None:
+                return t - 1
+        return len(ms) - 1
+
+    stops["sslmon's plateau flag (as shipped)"] = stop_flag
     stops["held-out loss plateau (baseline)"] = stop_loss
     stops["fixed 50 % (baseline)"] = lambda r: min(range(len(r.milestones)), key=lambda i: abs(r.milestones[i].epoch - r.last.epoch / 2))
     stops["fixed 100 % (baseline)"] = lambda r: len(r.milestones) - 1
