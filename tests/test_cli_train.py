@@ -37,3 +37,12 @@ def test_two_epoch_run_is_scored(tmp_path, cache_dir, method, runner):
 def test_train_refuses_a_temperature_for_simsiam(tmp_path, runner):
     res = runner.invoke(app, ["train", "simsiam", "--out", str(tmp_path / "o"), "--temperature", "0.2", "--epochs", "1"])
     assert res.exit_code == 2 and "temperature" in res.output and not (tmp_path / "o").exists()
+
+
+def test_an_architecture_too_deep_for_the_image_size_is_one_line(tmp_path, tiny_data, cli):
+    # squeezenet1_1's five poolings take 16x16 to 0x0: one usage line naming the arch and the size, no traceback
+    code, out, err = cli("train", "simclr", "--out", str(tmp_path / "o"), "--dataset", tiny_data, "--arch", "squeezenet1_1",
+                         "--epochs", "1", "--batch-size", "8", "--device", "cpu", "-q")
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "squeezenet1_1 cannot take 16x16 images" in err and "--image-size" in err
+    assert not any((tmp_path / "o").glob("*.pt"))

@@ -342,8 +342,13 @@ def train(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     backbone = build_arch(arch)
-    with torch.no_grad():
-        embed_dim = backbone(torch.zeros(1, 3, *images.shape[2:])).shape[1]
+    try:
+        with torch.no_grad():
+            embed_dim = backbone(torch.zeros(1, 3, *images.shape[2:])).shape[1]
+    except RuntimeError as exc:  # e.g. squeezenet on 16x16 images: its feature map shrinks to nothing
+        size = "x".join(map(str, images.shape[2:]))
+        raise ValueError(f"arch {arch} cannot take {size} images ({str(exc).splitlines()[0]}); "
+                         "use larger images (--image-size) or another --arch") from None
     model = spec.build(backbone.train(), embed_dim, head_width, generator, temperature or spec.temperature).to(device)
 
     n = images.shape[0]
