@@ -7,7 +7,7 @@ split and scored on test halves A and B (stratified, seed 0), and the same probe
 class. A run whose results and probes exist is skipped, so the script resumes where it stopped.
 
 Usage: python scripts/evidence_study.py [--dataset d1|d2] [--only NAME,...] [--list]
-  d1: scikit-learn digits at 16x16 (36 runs); d2: the embedded Fashion-MNIST (9 runs), as the protocol says.
+  d1: scikit-learn digits at 16x16 (35 runs; squeezenet1_1 dropped: protocol amendment of 2026-12-07); d2: the embedded Fashion-MNIST (9 runs), as the protocol says.
 Environment: SSLMON (default .venv/bin/sslmon), RUNS (default /tmp/sslmon-evidence; checkpoints stay out of git).
 """
 
@@ -48,7 +48,7 @@ D1: dict[str, tuple[str, list[str]]] = {
     "simsiam_head256": ("simsiam", ["--head-width", "256"]), "simsiam_nosg": ("simsiam-no-sg", []),
     "simsiam_nopred": ("simsiam-no-pred", []),
     "arch_resnet18-cifar": ("simclr", ["--arch", "resnet18-cifar"]), "arch_mobilenet_v3_small": ("simclr", ["--arch", "mobilenet_v3_small"]),
-    "arch_shufflenet_v2_x0_5": ("simclr", ["--arch", "shufflenet_v2_x0_5"]), "arch_squeezenet1_1": ("simclr", ["--arch", "squeezenet1_1"]),
+    "arch_shufflenet_v2_x0_5": ("simclr", ["--arch", "shufflenet_v2_x0_5"]),
 }
 # D2 (Fashion-MNIST, embedded): the protocol's subset; 3,000 train images, 20 epochs with a milestone every 2
 # (the long run 60 epochs, every 6); 2,000 test images scored.
