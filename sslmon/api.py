@@ -33,17 +33,17 @@ from sslmon.io.z3file import z3_name
 from sslmon.metrics import METRICS
 from sslmon.models.sources import Source, checkpoint_sources, embedding_sources, torchvision_sources
 from sslmon.options import LIDAR_IMAGES, PRECISIONS, Options
-from sslmon.recommend import EVIDENCE_ENTROPY, MODELS_DEFAULT, has_epochs
+from sslmon.recommend import EVIDENCE_ACROSS, MODELS_DEFAULT, NO_RANKING, has_epochs
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.run import (NOISE_NAME, Scorer, add_reference_values, cache_settings, cluster_count,
                         load_images, noise_reference, score_embeddings, score_model)
-from sslmon.selection import EPOCH
+from sslmon.selection import EPOCH, INPUT
 
 _EMBEDDING = ("EmbeddingError", "FirstBatchClock", "LONG_EMBEDDING_S", "QUICK_LIMIT", "as_images", "embed",
               "embedding_estimate")  # sslmon.models.embed's, on first use (see __getattr__)
 __all__ = [
     "ACROSS_RUNS_NOTE", "EMBEDDING_SUFFIXES", "LIDAR_IMAGES", "NOISE_NAME", "PRECISIONS", "SELECT_WINDOW",
-    "Choice", "EvalConfig", "Evaluation", "Failure", "Log", "NothingToSelect", "OnProgress",
+    "Choice", "EvalConfig", "Evaluation", "Failure", "Log", "NoChoice", "NothingToSelect", "OnProgress",
     "OnResult", "Options", "Result", "Run", "Scorer", "Source", "add_reference_values", "cache_settings",
     "checkpoint_sources", "cluster_count", "compare", "evaluate", "load_images", "noise_reference", "score",
     "score_embedding_files", "score_embeddings", "score_model", "select", "torchvision_sources", "z3_name", *_EMBEDDING,
@@ -164,21 +164,22 @@ class NothingToSelect(SslmonError):
     """No run gave a checkpoint that can be chosen; the message says why, one line."""
 
 
-ACROSS_RUNS_NOTE = ("not validated: there is no label-free evidence yet for choosing among runs (issue 17); "
-                    "H(Z3) is the paper's only metric significant across architectures (Table II)")
+ACROSS_RUNS_NOTE = f"{NO_RANKING} (docs/evidence/README.md, Q1 and Q4)"
+CHOOSE_HINT = "--rank-by KEY chooses by a metric"
 
 
 @dataclass
 class Choice:
-    """What :func:`select` chose: the checkpoint (``path``, ``name``, ``epoch``, the ``run`` argument it came from),
-    the ``rule`` and ``reason``, the ``evidence`` behind the rule and a ``note`` on its limits; ``candidates``: each
-    run's recommended checkpoint with the across-runs ``value`` and its ``flags``; ``excluded``: what was passed
-    over and why; ``failures``: inputs that could not be scored."""
+    """What :func:`select` chose: the checkpoint (``path``, ``name``, ``epoch``, the ``run`` argument it came from;
+    all None when nothing was chosen among several runs, :class:`NoChoice`), the ``rule`` and ``reason``, the
+    ``evidence`` behind the rule and a ``note`` on its limits; ``candidates``: each run's recommended checkpoint
+    with the across-runs ``value`` (when a metric was asked) and its ``flags``; ``excluded``: what was passed over
+    and why; ``failures``: inputs that could not be scored."""
 
     path: str | None
-    name: str
+    name: str | None
     epoch: int | None
-    run: str
+    run: str | None
     rule: str
     reason: str
     evidence: str
@@ -191,6 +192,15 @@ class Choice:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+class NoChoice(NothingToSelect):
+    """Several runs each gave a candidate, but no metric was asked to choose among them (the default: no label-free
+    ranking beat a random pick across runs, :data:`ACROSS_RUNS_NOTE`); ``choice`` holds the candidates, nothing chosen."""
+
+    def __init__(self, choice: Choice) -> None:
+        super().__init__(f"no choice among {len(choice.candidates)} runs: {choice.reason}; {CHOOSE_HINT}")
+        self.choice = choice
+
+
 def select(
     runs: Sequence[str | Path],
     *,
@@ -201,15 +211,15 @@ def select(
     """The checkpoint to keep among ``runs`` (each a checkpoint folder or file, or an embedding file): each run is
     scored with the options and the cache of :func:`score` (a checkpoint folder ranked by epoch: only the milestones
     the rule needs, :func:`_select_run`) and gives its recommendation (:func:`sslmon.recommend.recommend`: the last
-    milestone not flagged ``collapse`` by default). With several runs,
-    the one with the best H(Z3) (or ``options.rank_by`` when it is a metric) among those recommendations is chosen,
-    with :data:`ACROSS_RUNS_NOTE`. A run that cannot be scored is listed in ``failures``; NothingToSelect when no
-    checkpoint can be chosen."""
+    milestone not flagged ``collapse`` by default; a run of one input, such as an embedding file: that input).
+    With several candidates, the best by ``options.rank_by`` when it is a metric is chosen; without one, nothing is
+    chosen: :class:`NoChoice` holds the candidates (:data:`ACROSS_RUNS_NOTE`). A run that cannot be scored is listed
+    in ``failures``; NothingToSelect when no checkpoint can be chosen."""
     from sslmon.alarms import run_flags
     from sslmon.recommend import recommend
 
-    key = options.rank_by if options.rank_by in METRICS else MODELS_DEFAULT  # the rule across runs
-    if len(runs) > 1 and options.metrics is not None and key not in options.metrics:
+    key = options.rank_by if options.rank_by in METRICS else None  # the rule across runs: only a metric asked for
+    if len(runs) > 1 and key is not None and options.metrics is not None and key not in options.metrics:
         options = replace(options, metrics=(*options.metrics, key))
     candidates: list[tuple[Result, dict[str, Any], Any]] = []
     excluded: list[dict[str, Any]] = []
@@ -222,7 +232,8 @@ def select(
             continue
         failures += [f.error for f in run.failures]
         flags = run_flags(run.results)
-        choice = recommend(run, run.config["rank_by"], flags)
+        single = run.config["rank_by"] == INPUT and len(run.results) == 1  # a run of one input: that input
+        choice = _only_input(run, flags[0]) if single else recommend(run, run.config["rank_by"], flags)
         excluded += [{"run": run_path, **e} for e in choice.excluded]
         if choice.result is None:
             excluded.append({"run": run_path, "name": None, "why": choice.reason})
@@ -237,6 +248,9 @@ def select(
         result, entry, choice = candidates[0]
         return Choice(result.path, result.name, result.epoch, entry["run"], choice.rule, choice.reason, choice.evidence,
                       None, [entry], excluded, failures)
+    if key is None:
+        raise NoChoice(Choice(None, None, None, None, "no choice among runs (no metric asked)", NO_RANKING,
+                              EVIDENCE_ACROSS, None, [entry for _, entry, _ in candidates], excluded, failures))
     spec = METRICS[key]
     scored = []
     for result, entry, _ in candidates:
@@ -252,9 +266,23 @@ def select(
     how = f"{spec.better}" if spec.target is None else f"closest to {spec.target:g}"
     return Choice(result.path, result.name, result.epoch, entry["run"], f"each run's recommendation, then the best {key} ({how})",
                   f"{key} = {result.metrics[key]:.4g}, the best of {len(scored)} runs' recommended checkpoints",
-                  f"within a run: {candidates[0][2].evidence}; across runs: {EVIDENCE_ENTROPY}",
-                  ACROSS_RUNS_NOTE if key == MODELS_DEFAULT else f"--rank-by {key} as asked; {ACROSS_RUNS_NOTE}",
+                  f"within a run: {candidates[0][2].evidence}; across runs: as asked (--rank-by {key})",
+                  f"--rank-by {key} as asked; {ACROSS_RUNS_NOTE}",
                   [entry for _, entry, _ in candidates], excluded, failures)
+
+
+def _only_input(run: Run, flags: list[Any]) -> Any:
+    """The :class:`~sslmon.recommend.Recommendation` of a run of one input that is not ranked (an embedding file):
+    that input, unless it is flagged ``collapse``."""
+    from sslmon.recommend import Recommendation
+
+    result = run.results[0]
+    collapse = next((f for f in flags if f["code"] == "collapse"), None)
+    if collapse is not None:
+        return Recommendation(None, None, None, "the run's only input", f"collapse: {collapse['message']}", EVIDENCE_ACROSS,
+                              [{"name": result.name, "why": f"collapse: {collapse['message']}"}], result.run)
+    return Recommendation(result.name, result.path, result.epoch, "the run's only input", "the only input of its run",
+                          EVIDENCE_ACROSS, [], result.run, result)
 
 
 SELECT_WINDOW = 4  # select scores a run's newest milestones (and its first) in windows of this many, doubling

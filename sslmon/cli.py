@@ -164,13 +164,23 @@ def select(
     fmt: Annotated[SelectFormat, typer.Option("--format", "-f", help="path: only the chosen checkpoint's path on stdout; json: the choice and why (rule, values, alarms, what was excluded).")] = SelectFormat.path,
     **flags: Any,
 ) -> None:
-    """Print the path of the checkpoint to keep: each run's last milestone not flagged collapse; among several runs,
-    the one with the lowest H(Z3) (not validated yet; see docs/commands.md#choosing-the-checkpoint-to-keep-sslmon-select).
+    """Print the path of the checkpoint to keep: each run's last milestone not flagged collapse. Among several runs
+    nothing is chosen unless --rank-by names a metric: no label-free ranking beat a random pick across runs in
+    sslmon's study (docs/evidence/README.md); -f json then lists each run's candidate. See
+    docs/commands.md#choosing-the-checkpoint-to-keep-sslmon-select.
     Progress and notes go to stderr; exit 2 with one line when nothing can be chosen, and exit 2 after the path when
     some input failed (it is chosen among the rest)."""
     options, printing = split(flags)
     with progress(printing.quiet) as on_progress:
-        choice = api.select(runs, options=options, log=logger(printing.quiet), on_progress=on_progress)
+        try:
+            choice = api.select(runs, options=options, log=logger(printing.quiet), on_progress=on_progress)
+        except api.NoChoice as none:  # several candidates, no metric asked: list them, say why, exit 2
+            for failure in none.choice.failures:
+                say(f"error: {failure}")
+            if fmt == SelectFormat.json:
+                typer.echo(json.dumps(none.choice.to_dict(), indent=2))
+            say(str(none))
+            raise typer.Exit(2)
     for failure in choice.failures:
         say(f"error: {failure}")
     if fmt == SelectFormat.json:

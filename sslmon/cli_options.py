@@ -19,7 +19,7 @@ from sslmon.io.config import FOLDER_CONFIG
 from sslmon.evaluation import PRESETS
 from sslmon.executors import EXECUTORS
 from sslmon.metrics import METRICS, Z3_KMEANS_VARIANTS
-from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, check_ranked
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, INPUT, RULES, check_ranked
 
 EXIT_ALARM = 3  # `watch --exit-on FLAG`: the flag appeared (not 1, a --fail-if; not 2, an error)
 
@@ -73,13 +73,13 @@ def metric_key(value: str) -> str:
 
 
 def _rank_by(value: Optional[str]) -> Optional[str]:
-    if value is None or value in (CONSENSUS, EPOCH) or value in METRICS:
+    if value is None or value in RULES or value in METRICS:
         try:
             check_ranked(value or CONSENSUS)
         except ValueError as exc:
             raise typer.BadParameter(str(exc))
         return value
-    raise typer.BadParameter(f"'{value}' is neither '{EPOCH}', '{CONSENSUS}' nor a metric; valid metrics: {', '.join(METRICS)}")
+    raise typer.BadParameter(f"'{value}' is neither '{EPOCH}', '{CONSENSUS}', '{INPUT}' nor a metric; valid metrics: {', '.join(METRICS)}")
 
 
 def _device(value: str) -> str:
@@ -99,7 +99,7 @@ Seed = Annotated[int, typer.Option(min=0, max=2**32 - 1, help="Data seed: image 
 Seeds = Annotated[Optional[str], typer.Option("--seeds", callback=lambda v: seed_list(v), help="Evaluation seeds of UMAP and k-means: a count S (seeds 0..S-1) or a list such as 0,5,7. Metrics are the mean over the seeds (std and per-seed values in JSON). Default 3.")]
 Preset = Annotated[PresetChoice, typer.Option("--preset", help="paper (default): UMAP lays out umap-learn's own epochs (500 up to 10,000 images, 200 above), as the paper ran it; fast: 100 epochs, ~3x faster layouts, but H(Z3) is then not the paper's (docs/speed.md). Recorded in config.")]
 UmapEpochs = Annotated[Optional[int], typer.Option("--umap-epochs", min=1, help="UMAP layout epochs (default: umap-learn's own rule, the paper's setting); any other value is not the paper's H(Z3), said once per run.")]
-RankBy = Annotated[Optional[str], typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), '{EPOCH}' (newest first), or '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md). Default: {EPOCH} for a run's milestones, the last one recommended (score, watch, select); entropy_z3 for different models (compare, embedding files, checkpoints without epochs). See docs/metrics.md#the-default-ranking.")]
+RankBy = Annotated[Optional[str], typer.Option("--rank-by", callback=_rank_by, help=f"Metric to rank by (see `sslmon metrics`), '{EPOCH}' (newest first), '{CONSENSUS}': the mean rank over {','.join(DEFAULT_CONSENSUS)} (docs/selection.md), or '{INPUT}': input order, nothing ranked. Default: {EPOCH} for a run's milestones, the last one recommended (score, watch, select); {INPUT} for different models (compare, embedding files, checkpoints without epochs) and across runs (select): no label-free ranking beat a random pick there in sslmon's study (docs/evidence/README.md). See docs/metrics.md#the-default-ranking.")]
 Metrics = Annotated[Optional[str], typer.Option("--metrics", help="Comma-separated metric keys to compute (default: all the inputs allow).")]
 LidarViews = Annotated[int, typer.Option("--lidar-views", min=0, help="LiDAR: embed N >= 2 augmented views (SimCLR stack) of each of up to 1000 images and add the lidar metric (0: off; not for embedding files).")]
 BinFactor = Annotated[Optional[float], typer.Option("--bin-factor", min=0.01, help="Entropy bin width in stds of Z3. Default 0.4 (score: SSL encoders), 0.8 (compare: supervised ImageNet models), as in the paper.")]

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 from sslmon.alarms import FLAG_CODES, run_flags
 from sslmon.metrics import METRICS
 from sslmon.results import Result, Run
+from sslmon.selection import INPUT
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt, ">": operator.gt,
@@ -72,7 +73,7 @@ def judged_results(run: Run, which: str, rank_by: str) -> list[Result]:
         return [r for part in run.parts() for r in judged_results(part, which, rank_by)]
     if which == "best":
         chosen = recommend(run, rank_by).result
-        return [chosen] if chosen is not None else run.ranked(rank_by)[:1]
+        return [chosen] if chosen is not None else [] if rank_by == INPUT else run.ranked(rank_by)[:1]
     with_epoch = [r for r in run.results if r.epoch is not None]
     return [max(with_epoch, key=lambda r: r.epoch)] if with_epoch else [run.results[-1]]
 
@@ -106,6 +107,8 @@ def nothing_to_judge(run: Run, conditions: Sequence[Gate], which: str, rank_by: 
     if not conditions:
         return None
     judged = judged_results(run, which, rank_by)
+    if not judged and which == "best" and rank_by == INPUT:
+        return "--fail-if judges nothing: nothing is ranked, so there is no best (--rank-by KEY ranks)"
     if not judged:
         init = "the only result is the untrained (epoch 0) milestone, which is not judged (--include-init judges it)"
         return f"--fail-if judges nothing: {init if run.exclude_init else 'no result to judge'}"

@@ -16,7 +16,7 @@ from sslmon.executors import EXECUTORS
 from sslmon.metrics import METRICS, VIEW_BASED, Z3_KMEANS_VARIANTS
 from sslmon.recommend import MODELS_DEFAULT
 from sslmon.rules import LIDAR_IMAGES, PRECISIONS
-from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, check_ranked
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, INPUT, RULES, check_ranked
 
 __all__ = ["LIDAR_IMAGES", "PRECISIONS", "Options"]
 
@@ -84,8 +84,8 @@ class Options:
         unknown = [m for m in self.metrics or () if m not in METRICS]
         if unknown or self.metrics == ():
             rules.fail("metrics", f"unknown metric(s) {', '.join(unknown) or 'none given'}; valid: {', '.join(METRICS)}")
-        if self.rank_by not in (None, CONSENSUS, EPOCH, *METRICS):
-            rules.fail("rank_by", f"'{self.rank_by}' is neither '{EPOCH}', '{CONSENSUS}' nor a metric; valid metrics: "
+        if self.rank_by not in (None, *RULES, *METRICS):
+            rules.fail("rank_by", f"'{self.rank_by}' is neither '{EPOCH}', '{CONSENSUS}', '{INPUT}' nor a metric; valid metrics: "
                        f"{', '.join(METRICS)}")
         try:
             check_ranked(self.rank_by or CONSENSUS)
@@ -112,16 +112,16 @@ class Options:
         """The domain defaults for ``kind`` (``checkpoints``, ``embeddings`` or ``models``), in one place:
         ``bin_factor`` 0.4 for SSL encoders and embeddings, 0.8 for supervised ImageNet models (as in the paper);
         ``batch_size`` 256, 64 for torchvision models (they run at 224 px and more); ``rank_by`` epoch order for a
-        training run's checkpoints (the last milestone recommended; :mod:`sslmon.recommend`), H(Z3) for models and
-        embedding files; ``train_limit`` = ``limit``. The metrics that ``rank_by`` needs, those of the collapse alarm
-        (:data:`~sslmon.alarms.ALARM_METRICS`), and ``lidar`` with ``lidar_views``, are added to ``metrics``;
+        training run's checkpoints (the last milestone recommended; :mod:`sslmon.recommend`), no ranking (input order,
+        :data:`~sslmon.recommend.MODELS_DEFAULT`) for models and embedding files; ``train_limit`` = ``limit``. The
+        metrics that ``rank_by`` needs, those of the collapse alarm (:data:`~sslmon.alarms.ALARM_METRICS`), and ``lidar`` with ``lidar_views``, are added to ``metrics``;
         ``exclude_init`` is off for models (randomly initialised torchvision models are different models, not the
         init milestone of a run)."""
         models = kind == "models"
         rank_by = self.rank_by or (EPOCH if kind == "checkpoints" else MODELS_DEFAULT)
         metrics = self.metrics
         if metrics is not None:
-            ranked = DEFAULT_CONSENSUS if rank_by == CONSENSUS else () if rank_by == EPOCH else (rank_by,)
+            ranked = DEFAULT_CONSENSUS if rank_by == CONSENSUS else () if rank_by in (EPOCH, INPUT) else (rank_by,)
             needed = (*ranked, *ALARM_METRICS, *(VIEW_BASED if self.lidar_views else ()))
             metrics = tuple(dict.fromkeys((*metrics, *needed)))  # in order, each once
         return replace(self, rank_by=rank_by, metrics=metrics, exclude_init=self.exclude_init and not models,

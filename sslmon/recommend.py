@@ -4,8 +4,9 @@
   and recommend the **last milestone**: in the repository's :data:`EVIDENCE_RUNS` training runs no label-free
   ranking had a lower mean regret than it (docs/results.md sections 2, 9 and 11; docs/selection.md), nor in the
   :data:`STUDY_RUNS` runs so far of issue 17's pre-registered study (docs/evidence/README.md).
-- Different models (inputs without epochs: embedding files, torchvision models): rank by H(Z3), lower is better
-  (:data:`MODELS_DEFAULT`): the only metric the paper found significant across architectures (Table II).
+- Different models (inputs without epochs: embedding files, torchvision models): no ranking (:data:`MODELS_DEFAULT`,
+  input order) and no recommendation: in issue 17's study no label-free ranking beat a random pick among training
+  runs or architectures (:data:`EVIDENCE_ACROSS`; docs/evidence/README.md, Q1 and Q4).
 - ``--rank-by KEY`` (asked for): rank 1 by KEY.
 
 A result flagged ``collapse`` (:mod:`sslmon.alarms`) is never recommended: the next one by the same rule is, and
@@ -21,18 +22,24 @@ from sslmon import __version__
 from sslmon.alarms import Flag, run_flags
 from sslmon.metrics import METRICS
 from sslmon.results import SCHEMA_VERSION
-from sslmon.selection import EPOCH
+from sslmon.selection import EPOCH, INPUT
 
 if TYPE_CHECKING:
     from sslmon.results import Result, Run
 
-MODELS_DEFAULT = "entropy_z3"  # the default ranking of different models (compare, embedding files)
+MODELS_DEFAULT = INPUT  # the default of different models (compare, embedding files) and across runs: no ranking
 EVIDENCE_RUNS = 12  # training runs with every milestone scored in docs/results/ (tests/test_recommend.py counts them)
 STUDY_RUNS = 10  # runs of issue 17's pre-registered study in docs/evidence/runs/ so far (counted by the same test)
 EVIDENCE_LAST = (f"no label-free ranking beat it on average over the {EVIDENCE_RUNS} training runs of docs/results.md "
                  f"(sections 2, 9, 11; docs/selection.md) nor over the {STUDY_RUNS} runs so far of docs/evidence")
-EVIDENCE_ENTROPY = ("the paper's only metric significant across architectures (Table II: r = -0.52 with probe accuracy "
-                    "over 17 ImageNet models on CIFAR-100, -0.34 n.s. on CIFAR-10); not validated by sslmon's own runs")
+RANK_HINT = "--rank-by KEY ranks by a metric"
+NO_RANKING = "no label-free ranking beat a random pick among training runs or architectures in sslmon's study"
+# Provisional (the lead fills in the final numbers from docs/evidence/README.md, Q1 and Q4).
+EVIDENCE_ACROSS = ("docs/evidence/README.md, Q1 and Q4: the rule chosen on half A of D1's test set did not beat a "
+                   "random pick on half B; on D2 (Fashion-MNIST) no rule beat it and H(Z3) did worse (regret 2.70 vs "
+                   "1.34 points); across architectures H(Z3) picked a network 31 points below the best (random: 23). "
+                   "--rank-by KEY ranks by a metric (the paper's Table II choice across 17 supervised ImageNet models "
+                   "was H(Z3), r = -0.52 with probe accuracy on CIFAR-100)")
 EVIDENCE_ASKED_RUN = f"as asked (--rank-by); over the {EVIDENCE_RUNS} training runs of docs/results.md no label-free ranking beat the last milestone"
 EVIDENCE_ASKED_MODELS = "as asked (--rank-by); across architectures the paper found only H(Z3) significant (Table II)"
 
@@ -59,10 +66,11 @@ class Recommendation:
 
     def line(self, named: bool = False) -> str:
         """The one line under the table: ``recommended: NAME, REASON; EVIDENCE`` (``recommended in RUN: ...`` with
-        ``named``, when the table holds several runs)."""
+        ``named``, when the table holds several runs); ``no recommendation: REASON`` when nothing is recommended."""
         where = f" in {self.run}" if named and self.run is not None else ""
         if self.name is None:
-            return f"no recommendation{where}: {self.reason}"
+            how = f" (docs/evidence/README.md); {RANK_HINT}" if self.reason == NO_RANKING else ""
+            return f"no recommendation{where}: {self.reason}{how}"
         return f"recommended{where}: {self.name}, {self.reason}; {self.evidence}"
 
 
@@ -81,8 +89,8 @@ def _rule(rank_by: str, milestones: bool) -> tuple[str, str]:
     """(rule, evidence) of a ranking."""
     if rank_by == EPOCH:
         return "last milestone", EVIDENCE_LAST
-    if rank_by == MODELS_DEFAULT and not milestones:
-        return f"lowest {MODELS_DEFAULT}", EVIDENCE_ENTROPY
+    if rank_by == INPUT:
+        return "no ranking (input order)", EVIDENCE_ACROSS
     spec = METRICS.get(rank_by)
     how = "best" if spec is None else f"{spec.better}" if spec.target is None else f"closest to {spec.target:g}"
     return f"rank 1 by {rank_by} ({how})", EVIDENCE_ASKED_RUN if milestones else EVIDENCE_ASKED_MODELS
@@ -105,6 +113,8 @@ def recommend(run: Run, rank_by: str, flags: Sequence[list[Flag]] | None = None)
     where = {id(r): i for i, r in enumerate(run.results)}
     milestones = has_epochs(run.results)
     rule, evidence = _rule(rank_by, milestones)
+    if rank_by == INPUT:
+        return Recommendation(None, None, None, rule, NO_RANKING, evidence, [], label)
     excluded: list[dict[str, str]] = []
     for position, (result, key) in enumerate(run.ranking(rank_by)):
         if key is None:

@@ -17,7 +17,7 @@ from sslmon.metrics import METRICS, UNCERTAINTIES
 from sslmon.recommend import document, recommend_each
 from sslmon.results import SCHEMA_VERSION, Result, Run
 from sslmon.io.runfile import to_json, to_jsonl
-from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, INPUT
 
 Format = Literal["table", "json", "jsonl", "csv"]
 
@@ -134,12 +134,13 @@ def _build_table(run: Run, rank_by: str, columns: list[str], left_out: list[str]
     show_epoch = any(r.epoch is not None for r in run.results)
     excluded = run.exclude_init and any(r.is_init for r in run.results)
     how = (f"mean rank over {', '.join(DEFAULT_CONSENSUS)}; lower is better" if consensus else
-           "newest first; the metrics are diagnostics" if rank_by == EPOCH else METRICS[rank_by].direction)
+           "newest first; the metrics are diagnostics" if rank_by == EPOCH else
+           "input order, none ranked; the metrics are diagnostics" if rank_by == INPUT else METRICS[rank_by].direction)
     seeds = run.config.get("seeds") or []
     spread = f"; mean±std over {len(seeds)} evaluation seeds" if len(seeds) > 1 else ""
     parts = run.parts()
     several = len(parts) > 1
-    title = (f"sslmon: ranked by {rank_by} ({how}{spread})" + (", init milestone not ranked" if excluded else "")
+    title = (f"sslmon: {'not ranked' if rank_by == INPUT else f'ranked by {rank_by}'} ({how}{spread})" + (", init milestone not ranked" if excluded else "")
              + (f"; {len(parts)} runs, each ranked on its own" if several else ""))
     flags = run_flags(run.results)
     chosen = {id(c.result) for c in recommend_each(run, rank_by, flags)}

@@ -8,7 +8,7 @@ import math
 from typing import Any, Callable, Iterator
 
 from sslmon.metrics import METRICS
-from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, consensus_keys, epoch_keys, metric_keys
+from sslmon.selection import CONSENSUS, DEFAULT_CONSENSUS, EPOCH, INPUT, consensus_keys, epoch_keys, metric_keys
 
 INIT_EPOCH = 0  # the untrained milestone
 # Version of the results contract (sslmon/schema/results.schema.json, docs/results-format.md): JSON, JSON Lines and CSV.
@@ -158,7 +158,9 @@ class Run:
         rank; ``None`` for unranked results (no value,
         or an excluded init milestone). ``rank_by`` is a metric key, ``"consensus"``: the mean rank
         over the :data:`~sslmon.selection.DEFAULT_CONSENSUS` metrics (:func:`~sslmon.selection.consensus_keys`), or
-        ``"epoch"``: newest first (a result without an epoch is not ranked)."""
+        ``"epoch"``: newest first (a result without an epoch is not ranked), or ``"input"``: none ranked (input order)."""
+        if rank_by == INPUT:
+            return [None] * len(self.results)
         eligible = [not (self.exclude_init and r.is_init) for r in self.results]
         if rank_by == EPOCH:
             return epoch_keys([r.epoch if ok else None for r, ok in zip(self.results, eligible)])

@@ -47,6 +47,8 @@ NO_EPOCHS = "no epochs"
 MIN_CANDIDATES = 2  # a choice needs at least two milestones
 CONSENSUS = "consensus"  # the --rank-by / selection name of the consensus
 EPOCH = "epoch"  # the --rank-by name of epoch order, newest first: score's default for a run's milestones (sslmon.recommend)
+INPUT = "input"  # the --rank-by name of no ranking (input order, nothing recommended): the default across models and runs
+RULES = (EPOCH, CONSENSUS, INPUT)  # the --rank-by names that are not metrics
 # The label-free metrics of the consensus: the six of the regret study (docs/selection.md), whose mean rank
 # had the lowest mean regret of the label-free choices there. Later metrics join after a study.
 DEFAULT_CONSENSUS = ("ami_c1_c2", "silhouette_c1", "entropy_z3", "rankme", "alpha_req", "l2_std")

@@ -63,12 +63,12 @@ def test_options_from_mapping_ignores_foreign_keys_and_none():
 
 
 def test_resolve_gives_the_domain_defaults():
-    # a run's milestones: epoch order (the last recommended); different models and embedding files: H(Z3)
-    for kind, rank_by in (("checkpoints", "epoch"), ("embeddings", "entropy_z3")):  # SSL encoders and their embeddings
+    # a run's milestones: epoch order (the last recommended); different models and embedding files: not ranked
+    for kind, rank_by in (("checkpoints", "epoch"), ("embeddings", "input")):  # SSL encoders and their embeddings
         opts = Options().resolve(kind)
         assert (opts.bin_factor, opts.batch_size, opts.rank_by, opts.train_limit) == (0.4, 256, rank_by, None)
     models = Options().resolve("models")  # supervised ImageNet models, at 224 px and more
-    assert (models.bin_factor, models.batch_size, models.rank_by) == (0.8, 64, "entropy_z3")
+    assert (models.bin_factor, models.batch_size, models.rank_by) == (0.8, 64, "input")
     assert Options(limit=500).resolve("checkpoints").train_limit == 500  # train_limit follows limit
     assert Options(limit=500, train_limit=100).resolve("checkpoints").train_limit == 100
     given = Options(bin_factor=0.6, batch_size=32, rank_by="l2_std").resolve("models")  # what is given stays
@@ -84,7 +84,10 @@ def test_resolve_adds_the_metrics_rank_by_needs():
     # epoch order needs no metric; the collapse alarm's l2_std and rankme are always added
     assert Options(metrics=("knn_acc",)).resolve("checkpoints").metrics == ("knn_acc", "l2_std", "rankme")
     assert Options(metrics=("rankme",), rank_by="alpha_req").resolve("models").metrics == ("rankme", "alpha_req", "l2_std")
-    assert Options(metrics=("rankme",)).resolve("models").metrics == ("rankme", "entropy_z3", "l2_std")  # models: H(Z3)
+    assert Options(metrics=("rankme",)).resolve("models").metrics == ("rankme", "l2_std")  # models: no ranking, no metric
+    assert Options(metrics=("rankme",), rank_by="input").resolve("checkpoints").metrics == ("rankme", "l2_std")
+    with pytest.raises(OptionsError, match="neither 'epoch', 'consensus', 'input' nor a metric"):
+        Options(rank_by="inputs")
 
 
 # --------------------------------------------------------------------------- arrays and models
@@ -200,7 +203,7 @@ def test_compare_random_resnet18_equals_its_embeddings_by_hand(cache_dir):
     run = compare(["resnet18"], options=options)
     (result,) = run.results
     assert (result.name, result.dim, result.n_samples) == ("resnet18", 512, 100)
-    assert run.config["entropy_bin_factor"] == 0.8 and run.config["rank_by"] == "entropy_z3"  # the models defaults
+    assert run.config["entropy_bin_factor"] == 0.8 and run.config["rank_by"] == "input"  # the models defaults
     # by hand: the same seeded random init, head removed, ImageNet normalisation at 224 px
     torch.manual_seed(0)
     model = torchvision.models.resnet18()

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from helpers import ROOT
 from sslmon.io.runfile import load_run, to_json
-from sslmon.recommend import EVIDENCE_RUNS, MODELS_DEFAULT, STUDY_RUNS, default_rank_by, recommend
+from sslmon.recommend import EVIDENCE_ACROSS, EVIDENCE_RUNS, MODELS_DEFAULT, STUDY_RUNS, default_rank_by, document, recommend
 from sslmon.results import Result, Run
-from sslmon.selection import EPOCH
+from sslmon.selection import EPOCH, INPUT
 
 HEALTHY = {"l2_std": 0.04, "rankme": 20.0, "entropy_z3": 4.3}
 COLLAPSED = {"l2_std": 0.0, "rankme": 1.0, "entropy_z3": 2.0}  # l2_std*sqrt(d) = 0 < 0.05
@@ -54,11 +54,35 @@ def test_nothing_to_recommend_says_why():
     assert all_collapsed.name is None and "collapse" in all_collapsed.reason
 
 
-def test_models_rank_by_entropy_lower_is_better():
-    run = _run([("resnet18", None, {**HEALTHY, "entropy_z3": 5.1}), ("resnet50", None, {**HEALTHY, "entropy_z3": 4.2})])
-    assert default_rank_by(run.results) == MODELS_DEFAULT == "entropy_z3"
+MODELS = [("resnet18", None, {**HEALTHY, "entropy_z3": 5.1}), ("vgg11", None, {**HEALTHY, "entropy_z3": 3.9}),
+          ("resnet50", None, {**HEALTHY, "entropy_z3": 4.2})]
+
+
+def test_models_are_not_ranked_by_default_and_nothing_is_recommended():
+    """Issue 17's decision: no label-free rule beat a random pick across runs or architectures, so different
+    models keep their input order, unranked, and the line under the table says why."""
+    run = _run(MODELS)
+    assert default_rank_by(run.results) == MODELS_DEFAULT == INPUT == "input"
     choice = recommend(run, MODELS_DEFAULT)
-    assert choice.name == "resnet50" and choice.rule == "lowest entropy_z3" and "Table II" in choice.evidence
+    assert (choice.name, choice.path, choice.result, choice.excluded) == (None, None, None, [])
+    assert "random pick" in choice.reason and choice.evidence == EVIDENCE_ACROSS and "docs/evidence/README.md" in choice.evidence
+    assert choice.line().startswith("no recommendation: no label-free ranking beat a random pick")
+    assert choice.line().endswith("--rank-by KEY ranks by a metric")
+    doc = document(run, MODELS_DEFAULT)
+    assert [(r["name"], r["rank"], r["recommended"]) for r in doc["results"]] == [
+        ("resnet18", None, False), ("vgg11", None, False), ("resnet50", None, False)]  # input order
+    assert doc["recommendation"]["name"] is None
+
+
+def test_models_ranked_by_entropy_when_asked():
+    run = _run(MODELS)
+    by_hand = [name for name, _, m in sorted(MODELS, key=lambda spec: spec[2]["entropy_z3"])]  # lower is better
+    assert by_hand == ["vgg11", "resnet50", "resnet18"]
+    doc = document(run, "entropy_z3")
+    assert [(r["name"], r["rank"]) for r in doc["results"]] == list(zip(by_hand, [1, 2, 3]))
+    assert [r["name"] for r in doc["results"] if r["recommended"]] == ["vgg11"]
+    choice = recommend(run, "entropy_z3")
+    assert choice.name == "vgg11" and choice.rule == "rank 1 by entropy_z3 (lower)" and "Table II" in choice.evidence
 
 
 def test_the_evidence_count_is_the_training_runs_in_docs_results():
@@ -76,8 +100,8 @@ def test_the_evidence_count_is_the_training_runs_in_docs_results():
 
 
 def test_untrained_models_are_models_not_a_run():
-    """Randomly initialised torchvision models all have epoch 0: compare ranks them (no init exclusion) by H(Z3),
-    and they get no noise flags against each other."""
+    """Randomly initialised torchvision models all have epoch 0: compare treats them as models (no init exclusion;
+    unranked by default, ranked by H(Z3) when asked), and they get no noise flags against each other."""
     from sslmon.alarms import run_flags
     from sslmon.api import Options
 
@@ -88,4 +112,5 @@ def test_untrained_models_are_models_not_a_run():
     for r in run.results:
         r.metrics_std = dict(std)
     assert default_rank_by(run.results) == MODELS_DEFAULT
-    assert recommend(run, MODELS_DEFAULT).name == "squeezenet" and run_flags(run.results) == [[], []]
+    assert recommend(run, MODELS_DEFAULT).name is None and run_flags(run.results) == [[], []]
+    assert recommend(run, "entropy_z3").name == "squeezenet"  # 2.7 < 3.1
