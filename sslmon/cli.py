@@ -147,7 +147,9 @@ def compare(
     offline: Annotated[bool, typer.Option("--offline", help="Never download weights (also SSLMON_OFFLINE=1): missing ones are an error naming the file, folder and URL.")] = False,
     **flags: Any,
 ) -> None:
-    """Score torchvision models on the same images; images are resized to each model's weights resolution."""
+    """Score torchvision models on the same images; images are resized to each model's weights resolution.
+    The models are listed in the order given, unranked (no label-free ranking beat a random pick across
+    architectures in sslmon's study, docs/evidence/README.md); --rank-by KEY ranks them, e.g. entropy_z3."""
     options, printing = split({**flags, "weights": weights, "offline": offline})
     out = results_file(printing.output, printing.fmt, input_files([], printing.config, options.dataset))
     log = logger(printing.quiet, errors=False)

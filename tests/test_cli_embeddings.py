@@ -96,7 +96,7 @@ def test_ranking_output_file_and_formats(tmp_path, runner):
     np.save(tmp_path / "spread.npy", spread)
     out = tmp_path / "res.csv"
     args = ["score", str(tmp_path / "collapsed.npy"), str(tmp_path / "spread.npy"), "--k", "2", "--metrics", "rankme,l2_std", "-q"]
-    result = runner.invoke(app, [*args, "--rank-by", "rankme", "--output", str(out)])  # score's default for files is H(Z3)
+    result = runner.invoke(app, [*args, "--rank-by", "rankme", "--output", str(out)])  # files' default: not ranked
     assert result.exit_code == 0, result.output
     assert "ranked by rankme" in result.stdout
     rows = list(csv.DictReader(out.open()))
@@ -107,13 +107,39 @@ def test_ranking_output_file_and_formats(tmp_path, runner):
     assert [r["name"] for r in lines] == ["spread", "collapsed"]
 
 
+def test_files_are_not_ranked_by_default_and_by_entropy_when_asked(tmp_path, runner):
+    """Issue 17: different models are listed in input order, none ranked or recommended, with the reason; asked,
+    --rank-by entropy_z3 ranks them lowest first and recommends rank 1."""
+    rng = np.random.default_rng(1)
+    names = ["wide", "line", "blobs"]
+    np.save(tmp_path / "wide.npy", rng.normal(size=(90, 8)))
+    np.save(tmp_path / "line.npy", rng.normal(size=(90, 1)) @ rng.normal(size=(1, 8)) + 0.05 * rng.normal(size=(90, 8)))
+    np.save(tmp_path / "blobs.npy", np.repeat(rng.normal(scale=5, size=(3, 8)), 30, axis=0) + rng.normal(size=(90, 8)))
+    args = ["score", *(str(tmp_path / f"{n}.npy") for n in names), "--k", "3", "--seeds", "1", "--umap-epochs", "10",
+            "--metrics", "entropy_z3,rankme,l2_std", "-q"]
+    plain = runner.invoke(app, [*args, "-f", "json"])
+    assert plain.exit_code == 0, plain.output
+    doc = json.loads(plain.stdout)
+    assert [(r["name"], r["rank"], r["recommended"]) for r in doc["results"]] == [(n, None, False) for n in names]
+    assert doc["config"]["rank_by"] == "input" and doc["recommendation"]["name"] is None
+    table = runner.invoke(app, args, env={"COLUMNS": "100"})
+    assert table.exit_code == 0, table.output
+    assert "not ranked (input order" in table.stdout and "✓" not in table.stdout
+    assert "no recommendation: no label-free ranking beat a random pick" in " ".join(table.stdout.split())
+    asked = json.loads(runner.invoke(app, [*args, "-f", "json", "--rank-by", "entropy_z3"]).stdout)
+    entropy = {r["name"]: r["metrics"]["entropy_z3"] for r in doc["results"]}  # the same cached values
+    by_hand = sorted(names, key=entropy.get)  # lower is better
+    assert [(r["name"], r["rank"]) for r in asked["results"]] == list(zip(by_hand, [1, 2, 3]))
+    assert [r["name"] for r in asked["results"] if r["recommended"]] == [by_hand[0]] == [asked["recommendation"]["name"]]
+
+
 def test_usage_errors_and_help(fmnist_npz, runner):
     # an existing input: only the bad option can be what exits 2, and the message names it
     def message(result) -> str:  # Typer draws a box around usage errors: undo its borders and wrapping
         return re.sub(r"[\s│]+", " ", result.output)
 
     bad_rank = runner.invoke(app, ["score", str(fmnist_npz), "--rank-by", "nonsense"])
-    assert bad_rank.exit_code == 2 and "'nonsense' is neither 'epoch', 'consensus' nor a metric" in message(bad_rank)
+    assert bad_rank.exit_code == 2 and "'nonsense' is neither 'epoch', 'consensus', 'input' nor a metric" in message(bad_rank)
     bad_metric = runner.invoke(app, ["score", str(fmnist_npz), "--metrics", "rankme,bogus"])
     assert bad_metric.exit_code == 2 and "unknown metric(s) bogus" in message(bad_metric)
     helptext = runner.invoke(app, ["score", "--help"])

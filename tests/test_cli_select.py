@@ -74,19 +74,34 @@ def test_select_prints_only_the_path(cache_dir, cli, run_with_collapse):
     assert code == 2 and out == f"{run_with_collapse / 'epoch_0001.pt'}\n" and "error:" in err and "epoch_0003.pt" in err
 
 
-def test_select_among_runs_takes_the_lowest_entropy_and_says_it_is_not_validated(cache_dir, cli, tmp_path):
+def test_select_among_runs_chooses_only_by_an_asked_metric(cache_dir, cli, tmp_path):
+    """Issue 17: no label-free rule beat a random pick among runs, so without --rank-by nothing is chosen (the
+    candidates are listed, one line says why, exit 2); --rank-by entropy_z3 chooses the lowest H(Z3)."""
     runs = []
     for name, epochs in (("a", (0, 1)), ("b", (0, 5))):
         runs.append(tmp_path / name)
         runs[-1].mkdir()
         for e in epochs:
             shutil.copy(SAMPLES / f"epoch_{e:04d}.pt", runs[-1] / f"epoch_{e:04d}.pt")
+    code, out, err = cli("select", *map(str, runs), *FAST, "--no-reference", "--umap-epochs", "10")
+    assert code == 2 and out == "" and err.strip().splitlines() == [
+        "no choice among 2 runs: no label-free ranking beat a random pick among training runs or architectures in "
+        "sslmon's study; --rank-by KEY chooses by a metric"]
     code, out, err = cli("select", *map(str, runs), *FAST, "--no-reference", "--umap-epochs", "10", "-f", "json")
+    assert code == 2 and "no choice among 2 runs" in err
+    doc = json.loads(out)
+    assert (doc["path"], doc["name"], doc["run"]) == (None, None, None) and "docs/evidence/README.md" in doc["evidence"]
+    assert [(c["run"], c["name"]) for c in doc["candidates"]] == [(str(runs[0]), "epoch_0001.pt"), (str(runs[1]), "epoch_0005.pt")]
+    assert all("value" not in c for c in doc["candidates"])
+    code, out, err = cli("select", *map(str, runs), *FAST, "--no-reference", "--umap-epochs", "10", "--rank-by",
+                         "entropy_z3", "-f", "json")
     assert code == 0, err
     doc = json.loads(out)
     values = {c["run"]: c["value"] for c in doc["candidates"]}
-    best = min(values, key=values.get)
-    assert doc["run"] == best and doc["path"].startswith(best) and "not validated" in doc["note"]
+    assert values[str(runs[0])] != values[str(runs[1])]
+    best = min(values, key=values.get)  # lower H(Z3) is better
+    assert doc["run"] == best and doc["path"] == str(Path(best) / doc["name"]) and "as asked" in doc["note"]
+    assert "as asked (--rank-by entropy_z3)" in doc["evidence"]
 
 
 def test_nothing_to_choose_or_judge_exits_2_with_one_line(cache_dir, cli, tmp_path):

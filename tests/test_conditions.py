@@ -25,6 +25,9 @@ def test_conditions_parse_and_judge():
     assert len(judge(run, cond, "latest", "rankme")) == 1  # b, epoch 20
     each = judge(run, cond, "each", "rankme")
     assert len(each) == 2 and any("undefined" in m for m in each)  # undefined never passes a gate
+    # not ranked (the default for different models): there is no best to judge, and the gate says so
+    assert judge(run, cond, "best", "input") == [] and len(judge(run, cond, "latest", "input")) == 1
+    assert "nothing is ranked, so there is no best" in nothing_to_judge(run, cond, "best", "input")
 
 
 def test_fail_if_skips_the_excluded_init():
