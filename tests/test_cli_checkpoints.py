@@ -167,7 +167,7 @@ def test_score_defaults_are_epoch_order_and_excluding_init(runner):
     assert "Default: epoch for a run's milestones, the last one recommended" in text and "[default: exclude-init]" in text
     from sslmon.api import Options
 
-    assert Options().resolve("checkpoints").rank_by == "epoch" and Options().resolve("models").rank_by == "entropy_z3"
+    assert Options().resolve("checkpoints").rank_by == "epoch" and Options().resolve("models").rank_by == "input"
 
 
 def test_exclude_init_changes_the_sample_checkpoint_ranking(cache_dir, runner):
