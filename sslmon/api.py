@@ -33,7 +33,7 @@ from sslmon.io.z3file import z3_name
 from sslmon.metrics import METRICS
 from sslmon.models.sources import Source, checkpoint_sources, embedding_sources, torchvision_sources
 from sslmon.options import LIDAR_IMAGES, PRECISIONS, Options
-from sslmon.recommend import EVIDENCE_ACROSS, MODELS_DEFAULT, NO_RANKING, has_epochs
+from sslmon.recommend import EVIDENCE_ACROSS, MODELS_DEFAULT, NO_RANKING, Recommendation, has_epochs
 from sslmon.results import Failure, OnResult, Result, Run
 from sslmon.run import (NOISE_NAME, Scorer, add_reference_values, cache_settings, cluster_count,
                         load_images, noise_reference, score_embeddings, score_model)
@@ -271,15 +271,13 @@ def select(
                   [entry for _, entry, _ in candidates], excluded, failures)
 
 
-def _only_input(run: Run, flags: list[Any]) -> Any:
-    """The :class:`~sslmon.recommend.Recommendation` of a run of one input that is not ranked (an embedding file):
-    that input, unless it is flagged ``collapse``."""
-    from sslmon.recommend import Recommendation
-
+def _only_input(run: Run, flags: list[dict[str, str]]) -> Recommendation:
+    """The recommendation of a run of one input that is not ranked (an embedding file): that input, unless it is
+    flagged ``collapse``."""
     result = run.results[0]
     collapse = next((f for f in flags if f["code"] == "collapse"), None)
     if collapse is not None:
-        return Recommendation(None, None, None, "the run's only input", f"collapse: {collapse['message']}", EVIDENCE_ACROSS,
+        return Recommendation(None, None, None, "the run's only input", "its only input is flagged collapse", EVIDENCE_ACROSS,
                               [{"name": result.name, "why": f"collapse: {collapse['message']}"}], result.run)
     return Recommendation(result.name, result.path, result.epoch, "the run's only input", "the only input of its run",
                           EVIDENCE_ACROSS, [], result.run, result)

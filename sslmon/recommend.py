@@ -36,7 +36,7 @@ RANK_HINT = "--rank-by KEY ranks by a metric"
 NO_RANKING = "no label-free ranking beat a random pick among training runs or architectures in sslmon's study"
 # Provisional (the lead fills in the final numbers from docs/evidence/README.md, Q1 and Q4).
 EVIDENCE_ACROSS = ("docs/evidence/README.md, Q1 and Q4: the rule chosen on half A of D1's test set did not beat a "
-                   "random pick on half B; on D2 (Fashion-MNIST) no rule beat it and H(Z3) did worse (regret 2.70 vs "
+                   "random pick on half B (27 digits runs); on D2 (Fashion-MNIST, 8 runs) no rule beat it and H(Z3) did worse (regret 2.70 vs "
                    "1.34 points); across architectures H(Z3) picked a network 31 points below the best (random: 23). "
                    "--rank-by KEY ranks by a metric (the paper's Table II choice across 17 supervised ImageNet models "
                    "was H(Z3), r = -0.52 with probe accuracy on CIFAR-100)")

@@ -154,3 +154,27 @@ def test_score_on_the_sample_checkpoints_recommends_the_last_with_its_evidence(c
     rows = [line.split("│")[1:4] for line in out.splitlines() if line.startswith("│")]
     assert [name.strip() for _, name, _ in rows] == [f"epoch_{e:04d}.pt" for e in (5, 4, 3, 2, 1, 0)]  # newest first
     assert rows[0][0].strip() == "1✓" and rows[-1][0].strip() == "—"  # the init milestone is not ranked
+
+
+def test_select_among_embedding_files_each_file_is_a_run(cli, tmp_path):
+    """Each embedding file is a run of one input (its candidate); among them only an asked metric chooses: RankMe,
+    higher is better, computed here by hand (exp of the entropy of the normalised singular values)."""
+    rng = np.random.default_rng(0)
+    files = {"flat": rng.normal(size=(80, 1)) @ rng.normal(size=(1, 6)) + 0.1 * rng.normal(size=(80, 6)),
+             "round": rng.normal(size=(80, 6))}
+    for name, z in files.items():
+        np.save(tmp_path / f"{name}.npy", z.astype(np.float32))
+    args = ["select", *(str(tmp_path / f"{n}.npy") for n in files), "--k", "2", "--seeds", "1",
+            "--metrics", "rankme,l2_std", "--no-reference", "-q"]
+    code, out, err = cli(*args, "-f", "json")
+    assert code == 2 and "no choice among 2 runs" in err
+    assert [c["name"] for c in json.loads(out)["candidates"]] == list(files)
+
+    def rankme(z: np.ndarray) -> float:
+        s = np.linalg.svd(z.astype(np.float64), compute_uv=False)
+        p = s / s.sum() + 1e-7
+        return float(np.exp(-(p * np.log(p)).sum()))
+
+    code, out, err = cli(*args, "--rank-by", "rankme")
+    assert code == 0, err
+    assert out == f"{tmp_path / (max(files, key=lambda n: rankme(files[n])) + '.npy')}\n" == f"{tmp_path / 'round.npy'}\n"
