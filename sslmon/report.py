@@ -135,7 +135,7 @@ def _build_table(run: Run, rank_by: str, columns: list[str], left_out: list[str]
     excluded = run.exclude_init and any(r.is_init for r in run.results)
     how = (f"mean rank over {', '.join(DEFAULT_CONSENSUS)}; lower is better" if consensus else
            "newest first; the metrics are diagnostics" if rank_by == EPOCH else
-           "input order, none ranked; the metrics are diagnostics" if rank_by == INPUT else METRICS[rank_by].direction)
+           "input order; the metrics are diagnostics" if rank_by == INPUT else METRICS[rank_by].direction)
     seeds = run.config.get("seeds") or []
     spread = f"; mean±std over {len(seeds)} evaluation seeds" if len(seeds) > 1 else ""
     parts = run.parts()
