@@ -2,7 +2,7 @@
 # Issue 17's evidence study (docs/evidence/protocol.md): train, score and probe every run of the grid, then rebuild
 # the tables. Run from the repository root after `make install`:
 #
-#     bash examples/reproduce_evidence.sh          # D1 (digits, 35 runs), then D2 (Fashion-MNIST, 9 runs)
+#     bash examples/reproduce_evidence.sh          # D1 (digits, 36 runs), then D2 (Fashion-MNIST, 9 runs)
 #
 # Each run: `sslmon train` (convnet-small; checkpoints under $RUNS, default /tmp/sslmon-evidence, never in git),
 # `sslmon score` of every milestone at the default, paper-faithful settings (3 evaluation seeds) into

@@ -7,7 +7,7 @@ split and scored on test halves A and B (stratified, seed 0), and the same probe
 class. A run whose results and probes exist is skipped, so the script resumes where it stopped.
 
 Usage: python scripts/evidence_study.py [--dataset d1|d2] [--only NAME,...] [--list]
-  d1: scikit-learn digits at 16x16 (35 runs; squeezenet1_1 dropped: protocol amendment of 2026-12-07); d2: the embedded Fashion-MNIST (9 runs), as the protocol says.
+  d1: scikit-learn digits at 16x16 (36 runs; squeezenet1_1 dropped: protocol amendment of 2026-12-07); d2: the embedded Fashion-MNIST (9 runs), as the protocol says.
 Environment: SSLMON (default .venv/bin/sslmon), RUNS (default /tmp/sslmon-evidence; checkpoints stay out of git).
 """
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 _HOMES = {
     "evaluate": "sslmon.api", "score": "sslmon.api", "compare": "sslmon.api", "score_model": "sslmon.api",
