@@ -344,6 +344,7 @@ def watch(folder: Path, options: Options | None = None, *, output: Path | None =
 
     from sslmon.io.output import ResultsFile, check_target
     from sslmon.io.runfile import jsonl_header
+    from sslmon.io.tensorboard import open_log
     from sslmon.watch import Held, WatchError, read_held, watch as follow
 
     say: Log = log or (lambda msg: None)
@@ -360,7 +361,7 @@ def watch(folder: Path, options: Options | None = None, *, output: Path | None =
                     log=lambda msg: None if msg.startswith("error:") else say(msg))  # watch reports failures itself
     if out is not None and output is not None and not (output.is_file() and output.stat().st_size):
         out.stream(jsonl_header(scorer.run_config))  # a new output starts with its header
-    board = _tensorboard_log(tensorboard)
+    board = open_log(tensorboard)
     rank_by = options.rank_by or EPOCH
     say(f"watching {folder} every {poll:g} s" + (f" (until idle for {until_idle:g} s)" if until_idle is not None else ""))
     logged = {id(r) for r in held.results}  # results in TensorBoard (those held from an earlier watch were, then)
@@ -383,15 +384,6 @@ def watch(folder: Path, options: Options | None = None, *, output: Path | None =
     return outcome, out is not None and out.failed
 
 
-def _tensorboard_log(folder: Path | None) -> Any:
-    """The TensorBoard log of ``folder`` (None: none)."""
-    if folder is None:
-        return None
-    from sslmon.io.tensorboard import TensorBoardLog
-
-    return TensorBoardLog(folder)
-
-
 def train(method: str, out: Path, *, dataset: str | None = None, trust_data: bool = False, train_limit: int | None = None,
           image_size: int | None = None, arch: str = "convnet-small", epochs: int = 10, every: int = 1,
           batch_size: int = 256, lr: float | None = None, head_width: int = 2048, weight_decay: float | None = None,
@@ -405,6 +397,7 @@ def train(method: str, out: Path, *, dataset: str | None = None, trust_data: boo
     from contextlib import nullcontext
 
     from sslmon.io.datasets import load_dataset
+    from sslmon.io.tensorboard import open_log
     from sslmon.models.archs import check_arch
     from sslmon.models.augment import AugmentConfig
     from sslmon.rules import resolve_device
@@ -423,7 +416,7 @@ def train(method: str, out: Path, *, dataset: str | None = None, trust_data: boo
     heldout = data.images if data.train_images is not None else None  # the evaluation split: not trained on
     say(f"training {method} {arch} on {len(images)} images of {data.name} ({dev.type})"
         + (f"; held-out SSL loss on {min(len(heldout), HELDOUT_IMAGES)} evaluation images" if heldout is not None else ""))
-    board = _tensorboard_log(tensorboard)
+    board = open_log(tensorboard)
     try:
         with board or nullcontext():
             paths = run_training(method, images, arch, out, epochs, every, batch_size, seed, dev, mean=data.mean, std=data.std,

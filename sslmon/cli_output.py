@@ -257,20 +257,13 @@ def gates(fail_if: Sequence[str]) -> list[Gate]:
         raise typer.BadParameter(str(exc), param_hint="--fail-if")
 
 
-def tensorboard_log(folder: Optional[Path]) -> TensorBoardLog | None:
-    """The --tensorboard log (created before any work, so a missing package or bad folder is exit 2 at once)."""
-    if folder is None:
-        return None
-    from sslmon.io.tensorboard import TensorBoardLog
-
-    return TensorBoardLog(folder)
-
-
 def report_run(score_fn: Callable[[OnResult, OnProgress | None], Run], printing: Printing, out: ResultsFile | None) -> None:
     """Score with progress bars, streaming each record to the -o file, then report and exit (see :func:`finish`)."""
     conditions = gates(printing.fail_if)
     started = now()
-    board = tensorboard_log(printing.tensorboard)
+    from sslmon.io.tensorboard import open_log
+
+    board = open_log(printing.tensorboard)  # before any work: a missing package or bad folder is exit 2 at once
     with progress(printing.quiet) as on_progress, board or nullcontext():
         run, interrupted = scoring(lambda on_result: score_fn(on_result, on_progress), out, started, board)
     finish(run, printing.fmt, out, conditions, printing.judge, interrupted, started, printing.columns, printing.wide)

@@ -25,7 +25,6 @@ from sslmon.errors import OptionsError, SslmonError
 from sslmon.evaluation import EvalConfig, evaluate_embeddings, layout_note
 from sslmon.io.z3file import z3_paths
 from sslmon import metrics as M
-from sslmon.metrics import METRICS
 from sslmon.models.sources import EMBEDDINGS, ENCODER, Source
 from sslmon.options import Options
 from sslmon.results import Failure, OnResult, Result, Run
@@ -110,7 +109,7 @@ def score_model(
     dev = device if not isinstance(device, str) else rules.resolve_device(device)
     images = as_images(images)
     train_images = None if train_images is None else as_images(train_images, "train_images")
-    wanted = set(metrics) if metrics is not None else set(METRICS)
+    wanted = set(metrics) if metrics is not None else set(M.METRICS)
     use_train = train_images is not None and train_labels is not None and bool(set(M.TRAIN_SPLIT) & wanted)
     if log is not None and dev.type == "cpu":
         n_images = len(images) + (len(train_images) if use_train and train_images is not None else 0)
@@ -186,7 +185,6 @@ def load_images(options: Options, log: Log | None = None) -> ImageSet:
     """The evaluation images of ``options`` (resolved: ``train_limit`` follows ``limit``); DatasetError when bad.
     Without labels (and without ``metrics``) ``log`` gets one line saying the label-based metrics are left out."""
     from sslmon.io.datasets import load_dataset
-    from sslmon.metrics import LABEL_BASED
 
     data = load_dataset(options.dataset, limit=options.limit, train_limit=options.train_limit, seed=options.seed,
                         image_size=options.image_size, trust_data=options.trust_data)
@@ -195,7 +193,7 @@ def load_images(options: Options, log: Log | None = None) -> ImageSet:
             + (f", {len(data.train_images)} train" if data.train_images is not None else "")
             + f", {data.images.shape[-2]}x{data.images.shape[-1]} px")
         if data.labels is None and options.metrics is None:
-            log(f"note: {data.name} has no labels: the label-based metrics ({', '.join(LABEL_BASED)}) are left out")
+            log(f"note: {data.name} has no labels: the label-based metrics ({', '.join(M.LABEL_BASED)}) are left out")
     return data
 
 
@@ -401,9 +399,7 @@ def noise_reference(n: int, d: int, config: EvalConfig, metrics: Sequence[str] |
     """The label-free metrics of a structureless embedding of the same shape: i.i.d. standard Gaussian noise (n, d),
     float32, drawn with ``config.seed``, through the same evaluation (``config``: k, seeds, UMAP, bin factor). Cached
     in the ``reference`` folder of sslmon's cache folder per (n, d, settings) (``cache``)."""
-    from sslmon.metrics import LABEL_FREE, VIEW_BASED
-
-    wanted = [m for m in (metrics or LABEL_FREE) if m in LABEL_FREE and m not in VIEW_BASED]
+    wanted = [m for m in (metrics or M.LABEL_FREE) if m in M.LABEL_FREE and m not in M.VIEW_BASED]
     key, store = None, None
     if cache:
         from sslmon.io.cache import ResultCache, cache_key, default_cache_dir
@@ -428,8 +424,6 @@ def add_reference_values(run: Run, config: EvalConfig, options: Options, log: Lo
     one extra evaluation per result set), each ``{"n", "d", "k", "data_seed", "metrics", "metrics_std"}`` of
     :func:`noise_reference`; and ``init``, the label-free metrics of the init (epoch 0) milestone when there is one.
     Nothing when ``options.reference_values`` is off."""
-    from sslmon.metrics import LABEL_FREE
-
     if not options.reference_values or not run.results:
         return
     noise = []
@@ -439,5 +433,5 @@ def add_reference_values(run: Run, config: EvalConfig, options: Options, log: Lo
     init = next((r for r in run.results if r.is_init), None)
     run.reference_values = {
         "noise": noise,
-        "init": None if init is None else {"name": init.name, "metrics": {m: v for m, v in init.metrics.items() if m in LABEL_FREE}},
+        "init": None if init is None else {"name": init.name, "metrics": {m: v for m, v in init.metrics.items() if m in M.LABEL_FREE}},
     }

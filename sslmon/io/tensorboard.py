@@ -63,3 +63,9 @@ class TensorBoardLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def open_log(folder: str | Path | None) -> TensorBoardLog | None:
+    """The log of ``folder`` (None when no folder is given); TensorBoardError at once for a missing package or a
+    folder that cannot be written, before any work."""
+    return None if folder is None else TensorBoardLog(folder)

@@ -22,7 +22,6 @@ from sslmon import rules
 from sslmon._text import one_line
 from sslmon.callbacks import Log, OnProgress
 from sslmon.errors import OptionsError, SslmonError
-from sslmon.rules import PRECISIONS, resolve_device  # their home is sslmon.rules; imported from here too
 
 
 Precision = Literal["fp32", "bf16"]
@@ -71,8 +70,7 @@ def embed_images(
     ``precision``: ``fp32`` (default) or ``bf16`` (bfloat16 autocast on the device; the output is
     float32 either way). ``on_batch(k)`` is called after each batch with the number of images done in it.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    rules.check("precision", precision)
     device = torch.device(device)
     model = model.to(device).eval()
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
@@ -130,7 +128,7 @@ def embed(
     :func:`as_images`) through ``model`` in eval mode under ``torch.inference_mode``; each submodule's train/eval
     mode is restored afterwards. EmbeddingError naming ``name`` when the forward pass fails."""
     images = as_images(images)
-    dev = device if not isinstance(device, str) else resolve_device(device)
+    dev = device if not isinstance(device, str) else rules.resolve_device(device)
     task, total, done = f"embedding {name}", len(images), 0
 
     def advance(k: int) -> None:
